@@ -1,0 +1,44 @@
+# Every target makes its own virtualenv when it is missing, so a fresh clone needs only
+# python3 (>= 3.10) and, for the Redis tests, root to apt-get redis-server (CI's case).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+LINTED := entitlegate $(wildcard integrations/entitlegate_*)
+
+.PHONY: test lint format demo bench redis-server run-django run-flask run-asgi clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[all,dev]"
+	@touch $@
+
+# redis-server is a system package, not a Python one: install it when the machine lacks it.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required; install it and retry" >&2; exit 1; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED) tests bench
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy --strict $(LINTED)
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED) tests bench
+
+test: $(STAMP) redis-server lint
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(PY) -m example_app.demo
+
+bench: $(STAMP) redis-server
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis

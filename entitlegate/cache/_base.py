@@ -1,0 +1,94 @@
+"""What a cache holds (:class:`Entry`), what it must do (:class:`Cache`), and which write wins."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Cache", "Entry", "supersedes"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One customer's cached active entitlements.
+
+    ``version`` is the Stripe-side time (epoch seconds) the set is known to reflect: an event's
+    ``created``, the wall-clock moment a fetch started, or the moment of an invalidation.
+    ``expires`` and ``stale_until`` are readings of the resolver's monotonic clock: before
+    ``expires`` the entry answers checks; before ``stale_until`` it may be served while the
+    source is down. An invalidated entry keeps its set for that purpose but is never fresh.
+    """
+
+    features: frozenset[str]
+    version: float
+    expires: float
+    stale_until: float
+
+
+def supersedes(version: float, current: Entry | None, *, event: bool) -> bool:
+    """Whether a write versioned ``version`` may replace ``current``.
+
+    Stripe's ``created`` has one-second resolution, so an event is older than the entry only when
+    it falls before the second the entry's version lies in (a tie applies the event). A fetch's
+    version is exact, so a fetch loses to anything newer than the moment it started; that is what
+    keeps a slow fetch from undoing a webhook or an invalidation that landed while it ran.
+    """
+    if current is None:
+        return True
+    if event:
+        return version >= math.floor(current.version)
+    return version >= current.version
+
+
+def invalidated(current: Entry | None, version: float) -> Entry:
+    """The entry that replaces ``current`` when the customer is invalidated at ``version``.
+
+    It is never fresh, so the next check asks the source; it keeps the old set (and how long that
+    may be served in an outage) so an invalidation never turns an outage into a denial; and its
+    version is at least the old one, so an invalidation is never stale.
+    """
+    if current is None:
+        return Entry(frozenset(), version, -math.inf, -math.inf)
+    return Entry(current.features, max(version, current.version), -math.inf, current.stale_until)
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """Where a :class:`~entitlegate.Resolver` keeps entries. Implementations must be thread-safe.
+
+    ``peek`` is the hot path: it reads what this process holds, with no I/O and no lock. The other
+    methods may do I/O; the ``a``-prefixed twins must not block the event loop.
+    """
+
+    def peek(self, customer: str) -> Entry | None:
+        """The entry held in this process, or ``None``; never does I/O."""
+        ...
+
+    def get(self, customer: str) -> Entry | None:
+        """The entry for ``customer`` from wherever the cache keeps it."""
+        ...
+
+    async def aget(self, customer: str) -> Entry | None:
+        """Async twin of :meth:`get`."""
+        ...
+
+    def put(self, customer: str, entry: Entry, *, event: bool) -> bool:
+        """Store ``entry`` unless the held one is newer (see :func:`supersedes`); True if stored."""
+        ...
+
+    async def aput(self, customer: str, entry: Entry, *, event: bool) -> bool:
+        """Async twin of :meth:`put`."""
+        ...
+
+    def invalidate(self, customer: str, version: float) -> None:
+        """Make the customer's entry stale at ``version`` (see :func:`invalidated`)."""
+        ...
+
+    async def ainvalidate(self, customer: str, version: float) -> None:
+        """Async twin of :meth:`invalidate`."""
+        ...
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        ...

@@ -1,0 +1,384 @@
+"""The question every gated request asks: which features does this customer have?"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from entitlegate.cache._base import Cache, Entry
+from entitlegate.cache.memory import MemoryCache
+from entitlegate.errors import SourceUnavailable
+from entitlegate.sources import Source
+
+__all__ = ["OnUnavailable", "Resolver", "ResolverStats"]
+
+logger = logging.getLogger("entitlegate")
+
+OnUnavailable = Literal["raise", "deny", "allow"]
+_POLICIES = ("raise", "deny", "allow")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverStats:
+    """A snapshot of a resolver's counters since it was made."""
+
+    hits: int
+    misses: int
+    source_calls: int
+    stale_served: int
+    errors: int
+    coalesced: int
+
+
+class _Counter:
+    """A counter whose increment is one C call, safe under threads (``next`` on a count)."""
+
+    __slots__ = ("_count", "incr")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self.incr = self._count.__next__
+
+    @property
+    def value(self) -> int:
+        # A count's reduce exposes its next value without advancing it.
+        return int(self._count.__reduce__()[1][0])
+
+
+class _Flight:
+    """One fetch in progress in a thread, that other threads asking for the customer wait on."""
+
+    __slots__ = ("done", "error", "features")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.features: frozenset[str] | None = None
+        self.error: BaseException | None = None
+
+
+def _check_customer(customer: object) -> str:
+    if not isinstance(customer, str) or not customer.strip():
+        raise ValueError(f"customer must be a non-blank Stripe customer id string, got {customer!r}")
+    return customer
+
+
+class Resolver:
+    """Answers ``has_feature`` from a cache, asking the source only on a miss.
+
+    ``ttl`` is how long (seconds) an answer is trusted without asking the source; ``stale_ttl`` is
+    how long it may still be served while the source is down. ``on_unavailable`` decides what
+    :meth:`has_feature` answers when the source is down and nothing usable is cached: ``"raise"``
+    (the default) raises :class:`~entitlegate.SourceUnavailable`, ``"deny"`` answers False and
+    ``"allow"`` answers True. :meth:`features` always raises.
+
+    Concurrent misses for one customer make one source call, across threads and across the tasks
+    of one event loop. Thread-safe; the ``a``-prefixed twins never block the event loop.
+    ``clock`` (monotonic seconds) and ``wall_clock`` (epoch seconds, comparable with Stripe's
+    event times) can be replaced in tests.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        cache: Cache | None = None,
+        *,
+        ttl: float = 300.0,
+        stale_ttl: float = 86400.0,
+        on_unavailable: OnUnavailable = "raise",
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not callable(getattr(source, "fetch", None)):
+            raise TypeError(f"Resolver source must have a fetch(customer) method, got {source!r}")
+        for name, value in (("ttl", ttl), ("stale_ttl", stale_ttl)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"Resolver {name} must be a number of seconds >= 0, got {value!r}")
+        if stale_ttl < ttl:
+            raise ValueError(f"Resolver stale_ttl ({stale_ttl!r}) must be at least ttl ({ttl!r})")
+        if on_unavailable not in _POLICIES:
+            raise ValueError(f"Resolver on_unavailable must be one of {_POLICIES}, got {on_unavailable!r}")
+        self.source = source
+        self.cache: Cache = cache if cache is not None else MemoryCache()
+        self.ttl = float(ttl)
+        self.stale_ttl = float(stale_ttl)
+        self.on_unavailable: OnUnavailable = on_unavailable
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._peek = self.cache.peek
+        self._overrides: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+        self._aflights: dict[str, asyncio.Task[frozenset[str]]] = {}
+        self._hits = _Counter()
+        self._misses = _Counter()
+        self._source_calls = _Counter()
+        self._stale_served = _Counter()
+        self._errors = _Counter()
+        self._coalesced = _Counter()
+
+    def __repr__(self) -> str:
+        return (
+            f"Resolver({self.source!r}, {self.cache!r}, ttl={self.ttl}, stale_ttl={self.stale_ttl}, "
+            f"on_unavailable={self.on_unavailable!r})"
+        )
+
+    @property
+    def stats(self) -> ResolverStats:
+        """Counters: hits, misses, source_calls, stale_served, errors, coalesced."""
+        return ResolverStats(
+            hits=self._hits.value,
+            misses=self._misses.value,
+            source_calls=self._source_calls.value,
+            stale_served=self._stale_served.value,
+            errors=self._errors.value,
+            coalesced=self._coalesced.value,
+        )
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    def has_feature(self, customer: str, lookup_key: str) -> bool:
+        """Whether ``customer`` holds the feature ``lookup_key``.
+
+        Raises ``ValueError`` for a customer that is not a non-blank string, and
+        :class:`~entitlegate.SourceUnavailable` in an outage under ``on_unavailable="raise"``.
+        """
+        entry = self._peek(customer)
+        if entry is not None and entry.expires > self._clock():
+            self._hits.incr()
+            return lookup_key in entry.features
+        try:
+            return lookup_key in self._resolve(customer)
+        except SourceUnavailable:
+            if self.on_unavailable == "raise":
+                raise
+            return self.on_unavailable == "allow"
+
+    def features(self, customer: str) -> frozenset[str]:
+        """The lookup_keys of every feature ``customer`` holds.
+
+        Raises ``ValueError`` for a bad customer and :class:`~entitlegate.SourceUnavailable` when
+        the source is down and nothing younger than ``stale_ttl`` is cached.
+        """
+        entry = self._peek(customer)
+        if entry is not None and entry.expires > self._clock():
+            self._hits.incr()
+            return entry.features
+        return self._resolve(customer)
+
+    async def ahas_feature(self, customer: str, lookup_key: str) -> bool:
+        """Async twin of :meth:`has_feature`."""
+        entry = self._peek(customer)
+        if entry is not None and entry.expires > self._clock():
+            self._hits.incr()
+            return lookup_key in entry.features
+        try:
+            return lookup_key in await self._aresolve(customer)
+        except SourceUnavailable:
+            if self.on_unavailable == "raise":
+                raise
+            return self.on_unavailable == "allow"
+
+    async def afeatures(self, customer: str) -> frozenset[str]:
+        """Async twin of :meth:`features`."""
+        entry = self._peek(customer)
+        if entry is not None and entry.expires > self._clock():
+            self._hits.incr()
+            return entry.features
+        return await self._aresolve(customer)
+
+    # -- changes --------------------------------------------------------------------------------
+
+    def invalidate(self, customer: str) -> None:
+        """Make the next check for ``customer`` ask the source.
+
+        The old set stays available to serve during an outage, and a fetch already in flight
+        cannot write back what it read before this call.
+        """
+        self.cache.invalidate(_check_customer(customer), self._wall_clock())
+
+    async def ainvalidate(self, customer: str) -> None:
+        """Async twin of :meth:`invalidate`."""
+        await self.cache.ainvalidate(_check_customer(customer), self._wall_clock())
+
+    def refresh(self, customer: str) -> frozenset[str]:
+        """Ask the source now, bypassing the cache, and store the answer."""
+        _check_customer(customer)
+        return self._fetch_and_store(customer)
+
+    async def arefresh(self, customer: str) -> frozenset[str]:
+        """Async twin of :meth:`refresh`."""
+        _check_customer(customer)
+        return await self._afetch_and_store(customer)
+
+    def apply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
+        """Replace the customer's set with one a Stripe event created at ``created`` carries.
+
+        Returns False, changing nothing, when the cached entry is newer than the event.
+        """
+        return self.cache.put(_check_customer(customer), self._entry(lookup_keys, created), event=True)
+
+    async def aapply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
+        """Async twin of :meth:`apply_event`."""
+        return await self.cache.aput(_check_customer(customer), self._entry(lookup_keys, created), event=True)
+
+    # -- decisions both twins share ---------------------------------------------------------------
+
+    def _entry(self, lookup_keys: Iterable[str], version: float) -> Entry:
+        now = self._clock()
+        return Entry(frozenset(lookup_keys), float(version), now + self.ttl, now + self.stale_ttl)
+
+    def _fresh(self, customer: str, entry: Entry | None) -> frozenset[str] | None:
+        """The answer a miss-path lookup gives without the source, counting it; or None."""
+        overridden = self._overrides.get(customer)
+        if overridden is not None:
+            return overridden
+        if entry is not None and entry.expires > self._clock():
+            self._hits.incr()
+            return entry.features
+        self._misses.incr()
+        return None
+
+    def _fallback(self, customer: str, entry: Entry | None, error: SourceUnavailable) -> frozenset[str]:
+        """What to answer when the source failed: a stale entry if young enough, else raise."""
+        if entry is not None and entry.stale_until > self._clock():
+            self._stale_served.incr()
+            return entry.features
+        raise error
+
+    def _source_failed(self, customer: str, error: Exception) -> SourceUnavailable:
+        self._errors.incr()
+        if isinstance(error, SourceUnavailable):
+            return error
+        # A user's source raised something of its own: count it, log it, and report an outage
+        # rather than let it surface as a server error in every gated view.
+        logger.error("entitlegate source %r failed for customer %r", self.source, customer, exc_info=error)
+        failure = SourceUnavailable(
+            f"source failed for customer {customer!r}: {type(error).__name__}", customer=customer
+        )
+        failure.__cause__ = error
+        return failure
+
+    # -- sync I/O -------------------------------------------------------------------------------
+
+    def _resolve(self, customer: str) -> frozenset[str]:
+        entry = self.cache.get(_check_customer(customer))
+        answer = self._fresh(customer, entry)
+        if answer is not None:
+            return answer
+        try:
+            return self._coalesced_fetch(customer)
+        except SourceUnavailable as error:
+            return self._fallback(customer, self.cache.get(customer), error)
+
+    def _coalesced_fetch(self, customer: str) -> frozenset[str]:
+        with self._lock:
+            flight = self._flights.get(customer)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[customer] = _Flight()
+        if not leader:
+            self._coalesced.incr()
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            assert flight.features is not None
+            return flight.features
+        try:
+            flight.features = self._fetch_and_store(customer)
+            return flight.features
+        except BaseException as error:
+            flight.error = error
+            raise
+        finally:
+            with self._lock:
+                del self._flights[customer]
+            flight.done.set()
+
+    def _fetch_and_store(self, customer: str) -> frozenset[str]:
+        started = self._wall_clock()
+        self._source_calls.incr()
+        try:
+            features = frozenset(self.source.fetch(customer))
+        except Exception as error:
+            failure = self._source_failed(customer, error)
+        else:
+            self.cache.put(customer, self._entry(features, started), event=False)
+            return features
+        raise failure  # outside the handler, so the source's own chain is the only one shown
+
+    # -- async I/O ------------------------------------------------------------------------------
+
+    async def _aresolve(self, customer: str) -> frozenset[str]:
+        entry = await self.cache.aget(_check_customer(customer))
+        answer = self._fresh(customer, entry)
+        if answer is not None:
+            return answer
+        try:
+            return await self._acoalesced_fetch(customer)
+        except SourceUnavailable as error:
+            return self._fallback(customer, await self.cache.aget(customer), error)
+
+    async def _acoalesced_fetch(self, customer: str) -> frozenset[str]:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            flight = self._aflights.get(customer)
+            if flight is not None and flight.get_loop() is loop:
+                self._coalesced.incr()
+            else:
+                # The fetch runs in a task of its own, so a caller that is cancelled (a client
+                # that hung up) does not cancel it for every other caller waiting on it.
+                flight = loop.create_task(self._afetch_and_store(customer))
+                self._aflights[customer] = flight
+                flight.add_done_callback(lambda task: self._land(customer, task))
+        return await asyncio.shield(flight)
+
+    def _land(self, customer: str, task: asyncio.Task[frozenset[str]]) -> None:
+        with self._lock:
+            if self._aflights.get(customer) is task:
+                del self._aflights[customer]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a flight every caller left is not reported as lost
+
+    async def _afetch_and_store(self, customer: str) -> frozenset[str]:
+        started = self._wall_clock()
+        self._source_calls.incr()
+        try:
+            features = frozenset(await self._afetch(customer))
+        except Exception as error:
+            failure = self._source_failed(customer, error)
+        else:
+            await self.cache.aput(customer, self._entry(features, started), event=False)
+            return features
+        raise failure
+
+    async def _afetch(self, customer: str) -> Iterable[str]:
+        afetch = getattr(self.source, "afetch", None)
+        if afetch is None:
+            return await asyncio.to_thread(self.source.fetch, customer)
+        result: Iterable[str] = await afetch(customer)
+        return result
+
+    # -- overrides (entitlegate.testing) -------------------------------------------------------
+
+    def _set_overrides(self, overrides: Mapping[str, frozenset[str]]) -> None:
+        """Install ``overrides`` in front of the cache (used by ``override_features``)."""
+        self._overrides = dict(overrides)
+        if self._overrides:
+            far = math.inf
+            pinned = {customer: Entry(keys, far, far, far) for customer, keys in self._overrides.items()}
+            peek = self.cache.peek
+
+            def _peek(customer: str) -> Entry | None:
+                pinned_entry = pinned.get(customer)
+                return pinned_entry if pinned_entry is not None else peek(customer)
+
+            self._peek = _peek
+        else:
+            self._peek = self.cache.peek

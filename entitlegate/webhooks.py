@@ -1,0 +1,246 @@
+"""How cached answers change: Stripe webhook events, verified and applied in order."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import stripe
+
+from entitlegate.cache._base import supersedes
+from entitlegate.errors import InvalidPayload, InvalidSignature, SourceUnavailable
+from entitlegate.resolver import Resolver
+
+__all__ = ["SUMMARY_UPDATED", "WebhookHandler", "WebhookResult"]
+
+SUMMARY_UPDATED = "entitlements.active_entitlement_summary.updated"
+_CUSTOMER_DELETED = "customer.deleted"
+_SUBSCRIPTION_PREFIX = "customer.subscription."
+_REMEMBERED_EVENTS = 10_000
+
+Action = Literal["applied", "invalidated", "ignored", "stale", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    """What a webhook did. ``customer`` is None when the event names none."""
+
+    event_id: str
+    event_type: str
+    customer: str | None
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """The parts of a Stripe event entitlegate acts on, checked for shape and type."""
+
+    id: str
+    type: str
+    created: int
+    livemode: bool | None
+    customer: str | None
+    lookup_keys: frozenset[str] | None  # for a summary event: its entitlements
+    truncated: bool  # a summary event whose list says has_more (Stripe sends at most 10)
+
+
+class WebhookHandler:
+    """Verifies Stripe webhooks and applies them to a resolver's cache.
+
+    ``entitlements.active_entitlement_summary.updated`` replaces the customer's set (re-fetched
+    from the source when the event's list is truncated); ``customer.deleted`` and
+    ``customer.subscription.*`` invalidate the customer; other events are ignored, and so is an
+    event whose livemode differs from the source's. An event older than the cached entry is
+    ``stale`` and changes nothing; an event id seen before is a ``duplicate``.
+
+    Raises :class:`~entitlegate.InvalidSignature` or :class:`~entitlegate.InvalidPayload` for
+    any bad input (adapters answer 400), and :class:`~entitlegate.SourceUnavailable` when a
+    truncated event cannot be re-fetched (adapters answer 503 so Stripe delivers it again).
+    Thread-safe.
+    """
+
+    def __init__(self, resolver: Resolver, secret: str, *, tolerance: int = 300) -> None:
+        if not isinstance(secret, str) or not secret.strip():
+            raise ValueError("WebhookHandler secret must be the endpoint's signing secret ('whsec_…')")
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+            raise ValueError(f"WebhookHandler tolerance must be a whole number of seconds >= 0, got {tolerance!r}")
+        self.resolver = resolver
+        self.tolerance = tolerance
+        self._secret = secret
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"WebhookHandler({self.resolver!r}, tolerance={self.tolerance})"
+
+    def handle(self, payload: bytes | str, signature_header: str | None) -> WebhookResult:
+        """Verify and apply one webhook delivery."""
+        event = self._read(payload, signature_header)
+        action = self._screen(event)
+        if action is None:
+            assert event.customer is not None
+            if event.type != SUMMARY_UPDATED:
+                self.resolver.invalidate(event.customer)
+                action = "invalidated"
+            elif not _is_stale(event, self.resolver.cache.get(event.customer)):
+                if event.truncated:
+                    self._refetch(event.customer)
+                    action = "applied"
+                else:
+                    assert event.lookup_keys is not None
+                    applied = self.resolver.apply_event(event.customer, event.lookup_keys, event.created)
+                    action = "applied" if applied else "stale"
+            else:
+                action = "stale"
+        return self._finish(event, action)
+
+    async def ahandle(self, payload: bytes | str, signature_header: str | None) -> WebhookResult:
+        """Async twin of :meth:`handle`."""
+        event = self._read(payload, signature_header)
+        action = self._screen(event)
+        if action is None:
+            assert event.customer is not None
+            if event.type != SUMMARY_UPDATED:
+                await self.resolver.ainvalidate(event.customer)
+                action = "invalidated"
+            elif not _is_stale(event, await self.resolver.cache.aget(event.customer)):
+                if event.truncated:
+                    await self._arefetch(event.customer)
+                    action = "applied"
+                else:
+                    assert event.lookup_keys is not None
+                    applied = await self.resolver.aapply_event(event.customer, event.lookup_keys, event.created)
+                    action = "applied" if applied else "stale"
+            else:
+                action = "stale"
+        return self._finish(event, action)
+
+    # -- decisions both twins share ---------------------------------------------------------------
+
+    def _read(self, payload: bytes | str, signature_header: str | None) -> _Event:
+        _verify(payload, signature_header, self._secret, self.tolerance)
+        return _parse(payload)
+
+    def _screen(self, event: _Event) -> Action | None:
+        """The action for an event that needs no cache work, or None when it needs some."""
+        with self._seen_lock:
+            if event.id in self._seen:
+                return "duplicate"
+        if event.customer is None:
+            return "ignored"
+        livemode = getattr(self.resolver.source, "livemode", None)
+        if livemode is not None and event.livemode is not None and event.livemode != livemode:
+            return "ignored"
+        return None
+
+    def _finish(self, event: _Event, action: Action) -> WebhookResult:
+        # Remembered only once handled: an event that failed half-way (a 503) must apply when
+        # Stripe delivers it again.
+        if action != "duplicate":
+            with self._seen_lock:
+                self._seen[event.id] = None
+                if len(self._seen) > _REMEMBERED_EVENTS:
+                    self._seen.popitem(last=False)
+        return WebhookResult(event.id, event.type, event.customer, action)
+
+    def _refetch(self, customer: str) -> None:
+        try:
+            self.resolver.refresh(customer)
+        except SourceUnavailable:
+            # Whatever is cached is older than this event: never let it pass for fresh.
+            self.resolver.invalidate(customer)
+            raise
+
+    async def _arefetch(self, customer: str) -> None:
+        try:
+            await self.resolver.arefresh(customer)
+        except SourceUnavailable:
+            await self.resolver.ainvalidate(customer)
+            raise
+
+
+def _is_stale(event: _Event, current: Any) -> bool:
+    return not supersedes(float(event.created), current, event=True)
+
+
+def _verify(payload: bytes | str, signature_header: str | None, secret: str, tolerance: int) -> None:
+    """Check the ``Stripe-Signature`` header with the stripe SDK; raise InvalidSignature/Payload."""
+    if not isinstance(payload, (bytes, bytearray, str)):
+        raise InvalidPayload(f"webhook body must be bytes, not {type(payload).__name__}")
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            payload = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPayload("webhook body is not UTF-8 text") from None
+    if not isinstance(signature_header, str) or not signature_header.strip():
+        raise InvalidSignature("missing Stripe-Signature header")
+    if not signature_header.isascii():
+        raise InvalidSignature("malformed Stripe-Signature header")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance)
+    except stripe.SignatureVerificationError as error:
+        raise InvalidSignature(f"Stripe-Signature check failed: {error.user_message or error}") from None
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidSignature("malformed Stripe-Signature header") from None
+
+
+def _parse(payload: bytes | str) -> _Event:
+    """Read a verified body as a Stripe snapshot event; raise InvalidPayload for anything else."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise InvalidPayload("webhook body is not JSON") from None
+    if not isinstance(data, dict) or data.get("object") != "event":
+        raise InvalidPayload("webhook body is not a Stripe event (object != 'event'; thin events are not supported)")
+    event_id = _field(data, "id", str, "event")
+    event_type = _field(data, "type", str, event_id)
+    created = _field(data, "created", int, event_id)
+    if not 0 <= created < 2**53:
+        raise InvalidPayload(f"event {event_id}: created is not a Unix time")
+    livemode = data.get("livemode")
+    if livemode is not None and not isinstance(livemode, bool):
+        raise InvalidPayload(f"event {event_id}: livemode must be a boolean")
+    body = _field(data, "data", dict, event_id)
+    obj = _field(body, "object", dict, event_id)
+    customer: str | None = None
+    lookup_keys: frozenset[str] | None = None
+    truncated = False
+    if event_type == SUMMARY_UPDATED:
+        customer = _customer_id(obj.get("customer"), event_id)
+        listing = _field(obj, "entitlements", dict, event_id)
+        entries = _field(listing, "data", list, event_id)
+        if not all(isinstance(entry, dict) and _is_key(entry.get("lookup_key")) for entry in entries):
+            raise InvalidPayload(f"event {event_id}: every entitlement needs a string lookup_key")
+        lookup_keys = frozenset(entry["lookup_key"] for entry in entries)
+        has_more = listing.get("has_more", False)
+        if not isinstance(has_more, bool):
+            raise InvalidPayload(f"event {event_id}: entitlements.has_more must be a boolean")
+        truncated = has_more
+    elif event_type == _CUSTOMER_DELETED:
+        customer = _customer_id(obj.get("id"), event_id)
+    elif event_type.startswith(_SUBSCRIPTION_PREFIX):
+        customer = _customer_id(obj.get("customer"), event_id)
+    return _Event(event_id, event_type, created, livemode, customer, lookup_keys, truncated)
+
+
+def _field(obj: dict[str, Any], name: str, kind: type, event_id: str) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value):
+        raise InvalidPayload(f"{event_id}: {name!r} must be a {kind.__name__}")
+    return value
+
+
+def _is_key(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _customer_id(value: object, event_id: str) -> str:
+    # An expanded customer arrives as an object; a plain id as a string.
+    if isinstance(value, dict):
+        value = value.get("id")
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPayload(f"event {event_id}: no customer id")
+    return value

@@ -1,0 +1,37 @@
+"""The public names are a contract (../shared/DESIGN.md): an addition or removal shows up here."""
+
+import entitlegate
+import entitlegate.testing
+
+
+def test_all_lists_the_public_names_sorted() -> None:
+    assert entitlegate.__all__ == sorted(entitlegate.__all__)
+    assert set(entitlegate.__all__) >= {
+        "Resolver",
+        "StripeSource",
+        "StaticSource",
+        "MemoryCache",
+        "WebhookHandler",
+        "WebhookResult",
+        "EntitlegateError",
+        "SourceUnavailable",
+        "InvalidSignature",
+        "InvalidPayload",
+    }
+    for name in entitlegate.__all__:
+        assert hasattr(entitlegate, name), name
+
+
+def test_errors_share_one_base() -> None:
+    for error in (entitlegate.SourceUnavailable, entitlegate.InvalidSignature, entitlegate.InvalidPayload):
+        assert issubclass(error, entitlegate.EntitlegateError)
+
+
+def test_version_comes_from_the_installed_metadata() -> None:
+    from importlib.metadata import version
+
+    assert entitlegate.__version__ == version("entitlegate")
+
+
+def test_override_features_is_exported_from_testing() -> None:
+    assert callable(entitlegate.testing.override_features)
