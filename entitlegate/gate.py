@@ -1,0 +1,231 @@
+"""One decision for every web adapter: may this request through, and if not, why.
+
+Adapters translate their framework's request into a customer id and a :class:`Requirement`,
+call :func:`check` / :func:`acheck`, and render the :class:`Verdict` as a response. Path rules
+(:class:`Rules`) and the never-break-a-page template checks live here too, so Django, Flask and
+ASGI decide alike.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from entitlegate.errors import SourceUnavailable
+from entitlegate.resolver import Resolver
+
+__all__ = [
+    "Outcome",
+    "Requirement",
+    "Rules",
+    "Verdict",
+    "acheck",
+    "aportal_url",
+    "check",
+    "portal_url",
+    "safe_features",
+    "safe_has_feature",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """Features a request needs: every one of ``all_of`` and, if given, at least one of ``any_of``."""
+
+    all_of: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.all_of and not self.any_of:
+            raise ValueError("a feature requirement needs at least one lookup_key")
+        for key in (*self.all_of, *self.any_of):
+            if not isinstance(key, str) or not key.strip():
+                raise ValueError(f"feature lookup_keys must be non-blank strings, got {key!r}")
+
+    @classmethod
+    def of(cls, *features: str, any_of: Iterable[str] = ()) -> Requirement:
+        """``Requirement.of("a", "b")`` needs a and b; ``Requirement.of(any_of=("a", "b"))`` a or b."""
+        if isinstance(any_of, str):
+            any_of = (any_of,)
+        return cls(tuple(features), tuple(any_of))
+
+    def missing(self, features: frozenset[str]) -> str | None:
+        """The lookup_key to name in a denial, or None when ``features`` satisfy the requirement."""
+        for key in self.all_of:
+            if key not in features:
+                return key
+        if self.any_of and features.isdisjoint(self.any_of):
+            return self.any_of[0] if len(self.any_of) == 1 else " | ".join(self.any_of)
+        return None
+
+
+class Outcome(enum.Enum):
+    """How a check ended."""
+
+    ALLOWED = "allowed"
+    NO_CUSTOMER = "no_customer"  # nobody to check: sign in (401 / login redirect) or 403
+    DENIED = "denied"  # the customer lacks a feature: 403 or the site's denied handler
+    UNAVAILABLE = "unavailable"  # the source is down and nothing usable is cached: 503
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a check, the feature a denial names, and the outage behind a 503."""
+
+    outcome: Outcome
+    feature: str | None = None
+    error: SourceUnavailable | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOWED
+
+
+_ALLOWED = Verdict(Outcome.ALLOWED)
+_NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
+
+
+def _judge(resolver: Resolver, requirement: Requirement, features: frozenset[str]) -> Verdict:
+    missing = requirement.missing(features)
+    return _ALLOWED if missing is None else Verdict(Outcome.DENIED, missing)
+
+
+def _outage(resolver: Resolver, requirement: Requirement, error: SourceUnavailable) -> Verdict:
+    # The resolver's on_unavailable policy decides, as it does for has_feature.
+    if resolver.on_unavailable == "allow":
+        return _ALLOWED
+    if resolver.on_unavailable == "deny":
+        return Verdict(Outcome.DENIED, requirement.missing(frozenset()))
+    return Verdict(Outcome.UNAVAILABLE, None, error)
+
+
+def check(resolver: Resolver, customer: str | None, requirement: Requirement) -> Verdict:
+    """Decide whether ``customer`` (None: nobody signed in / no Stripe customer) meets ``requirement``.
+
+    Never raises for an outage: it becomes ``UNAVAILABLE`` (or the resolver's deny/allow policy).
+    A customer id that is not a non-blank string raises ``ValueError``.
+    """
+    if customer is None:
+        return _NO_CUSTOMER
+    try:
+        features = resolver.features(customer)
+    except SourceUnavailable as error:
+        return _outage(resolver, requirement, error)
+    return _judge(resolver, requirement, features)
+
+
+async def acheck(resolver: Resolver, customer: str | None, requirement: Requirement) -> Verdict:
+    """Async twin of :func:`check`."""
+    if customer is None:
+        return _NO_CUSTOMER
+    try:
+        features = await resolver.afeatures(customer)
+    except SourceUnavailable as error:
+        return _outage(resolver, requirement, error)
+    return _judge(resolver, requirement, features)
+
+
+def safe_has_feature(resolver: Resolver, customer: str | None, lookup_key: str) -> bool:
+    """A check for templates, which must never break a page.
+
+    No customer, or a malformed one, answers False; an outage answers as ``on_unavailable`` says,
+    with False under ``"raise"``.
+    """
+    if not customer:
+        return False
+    try:
+        return resolver.has_feature(customer, lookup_key)
+    except SourceUnavailable:
+        return resolver.on_unavailable == "allow"
+    except ValueError:
+        return False
+
+
+def safe_features(resolver: Resolver, customer: str | None) -> frozenset[str]:
+    """The customer's features for a template: the empty set without a customer or in an outage."""
+    if not customer:
+        return frozenset()
+    try:
+        return resolver.features(customer)
+    except (SourceUnavailable, ValueError):
+        return frozenset()
+
+
+class Rules:
+    """Path-prefix rules: ``{"/pro": "seats-feature", "/reports": ("analytics", "export")}``.
+
+    A prefix matches on path-segment boundaries (``/pro`` covers ``/pro`` and ``/pro/x``, not
+    ``/products``) and the longest matching prefix wins. A value is one lookup_key, a list of
+    them (all needed), or a :class:`Requirement`. Raises ``ValueError`` naming the bad rule.
+    """
+
+    def __init__(
+        self,
+        rules: Mapping[str, str | Iterable[str] | Requirement]
+        | Iterable[tuple[str, str | Iterable[str] | Requirement]] = (),
+    ) -> None:
+        items = rules.items() if isinstance(rules, Mapping) else rules
+        parsed: dict[str, Requirement] = {}
+        for item in items:
+            try:
+                prefix, needs = item
+            except (TypeError, ValueError):
+                raise ValueError(f"a rule must be a (path prefix, features) pair, got {item!r}") from None
+            if not isinstance(prefix, str) or not prefix.startswith("/"):
+                raise ValueError(f"rule prefix must be a path starting with '/', got {prefix!r}")
+            parsed[prefix.rstrip("/") or "/"] = _requirement(prefix, needs)
+        # Longest first, so the first match is the most specific one.
+        ordered = sorted(parsed.items(), key=lambda rule: len(rule[0]), reverse=True)
+        self._rules = [(prefix, prefix.rstrip("/") + "/", requirement) for prefix, requirement in ordered]
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __repr__(self) -> str:
+        return f"Rules({ {prefix: requirement for prefix, _, requirement in self._rules}!r})"
+
+    def match(self, path: str) -> Requirement | None:
+        """The requirement of the longest prefix covering ``path``, or None."""
+        for prefix, directory, requirement in self._rules:
+            if path == prefix or path.startswith(directory):
+                return requirement
+        return None
+
+
+def _requirement(prefix: str, needs: object) -> Requirement:
+    if isinstance(needs, Requirement):
+        return needs
+    if isinstance(needs, str):
+        needs = (needs,)
+    if not isinstance(needs, Iterable):
+        raise ValueError(f"rule {prefix!r} needs a lookup_key or a list of them, got {needs!r}")
+    try:
+        return Requirement(tuple(needs))
+    except ValueError as error:
+        raise ValueError(f"rule {prefix!r}: {error}") from None
+
+
+def portal_url(resolver: Resolver, customer: str, return_url: str) -> str:
+    """A Stripe Customer Portal session URL for an upgrade redirect, made by the resolver's source.
+
+    Raises ``TypeError`` when the source cannot make portal sessions (only :class:`StripeSource`
+    can) and :class:`~entitlegate.SourceUnavailable` when Stripe does not answer.
+    """
+    create = getattr(resolver.source, "create_portal_session", None)
+    if create is None:
+        raise TypeError(f"{resolver.source!r} cannot create Stripe Customer Portal sessions; use StripeSource")
+    url: str = create(customer, return_url)
+    return url
+
+
+async def aportal_url(resolver: Resolver, customer: str, return_url: str) -> str:
+    """Async twin of :func:`portal_url`."""
+    create = getattr(resolver.source, "acreate_portal_session", None)
+    if create is None:
+        raise TypeError(f"{resolver.source!r} cannot create Stripe Customer Portal sessions; use StripeSource")
+    url: str = await create(customer, return_url)
+    return url
