@@ -149,7 +149,10 @@ class Resolver:
         Raises ``ValueError`` for a customer that is not a non-blank string, and
         :class:`~entitlegate.SourceUnavailable` in an outage under ``on_unavailable="raise"``.
         """
-        entry = self._peek(customer)
+        try:
+            entry = self._peek(customer)
+        except TypeError:  # unhashable: not a customer id; the miss path says so
+            entry = None
         if entry is not None and entry.expires > self._clock():
             self._hits.incr()
             return lookup_key in entry.features
@@ -166,7 +169,10 @@ class Resolver:
         Raises ``ValueError`` for a bad customer and :class:`~entitlegate.SourceUnavailable` when
         the source is down and nothing younger than ``stale_ttl`` is cached.
         """
-        entry = self._peek(customer)
+        try:
+            entry = self._peek(customer)
+        except TypeError:  # unhashable: not a customer id; the miss path says so
+            entry = None
         if entry is not None and entry.expires > self._clock():
             self._hits.incr()
             return entry.features
@@ -174,7 +180,10 @@ class Resolver:
 
     async def ahas_feature(self, customer: str, lookup_key: str) -> bool:
         """Async twin of :meth:`has_feature`."""
-        entry = self._peek(customer)
+        try:
+            entry = self._peek(customer)
+        except TypeError:  # unhashable: not a customer id; the miss path says so
+            entry = None
         if entry is not None and entry.expires > self._clock():
             self._hits.incr()
             return lookup_key in entry.features
@@ -187,7 +196,10 @@ class Resolver:
 
     async def afeatures(self, customer: str) -> frozenset[str]:
         """Async twin of :meth:`features`."""
-        entry = self._peek(customer)
+        try:
+            entry = self._peek(customer)
+        except TypeError:  # unhashable: not a customer id; the miss path says so
+            entry = None
         if entry is not None and entry.expires > self._clock():
             self._hits.incr()
             return entry.features

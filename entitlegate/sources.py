@@ -83,6 +83,7 @@ class StripeSource:
         self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, stripe.StripeClient]
         self._loop_clients = weakref.WeakKeyDictionary()
         self._loop_clients_lock = threading.Lock()
+        self._keepers: set[asyncio.Task[None]] = set()  # strong refs: the loop holds tasks weakly
         self._auth_error_logged = False
         if client is not None:
             self._client = client
@@ -170,7 +171,20 @@ class StripeSource:
             client = self._loop_clients.get(loop)
             if client is None:
                 client = self._loop_clients[loop] = self._build_client()
+                # The client's pooled connections belong to this loop and must be closed on it.
+                # asyncio.run (and the Runner that test frameworks and servers use) cancels every
+                # task left when it shuts the loop down: a task parked here closes them then.
+                keeper = loop.create_task(_close_at_shutdown(client))
+                self._keepers.add(keeper)
+                keeper.add_done_callback(self._keepers.discard)
             return client
+
+    async def aclose(self) -> None:
+        """Close the async HTTP connections this source opened on the running event loop."""
+        with self._loop_clients_lock:
+            client = self._loop_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await _close_async(client)
 
     def _outcome_of(self, error: stripe.StripeError, customer: str) -> frozenset[str]:
         """Map an SDK error: an unknown customer has no features; everything else is an outage."""
@@ -194,6 +208,19 @@ class StripeSource:
             f"Stripe did not answer for customer {customer!r} ({type(error).__name__}, {status})",
             customer=customer,
         ) from error
+
+
+async def _close_at_shutdown(client: stripe.StripeClient) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await _close_async(client)
+
+
+async def _close_async(client: stripe.StripeClient) -> None:
+    http_client = client._requestor._client  # the SDK exposes no public close on StripeClient
+    if http_client is not None:
+        await http_client.close_async()  # type: ignore[no-untyped-call]
 
 
 def _collect(page: Any, keys: set[str]) -> str | None:

@@ -16,6 +16,7 @@ def _fake_stripe_server() -> Iterator[FakeStripe]:
     fake, server = start()
     yield fake
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture
