@@ -1,0 +1,103 @@
+"""entitlegate.gate: the one decision every adapter renders, and path rules."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from entitlegate import Resolver
+from entitlegate.gate import Outcome, Requirement, Rules, acheck, check, safe_features, safe_has_feature
+from tests.doubles import CountingSource, outage
+
+
+@pytest.fixture
+def source() -> CountingSource:
+    return CountingSource({"cus_pro": {"seats-feature", "analytics"}, "cus_free": set()})
+
+
+def test_a_customer_with_every_feature_is_allowed(source: CountingSource) -> None:
+    verdict = check(Resolver(source), "cus_pro", Requirement.of("seats-feature", "analytics"))
+    assert verdict.allowed
+
+
+def test_a_denial_names_the_first_missing_feature(source: CountingSource) -> None:
+    verdict = check(Resolver(source), "cus_pro", Requirement.of("seats-feature", "sso"))
+    assert (verdict.outcome, verdict.feature) == (Outcome.DENIED, "sso")
+
+
+def test_any_of_needs_one_of_them(source: CountingSource) -> None:
+    resolver = Resolver(source)
+    assert check(resolver, "cus_pro", Requirement.of(any_of=("sso", "analytics"))).allowed
+    denied = check(resolver, "cus_free", Requirement.of(any_of=("sso", "analytics")))
+    assert (denied.outcome, denied.feature) == (Outcome.DENIED, "sso | analytics")
+
+
+def test_no_customer_is_its_own_outcome_and_asks_nobody(source: CountingSource) -> None:
+    assert check(Resolver(source), None, Requirement.of("a")).outcome is Outcome.NO_CUSTOMER
+    assert source.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome"), [("raise", Outcome.UNAVAILABLE), ("deny", Outcome.DENIED), ("allow", Outcome.ALLOWED)]
+)
+def test_an_outage_follows_the_resolvers_policy(source: CountingSource, policy: str, outcome: Outcome) -> None:
+    source.failing = outage()
+    resolver = Resolver(source, on_unavailable=policy)  # type: ignore[arg-type]
+    assert check(resolver, "cus_pro", Requirement.of("a")).outcome is outcome
+    assert asyncio.run(acheck(resolver, "cus_pro", Requirement.of("a"))).outcome is outcome
+
+
+def test_acheck_is_the_async_twin(source: CountingSource) -> None:
+    resolver = Resolver(source)
+    assert asyncio.run(acheck(resolver, "cus_pro", Requirement.of("analytics"))).allowed
+    assert asyncio.run(acheck(resolver, None, Requirement.of("analytics"))).outcome is Outcome.NO_CUSTOMER
+
+
+@pytest.mark.parametrize("bad", [(), ("",), (" ",), (3,)])
+def test_a_requirement_needs_non_blank_lookup_keys(bad: tuple[object, ...]) -> None:
+    with pytest.raises(ValueError, match="lookup_key"):
+        Requirement(bad)  # type: ignore[arg-type]
+
+
+def test_template_checks_never_raise(source: CountingSource) -> None:
+    resolver = Resolver(source)
+    assert safe_has_feature(resolver, "cus_pro", "analytics") is True
+    assert safe_has_feature(resolver, None, "analytics") is False
+    assert safe_has_feature(resolver, "  ", "analytics") is False
+    source.failing = outage()
+    assert safe_has_feature(resolver, "cus_other", "analytics") is False
+    assert safe_features(resolver, "cus_other") == frozenset()
+    assert safe_has_feature(Resolver(source, on_unavailable="allow"), "cus_x", "analytics") is True
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/pro", ("seats-feature",)),
+        ("/pro/", ("seats-feature",)),
+        ("/pro/team", ("seats-feature",)),
+        ("/products", None),
+        ("/pro/reports", ("analytics", "export")),
+        ("/pro/reports/2026", ("analytics", "export")),
+        ("/pro/reportsx", ("seats-feature",)),
+        ("/", None),
+        ("/other", None),
+    ],
+)
+def test_rules_match_on_segment_boundaries_and_the_longest_prefix_wins(
+    path: str, expected: tuple[str, ...] | None
+) -> None:
+    rules = Rules({"/pro": "seats-feature", "/pro/reports/": ["analytics", "export"]})
+    found = rules.match(path)
+    assert (found.all_of if found else None) == expected
+
+
+def test_a_root_rule_covers_everything() -> None:
+    assert Rules({"/": "a"}).match("/anything/at/all") == Requirement.of("a")
+
+
+@pytest.mark.parametrize("rules", [{"pro": "a"}, {"/pro": ""}, {"/pro": 5}, [("/pro",)], {"/pro": []}])
+def test_malformed_rules_are_a_value_error_naming_the_rule(rules: object) -> None:
+    with pytest.raises(ValueError, match="rule"):
+        Rules(rules)  # type: ignore[arg-type]
