@@ -1,0 +1,86 @@
+"""The answers to a refused request: 401, 403 or 503 over HTTP; a websocket is refused before accept."""
+
+from __future__ import annotations
+
+import json
+
+from entitlegate_asgi._types import Receive, Scope, Send
+
+__all__ = ["NO_CUSTOMER", "UNAVAILABLE", "Refusal", "feature_required"]
+
+_JSON = b"application/json"
+_TEXT = b"text/plain; charset=utf-8"
+# Close codes for a websocket refused where the server cannot send an HTTP status (RFC 6455 §7.4.1):
+# 1008 policy violation; 1013 try again later.
+_POLICY_VIOLATION = 1008
+_TRY_AGAIN_LATER = 1013
+
+
+class Refusal:
+    """An ASGI app that refuses one request, with JSON for clients that accept it, plain text otherwise.
+
+    Over HTTP it answers ``status``. A websocket is refused before it is accepted: with that HTTP
+    status where the server offers the ``websocket.http.response`` extension, else by closing
+    with ``close_code``.
+    """
+
+    __slots__ = ("_json", "_text", "close_code", "error", "status")
+
+    def __init__(self, status: int, error: str, text: str, *, feature: str | None = None, close_code: int) -> None:
+        self.status = status
+        self.error = error
+        self.close_code = close_code
+        body: dict[str, str] = {"error": error} if feature is None else {"error": error, "feature": feature}
+        self._json = json.dumps(body).encode()
+        self._text = text.encode()
+
+    def __repr__(self) -> str:
+        return f"Refusal({self.status}, {self._json.decode()})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body, content_type = (self._json, _JSON) if _accepts_json(scope) else (self._text, _TEXT)
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            (b"vary", b"accept"),
+        ]
+        if scope["type"] != "websocket":
+            await send({"type": "http.response.start", "status": self.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        elif "websocket.http.response" in (scope.get("extensions") or {}):
+            await send({"type": "websocket.http.response.start", "status": self.status, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": self.close_code, "reason": self.error})
+
+
+def _accepts_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"accept":
+            for media_range in value.lower().split(b","):
+                media_type = media_range.split(b";", 1)[0].strip()
+                if media_type == _JSON or media_type.endswith(b"+json"):
+                    return True
+    return False
+
+
+def feature_required(feature: str) -> Refusal:
+    """403: the customer lacks ``feature``."""
+    return Refusal(
+        403,
+        "feature_required",
+        f"Forbidden: this needs the feature {feature}.\n",
+        feature=feature,
+        close_code=_POLICY_VIOLATION,
+    )
+
+
+NO_CUSTOMER = Refusal(
+    401, "customer_required", "Unauthorized: sign in as a customer first.\n", close_code=_POLICY_VIOLATION
+)
+UNAVAILABLE = Refusal(
+    503,
+    "entitlements_unavailable",
+    "Service unavailable: entitlements cannot be checked right now.\n",
+    close_code=_TRY_AGAIN_LATER,
+)

@@ -1,0 +1,99 @@
+"""``@requires_feature``: gate a Starlette endpoint on features, as Starlette's ``@requires`` gates on scopes."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec
+
+try:
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import HTTPConnection
+    from starlette.websockets import WebSocket
+except ImportError as error:  # pragma: no cover - exercised in a subprocess without Starlette
+    raise ImportError('entitlegate_asgi.requires_feature needs Starlette: pip install "entitlegate[asgi]"') from error
+
+from entitlegate.gate import Requirement
+from entitlegate_asgi._entitlements import entitlements_of
+from entitlegate_asgi._types import ASGIApp
+from entitlegate_asgi.middleware import _is_async_callable
+
+__all__ = ["requires_feature"]
+
+_P = ParamSpec("_P")
+
+
+def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]:
+    """Let a Starlette endpoint run only for a customer holding every one of ``features``.
+
+    ``any_of`` asks for at least one of those too. Works on function endpoints and
+    ``HTTPEndpoint`` methods (sync or async; a sync one still runs in Starlette's thread pool) and
+    on websocket endpoints; the endpoint needs a parameter named ``request`` or ``websocket``, as
+    with Starlette's ``@requires``. The request is refused as ``EntitlementMiddleware`` refuses it
+    (401, 403 or its ``on_denied``, 503; a websocket before it is accepted). Raises ``ValueError``
+    for a blank or missing feature at decoration, and ``RuntimeError`` at request time when the
+    app lacks ``EntitlementMiddleware``.
+    """
+    requirement = Requirement.of(*features, any_of=any_of)
+
+    def decorator(func: Callable[_P, Any]) -> Callable[_P, Any]:
+        index, kind = _connection_parameter(func)
+        is_async = _is_async_callable(func)
+
+        async def refusal(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[HTTPConnection, ASGIApp | None]:
+            connection = kwargs.get(kind, args[index] if index < len(args) else None)
+            if not isinstance(connection, HTTPConnection):
+                raise TypeError(
+                    f"requires_feature: the {kind!r} argument of {func.__qualname__} is {type(connection).__name__}, "
+                    "not a Starlette Request or WebSocket"
+                )
+            entitlements = entitlements_of(connection.scope, "requires_feature")
+            return connection, await entitlements._refusal_app(connection.scope, requirement)
+
+        if kind == "websocket":
+            if not is_async:
+                raise TypeError(f"requires_feature: websocket endpoint {func.__qualname__} must be async")
+
+            @functools.wraps(func)
+            async def websocket_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> None:
+                websocket, refused = await refusal(args, kwargs)
+                if refused is None:
+                    await func(*args, **kwargs)
+                else:
+                    # Through the WebSocket's own send, so it knows the connection is refused.
+                    assert isinstance(websocket, WebSocket)
+                    await refused(websocket.scope, websocket.receive, websocket.send)
+
+            return websocket_wrapper
+
+        if is_async:
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+                _, refused = await refusal(args, kwargs)
+                if refused is not None:
+                    return refused  # an ASGI app, which is all Starlette asks of a response
+                return await func(*args, **kwargs)
+
+            return async_wrapper
+
+        # A sync endpoint: the check awaits on the loop, then the endpoint runs in the thread pool
+        # as Starlette would have run it.
+        @functools.wraps(func)
+        async def sync_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+            _, refused = await refusal(args, kwargs)
+            if refused is not None:
+                return refused
+            return await run_in_threadpool(func, *args, **kwargs)
+
+        return sync_wrapper
+
+    return decorator
+
+
+def _connection_parameter(func: Callable[..., Any]) -> tuple[int, str]:
+    for index, parameter in enumerate(inspect.signature(func).parameters.values()):
+        if parameter.name in ("request", "websocket"):
+            return index, parameter.name
+    raise TypeError(f'requires_feature: {func.__qualname__} has no "request" or "websocket" parameter')
