@@ -48,8 +48,9 @@ class StripeSource:
     """Active entitlements from Stripe's API, through the official ``stripe`` SDK.
 
     Give it a ready :class:`stripe.StripeClient`, or an ``api_key`` (a client built from a key
-    retries network errors twice and keeps one async HTTP client per event loop, since the SDK's
-    async client belongs to the loop that first used it). ``stripe_account`` sends every request
+    retries network errors twice, times out after ``timeout`` seconds per attempt, and keeps one
+    async HTTP client per event loop, since the SDK's async client belongs to the loop that first
+    used it). ``stripe_account`` sends every request
     on behalf of a connected account. ``livemode`` is read from the key's prefix when left
     ``None``; a ready client does not reveal its key, so pass it there.
 
@@ -67,6 +68,7 @@ class StripeSource:
         livemode: bool | None = None,
         api_base: str | None = None,
         max_network_retries: int = 2,
+        timeout: float = 10.0,
     ) -> None:
         if (client is None) == (api_key is None):
             raise ValueError("StripeSource needs exactly one of a StripeClient or api_key")
@@ -80,6 +82,9 @@ class StripeSource:
         self._api_key = api_key
         self._api_base = api_base
         self._max_network_retries = max_network_retries
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"StripeSource timeout must be a number of seconds > 0, got {timeout!r}")
+        self._timeout = float(timeout)
         self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, stripe.StripeClient]
         self._loop_clients = weakref.WeakKeyDictionary()
         self._loop_clients_lock = threading.Lock()
@@ -159,10 +164,15 @@ class StripeSource:
 
     def _build_client(self) -> stripe.StripeClient:
         assert self._api_key is not None
+        # The SDK's default is an 80 s timeout: far too long for a request that waits on it.
+        http_client = stripe.RequestsClient(
+            timeout=self._timeout, async_fallback_client=stripe.HTTPXClient(timeout=self._timeout)
+        )
         return stripe.StripeClient(
             self._api_key,
             base_addresses={"api": self._api_base} if self._api_base else None,
             max_network_retries=self._max_network_retries,
+            http_client=http_client,
         )
 
     def _client_for_running_loop(self) -> stripe.StripeClient:

@@ -201,3 +201,13 @@ def test_a_malformed_file_is_a_value_error_naming_the_file(tmp_path: Path, conte
 def test_a_missing_file_is_a_value_error_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"nope\.json"):
         StaticSource.from_file(tmp_path / "nope.json")
+
+
+def test_a_slow_stripe_times_out_as_an_outage(fake_stripe: FakeStripe) -> None:
+    fake_stripe.set_customer("cus_1", ["a"])
+    fake_stripe.latency = 2.0
+    source = StripeSource(api_key=fake_stripe.api_key, api_base=fake_stripe.url, max_network_retries=0, timeout=0.2)
+    with pytest.raises(SourceUnavailable, match="APIConnectionError"):
+        source.fetch("cus_1")
+    with pytest.raises(SourceUnavailable, match="APIConnectionError"):
+        asyncio.run(source.afetch("cus_1"))
