@@ -1,0 +1,65 @@
+"""The Stripe webhook endpoint: a blueprint with one POST route at ``ENTITLEGATE_WEBHOOK_URL``.
+
+200 with a JSON summary of what the event did; 400 for a bad signature or body; 503 when the
+event needs Stripe and Stripe does not answer (Stripe delivers it again). Never a 500: anything
+unexpected is logged and answered 503, which Stripe also retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask.typing import ResponseReturnValue
+
+from entitlegate import InvalidPayload, InvalidSignature, SourceUnavailable
+from entitlegate_flask.state import state_of
+from flask import Blueprint, current_app, request
+
+__all__ = ["BLUEPRINT_NAME", "make_blueprint"]
+
+logger = logging.getLogger("entitlegate")
+
+BLUEPRINT_NAME = "entitlegate"
+
+
+def make_blueprint(url: str) -> Blueprint:
+    """A fresh blueprint (one per app) whose endpoint ``entitlegate.webhook`` answers POST at ``url``."""
+    blueprint = Blueprint(BLUEPRINT_NAME, __name__)
+    blueprint.add_url_rule(url, "webhook", receive_webhook, methods=["POST"])
+    blueprint.url_value_preprocessor(_exempt_from_csrf)
+    return blueprint
+
+
+def receive_webhook() -> ResponseReturnValue:
+    """Verify and apply one Stripe webhook delivery."""
+    handler = state_of(current_app).webhook
+    assert handler is not None  # the blueprint is registered only with a handler
+    try:
+        result = handler.handle(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
+    except (InvalidSignature, InvalidPayload) as error:
+        logger.warning("entitlegate: rejected a Stripe webhook: %s", error)
+        return {"error": str(error)}, 400
+    except SourceUnavailable as error:
+        logger.warning("entitlegate: could not apply a Stripe webhook, Stripe will retry: %s", error)
+        return {"error": "Stripe did not answer while applying the event; deliver it again"}, 503
+    except Exception:
+        logger.exception("entitlegate: failed to apply a Stripe webhook; answering 503 so Stripe retries")
+        return {"error": "the event could not be applied; deliver it again"}, 503
+    body: dict[str, Any] = {
+        "event_id": result.event_id,
+        "event_type": result.event_type,
+        "customer": result.customer,
+        "action": result.action,
+    }
+    return body, 200
+
+
+def _exempt_from_csrf(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # Stripe cannot send a CSRF token. Flask-WTF's CSRFProtect (when an app has one) checks in an
+    # app-wide before_request hook; URL value preprocessors run before every before_request hook
+    # and only for this blueprint's requests, so exempting here works whichever extension was set
+    # up first, costs other routes nothing, and never imports flask_wtf.
+    csrf = current_app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(current_app.blueprints[BLUEPRINT_NAME])
