@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask, render_template_string, request
 
 from entitlegate_flask import Entitlements, requires_feature
+from flask import Flask, render_template_string, request
 from tests.fake_stripe import FakeStripe
 from tests.stripe_events import SECRET
 
@@ -98,4 +98,3 @@ def make_app(config: dict[str, Any]) -> AppFactory:
 @pytest.fixture
 def app(make_app: AppFactory) -> Flask:
     return make_app()
-
