@@ -1,0 +1,32 @@
+"""The ``features`` template variable: the customer's lookup_keys, looked up only if used."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from entitlegate.gate import safe_features
+from entitlegate_django.conf import current
+from entitlegate_django.entitlements import Entitlements
+from entitlegate_django.responses import customer_of
+
+__all__ = ["features"]
+
+
+def features(request: HttpRequest) -> dict[str, object]:
+    """``{"features": ...}``: a lazy set of lookup_keys (``{% if "x" in features %}``).
+
+    Empty without a customer and during a Stripe outage, so it never breaks a page. Nothing is
+    fetched unless the template reads it.
+    """
+
+    def load() -> frozenset[str]:
+        config = current()
+        entitlements = getattr(request, "entitlements", None)
+        if isinstance(entitlements, Entitlements):
+            customer = entitlements.customer
+        else:
+            customer = customer_of(config, request)
+        return safe_features(config.resolver, customer)
+
+    return {"features": SimpleLazyObject(load)}

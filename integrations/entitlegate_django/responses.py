@@ -1,0 +1,107 @@
+"""Turning a request into a gate check, and the gate's verdict into a Django response.
+
+The one place the decorator, the mixin and the middleware decide: :func:`enforce` and its async
+twin return None to let the request through, or the response that answers it instead.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from entitlegate.gate import Outcome, Requirement, acheck, check
+from entitlegate_django.conf import Config, current
+from entitlegate_django.denied import FeatureDenied
+
+__all__ = ["aenforce", "customer_of", "enforce", "unavailable"]
+
+UNAVAILABLE_MESSAGE = "This page is temporarily unavailable: your plan could not be checked. Try again shortly."
+
+
+def customer_of(config: Config, request: HttpRequest) -> str | None:
+    """The request's Stripe customer id by the ``CUSTOMER`` function; "" counts as no customer."""
+    customer = config.customer(request)
+    if customer is None or isinstance(customer, str):
+        return customer or None
+    raise TypeError(f"ENTITLEGATE['CUSTOMER'] must return a Stripe customer id string or None, got {customer!r}")
+
+
+def enforce(request: HttpRequest, requirement: Requirement, config: Config | None = None) -> HttpResponseBase | None:
+    """None when the request meets ``requirement``, else the response for the denial.
+
+    Raises :class:`FeatureDenied` (a ``PermissionDenied``: the site's 403) when ``DENIED`` is unset.
+    """
+    if config is None:
+        config = current()
+    customer = customer_of(config, request)
+    verdict = check(config.resolver, customer, requirement)
+    if verdict.outcome is Outcome.ALLOWED:
+        return None
+    if verdict.outcome is Outcome.UNAVAILABLE:
+        return unavailable()
+    if verdict.outcome is Outcome.NO_CUSTOMER and not _signed_in(request):
+        return _login_redirect(request)
+    denial = FeatureDenied(verdict.feature, customer)
+    if config.denied is None:
+        raise denial
+    return config.denied(request, denial)
+
+
+async def aenforce(
+    request: HttpRequest, requirement: Requirement, config: Config | None = None
+) -> HttpResponseBase | None:
+    """Async twin of :func:`enforce`: on a cache hit it never leaves the event loop."""
+    if config is None:
+        config = current()
+    customer = customer_of(config, request)
+    verdict = await acheck(config.resolver, customer, requirement)
+    if verdict.outcome is Outcome.ALLOWED:
+        return None
+    if verdict.outcome is Outcome.UNAVAILABLE:
+        return unavailable()
+    if verdict.outcome is Outcome.NO_CUSTOMER and not await _asigned_in(request):
+        return _login_redirect(request)
+    denial = FeatureDenied(verdict.feature, customer)
+    if config.denied is None:
+        raise denial
+    # A denied handler is a plain function that may use the database: run it as Django runs a
+    # sync view under ASGI. Only denials pay for the thread.
+    response: HttpResponseBase = await sync_to_async(config.denied)(request, denial)
+    return response
+
+
+def unavailable() -> HttpResponse:
+    """The 503 answered when Stripe is down and nothing usable is cached."""
+    return HttpResponse(UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+
+
+def _signed_in(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    return user is not None and bool(user.is_authenticated)
+
+
+async def _asigned_in(request: HttpRequest) -> bool:
+    auser = getattr(request, "auser", None)  # Django >= 5.0
+    if auser is not None:
+        user = await auser()
+        return bool(user.is_authenticated)
+    return await sync_to_async(_signed_in)(request)
+
+
+def _login_redirect(request: HttpRequest) -> HttpResponseBase:
+    # As django.contrib.auth's login_required does it: a relative "next" when the login page is
+    # on this site. Imported here: auth's views need the app registry, which may not be ready yet.
+    from django.conf import settings
+    from django.contrib.auth import REDIRECT_FIELD_NAME
+    from django.contrib.auth.views import redirect_to_login
+    from django.shortcuts import resolve_url
+
+    path = request.build_absolute_uri()
+    login_url = resolve_url(settings.LOGIN_URL)
+    login_scheme, login_netloc = urlsplit(login_url)[:2]
+    current_scheme, current_netloc = urlsplit(path)[:2]
+    if (not login_scheme or login_scheme == current_scheme) and (not login_netloc or login_netloc == current_netloc):
+        path = request.get_full_path()
+    return redirect_to_login(path, login_url, REDIRECT_FIELD_NAME)

@@ -1,0 +1,95 @@
+"""Views of the test project, one per way of gating."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.decorators import method_decorator
+from django.views import View
+
+from entitlegate_django import FeatureRequiredMixin, requires_feature
+
+
+@requires_feature("seats-feature")
+def seats(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("seats page")
+
+
+@requires_feature("analytics", "export")
+def analytics_export(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("analytics and export")
+
+
+@requires_feature(any_of=("gold", "silver"))
+def metal(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("a metal plan")
+
+
+@requires_feature("seats-feature")
+async def aseats(request: HttpRequest) -> HttpResponse:
+    # Proves the view body ran in the event loop's own thread.
+    asyncio.get_running_loop()
+    return HttpResponse(f"async seats page on {threading.current_thread().name}")
+
+
+class SeatsView(FeatureRequiredMixin, View):
+    required_features = ("seats-feature",)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("class seats page")
+
+
+class AsyncSeatsView(FeatureRequiredMixin, View):
+    required_features = ("seats-feature",)
+
+    async def get(self, request: HttpRequest) -> HttpResponse:
+        asyncio.get_running_loop()
+        return HttpResponse("async class seats page")
+
+
+class MetalView(FeatureRequiredMixin, View):
+    any_of_features = ("gold", "silver")
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("class metal page")
+
+
+class DecoratedView(View):
+    @method_decorator(requires_feature("seats-feature"))
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("decorated method")
+
+
+class AsyncDecoratedView(View):
+    @method_decorator(requires_feature("seats-feature"))
+    async def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("async decorated method")
+
+
+def page(request: HttpRequest) -> HttpResponse:
+    """An ungated page (the rules cover /pro/... only)."""
+    return HttpResponse(f"page at {request.path}")
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html")
+
+
+def lazy(request: HttpRequest) -> HttpResponse:
+    return render(request, "lazy.html")
+
+
+def my_features(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"features": sorted(request.entitlements.features)})  # type: ignore[attr-defined]
+
+
+def my_feature_check(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"seats": "seats-feature" in request.entitlements})  # type: ignore[attr-defined]
+
+
+async def amy_features(request: HttpRequest) -> JsonResponse:
+    features = await request.entitlements.afeatures()  # type: ignore[attr-defined]
+    return JsonResponse({"features": sorted(features)})
