@@ -183,18 +183,14 @@ def test_features_read_in_an_outage_and_not_handled_answer_503(make_app: MakeApp
     assert response.json() == {"error": "entitlements_unavailable"}
 
 
-def test_has_feature_in_an_outage_answers_as_on_unavailable_says(
-    make_app: MakeApp, fake_stripe: FakeStripe
-) -> None:
+def test_has_feature_in_an_outage_answers_as_on_unavailable_says(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
     fake_stripe.always_fail = 503
 
     async def has_seats(request: Request) -> Response:
         entitlements = await request.state.entitlements.load()
         return JSONResponse(entitlements.has_feature("seats-feature"))
 
-    app = make_app(
-        [Route("/seats", has_seats)], resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="allow")
-    )
+    app = make_app([Route("/seats", has_seats)], resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="allow"))
 
     response = TestClient(app).get("/seats", headers=as_customer("cus_1"))
 
@@ -233,9 +229,7 @@ def test_on_denied_answers_a_customer_without_the_feature(make_app: MakeApp, fak
         seen.append(feature)
         return RedirectResponse(f"/upgrade?feature={feature}", status_code=303)
 
-    response = TestClient(make_app(on_denied=upgrade)).get(
-        "/pro", headers=as_customer("cus_1"), follow_redirects=False
-    )
+    response = TestClient(make_app(on_denied=upgrade)).get("/pro", headers=as_customer("cus_1"), follow_redirects=False)
 
     assert response.status_code == 303
     assert response.headers["location"] == "/upgrade?feature=seats-feature"
@@ -251,9 +245,7 @@ def test_async_on_denied_can_redirect_to_a_customer_portal_session(
         customer = scope["state"]["entitlements"].customer
         return RedirectResponse(await aportal_url(resolver, customer, "https://example.test/pro"), status_code=303)
 
-    response = TestClient(make_app(on_denied=upgrade)).get(
-        "/pro", headers=as_customer("cus_1"), follow_redirects=False
-    )
+    response = TestClient(make_app(on_denied=upgrade)).get("/pro", headers=as_customer("cus_1"), follow_redirects=False)
 
     assert response.status_code == 303
     assert response.headers["location"].startswith("https://billing.stripe.test/p/session/")
