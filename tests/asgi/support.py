@@ -18,11 +18,12 @@ with warnings.catch_warnings():
     # Starlette 1.x's TestClient prefers httpx2 and warns (an error under filterwarnings=error)
     # when it falls back to httpx. Imported once here, the module is cached for every test.
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient` is deprecated")
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient, WebSocketDenialResponse
 
 __all__ = [
     "JSON",
     "TestClient",
+    "WebSocketDenialResponse",
     "as_customer",
     "customer_from_header",
     "default_routes",

@@ -1,0 +1,83 @@
+"""Websockets: a refused one is turned away before it is accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.websockets import WebSocketDisconnect
+
+from tests.asgi.support import JSON, TestClient, WebSocketDenialResponse, as_customer
+from tests.fake_stripe import FakeStripe
+
+MakeApp = Callable[..., Starlette]
+
+
+def without_denial_response(app: Any) -> Any:
+    """The app as a server without the ``websocket.http.response`` extension would run it."""
+
+    async def run(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope = {**scope, "extensions": {}}
+        await app(scope, receive, send)
+
+    return run
+
+
+def test_websocket_with_the_feature_is_accepted(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
+    fake_stripe.set_customer("cus_1", ["seats-feature"])
+
+    with TestClient(make_app()).websocket_connect("/pro/live", headers=as_customer("cus_1")) as websocket:
+        assert websocket.receive_text() == "welcome"
+
+
+def test_websocket_without_the_feature_is_refused_with_http_403(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
+    fake_stripe.set_customer("cus_1", [])
+
+    with pytest.raises(WebSocketDenialResponse) as denied:
+        with TestClient(make_app()).websocket_connect("/pro/live", headers=as_customer("cus_1", **JSON)):
+            pass
+
+    assert denied.value.status_code == 403
+    assert denied.value.json() == {"error": "feature_required", "feature": "seats-feature"}
+
+
+def test_websocket_without_a_customer_is_refused_with_http_401(make_app: MakeApp) -> None:
+    with pytest.raises(WebSocketDenialResponse) as denied:
+        with TestClient(make_app()).websocket_connect("/pro/live"):
+            pass
+
+    assert denied.value.status_code == 401
+
+
+def test_websocket_refused_where_the_server_cannot_answer_http_is_closed_with_1008(
+    make_app: MakeApp, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.set_customer("cus_1", [])
+    client = TestClient(without_denial_response(make_app()))
+
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect("/pro/live", headers=as_customer("cus_1")):
+            pass
+
+    assert closed.value.code == 1008
+
+
+def test_websocket_in_an_outage_is_closed_with_try_again_later(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
+    fake_stripe.always_fail = 500
+    client = TestClient(without_denial_response(make_app()))
+
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect("/pro/live", headers=as_customer("cus_1")):
+            pass
+
+    assert closed.value.code == 1013
+
+
+def test_websocket_no_rule_gates_is_accepted_without_asking_stripe(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
+    with TestClient(make_app()).websocket_connect("/free/live", headers=as_customer("cus_1")) as websocket:
+        assert websocket.receive_text() == "welcome"
+
+    assert fake_stripe.calls() == 0
