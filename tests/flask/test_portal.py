@@ -1,0 +1,56 @@
+"""portal_redirect, the built-in denied handler: an upgrade trip through the Stripe Customer Portal."""
+
+from __future__ import annotations
+
+import pytest
+
+from entitlegate_flask import Entitlements, portal_redirect
+from flask import Flask
+from tests.fake_stripe import PORTAL_SESSIONS, FakeStripe
+from tests.flask.conftest import AppFactory, header_customer
+
+
+@pytest.fixture
+def portal_app(make_app: AppFactory) -> Flask:
+    entitlements = Entitlements()
+    entitlements.customer_loader(header_customer)
+    entitlements.denied_handler(portal_redirect)
+    return make_app(entitlements)
+
+
+def portal_requests(fake_stripe: FakeStripe) -> list[dict[str, str]]:
+    with fake_stripe.lock:
+        return [r.params for r in fake_stripe.requests if r.path == PORTAL_SESSIONS]
+
+
+def test_denied_customer_is_sent_to_a_portal_session(portal_app: Flask, fake_stripe: FakeStripe) -> None:
+    fake_stripe.set_customer("cus_1", [])
+    response = portal_app.test_client().get("/seats?from=menu", headers={"X-Customer": "cus_1"})
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("https://billing.stripe.test/p/session/")
+
+
+def test_portal_returns_the_customer_to_the_page_they_asked_for(portal_app: Flask, fake_stripe: FakeStripe) -> None:
+    fake_stripe.set_customer("cus_1", [])
+    portal_app.test_client().get("/seats?from=menu", headers={"X-Customer": "cus_1"})
+    assert portal_requests(fake_stripe) == [{"customer": "cus_1", "return_url": "http://localhost/seats?from=menu"}]
+
+
+def test_async_view_denial_goes_to_the_portal_too(portal_app: Flask, fake_stripe: FakeStripe) -> None:
+    fake_stripe.set_customer("cus_1", [])
+    response = portal_app.test_client().get("/async-seats", headers={"X-Customer": "cus_1"})
+    assert response.status_code == 303
+
+
+def test_customer_with_the_feature_never_sees_the_portal(portal_app: Flask, fake_stripe: FakeStripe) -> None:
+    fake_stripe.set_customer("cus_1", ["seats-feature"])
+    assert portal_app.test_client().get("/seats", headers={"X-Customer": "cus_1"}).status_code == 200
+    assert portal_requests(fake_stripe) == []
+
+
+def test_portal_unreachable_answers_503(portal_app: Flask, fake_stripe: FakeStripe) -> None:
+    fake_stripe.set_customer("cus_1", [])
+    client = portal_app.test_client()
+    client.get("/reports", headers={"X-Customer": "cus_1"})  # the customer's set is now cached
+    fake_stripe.always_fail = 401
+    assert client.get("/seats", headers={"X-Customer": "cus_1"}).status_code == 503
