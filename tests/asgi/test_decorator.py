@@ -137,9 +137,11 @@ def test_http_endpoint_methods_are_gated(client: TestClient, fake_stripe: FakeSt
 def test_websocket_endpoint_is_refused_before_accept(client: TestClient, fake_stripe: FakeStripe) -> None:
     fake_stripe.set_customer("cus_1", [])
 
-    with pytest.raises(WebSocketDenialResponse) as denied:
-        with client.websocket_connect("/live", headers=as_customer("cus_1")):
-            pass
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/live", headers=as_customer("cus_1")),
+    ):
+        pass
 
     assert denied.value.status_code == 403
 

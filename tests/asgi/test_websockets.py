@@ -36,18 +36,19 @@ def test_websocket_with_the_feature_is_accepted(make_app: MakeApp, fake_stripe: 
 def test_websocket_without_the_feature_is_refused_with_http_403(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
     fake_stripe.set_customer("cus_1", [])
 
-    with pytest.raises(WebSocketDenialResponse) as denied:
-        with TestClient(make_app()).websocket_connect("/pro/live", headers=as_customer("cus_1", **JSON)):
-            pass
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        TestClient(make_app()).websocket_connect("/pro/live", headers=as_customer("cus_1", **JSON)),
+    ):
+        pass
 
     assert denied.value.status_code == 403
     assert denied.value.json() == {"error": "feature_required", "feature": "seats-feature"}
 
 
 def test_websocket_without_a_customer_is_refused_with_http_401(make_app: MakeApp) -> None:
-    with pytest.raises(WebSocketDenialResponse) as denied:
-        with TestClient(make_app()).websocket_connect("/pro/live"):
-            pass
+    with pytest.raises(WebSocketDenialResponse) as denied, TestClient(make_app()).websocket_connect("/pro/live"):
+        pass
 
     assert denied.value.status_code == 401
 
@@ -58,9 +59,11 @@ def test_websocket_refused_where_the_server_cannot_answer_http_is_closed_with_10
     fake_stripe.set_customer("cus_1", [])
     client = TestClient(without_denial_response(make_app()))
 
-    with pytest.raises(WebSocketDisconnect) as closed:
-        with client.websocket_connect("/pro/live", headers=as_customer("cus_1")):
-            pass
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/pro/live", headers=as_customer("cus_1")),
+    ):
+        pass
 
     assert closed.value.code == 1008
 
@@ -69,9 +72,11 @@ def test_websocket_in_an_outage_is_closed_with_try_again_later(make_app: MakeApp
     fake_stripe.always_fail = 500
     client = TestClient(without_denial_response(make_app()))
 
-    with pytest.raises(WebSocketDisconnect) as closed:
-        with client.websocket_connect("/pro/live", headers=as_customer("cus_1")):
-            pass
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/pro/live", headers=as_customer("cus_1")),
+    ):
+        pass
 
     assert closed.value.code == 1013
 
