@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,10 +16,11 @@ from tests.fake_stripe import FakeStripe
 
 
 @pytest.fixture(autouse=True)
-def entitlegate_settings(settings: Any, fake_stripe: FakeStripe) -> Iterator[dict[str, Any]]:
+def entitlegate_settings(settings: Any, fake_stripe: FakeStripe) -> dict[str, Any]:
     """The project's ENTITLEGATE, pointed at the fake Stripe; a fresh resolver for every test."""
     settings.ENTITLEGATE = {**project_settings.ENTITLEGATE, "STRIPE_API_BASE": fake_stripe.url}
-    yield settings.ENTITLEGATE
+    entitlegate: dict[str, Any] = settings.ENTITLEGATE
+    return entitlegate
 
 
 @pytest.fixture
