@@ -1,0 +1,60 @@
+"""The package's public names, and what it needs installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import entitlegate_asgi
+
+
+def test_public_names_are_pinned() -> None:
+    assert entitlegate_asgi.__all__ == [
+        "EntitlementMiddleware",
+        "Entitlements",
+        "RequiresFeature",
+        "requires_feature",
+        "webhook_app",
+    ]
+    for name in entitlegate_asgi.__all__:
+        assert getattr(entitlegate_asgi, name) is not None, name
+
+
+def run_without_starlette(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter in which importing Starlette fails, as if it were not installed."""
+    prelude = "import sys\nsys.modules['starlette'] = None\n"
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_middleware_and_webhook_app_work_without_starlette() -> None:
+    result = run_without_starlette(
+        """
+        from entitlegate_asgi import EntitlementMiddleware, Entitlements, webhook_app
+        assert not any(name.startswith("starlette") and sys.modules[name] for name in sys.modules)
+        """
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_starlette_helpers_without_starlette_say_what_to_install() -> None:
+    result = run_without_starlette(
+        """
+        for name in ("requires_feature", "RequiresFeature"):
+            try:
+                getattr(__import__("entitlegate_asgi"), name)
+            except ImportError as error:
+                assert 'pip install "entitlegate[asgi]"' in str(error), error
+            else:
+                raise AssertionError(name + " imported without Starlette")
+        """
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    assert not hasattr(entitlegate_asgi, "no_such_name")
