@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from entitlegate import Entry, MemoryCache, Resolver, StaticSource
+from entitlegate_flask import Entitlements
 from flask import Flask, url_for
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory
@@ -100,6 +102,20 @@ def test_webhook_accepts_post_only(app: Flask) -> None:
 def test_truncated_event_while_stripe_is_down_asks_for_redelivery(app: Flask, fake_stripe: FakeStripe) -> None:
     fake_stripe.always_fail = 401
     status, answer = post_event(app, *signed(summary_event("cus_1", ["a"], has_more=True)))
+    assert (status, set(answer)) == (503, {"error"})
+
+
+class FullCache(MemoryCache):
+    """A cache of the site's own that cannot store anything (any object with the Cache methods will do)."""
+
+    def put(self, customer: str, entry: Entry, *, event: bool) -> bool:
+        raise RuntimeError("cache is full")
+
+
+def test_unexpected_failure_asks_for_redelivery_not_500(make_app: AppFactory) -> None:
+    entitlements = Entitlements(resolver=Resolver(StaticSource({}), FullCache()))
+    app = make_app(entitlements, ENTITLEGATE_STRIPE_API_KEY=..., ENTITLEGATE_STRIPE_API_BASE=...)
+    status, answer = post_event(app, *signed(summary_event("cus_1", ["a"])))
     assert (status, set(answer)) == (503, {"error"})
 
 
