@@ -81,6 +81,7 @@ class Config:
     rules: Rules
     denied: DeniedHandler | None
     webhook_handler: WebhookHandler | None
+    owns_cache: bool = False  # built from CACHE (not handed in by RESOLVER): closed on a settings change
 
 
 # -- reading one key ----------------------------------------------------------------------------
@@ -228,14 +229,16 @@ def _redacted(url: object) -> object:
 
 def build(raw: Mapping[str, Any]) -> Config:
     """Read every key and build the objects. Raises :class:`Invalid` naming the first bad key."""
+    # Everything that cannot fail late is read before the resolver opens any connection.
+    customer, rules, denied, secret = read_customer(raw), read_rules(raw), read_denied(raw), read_webhook_secret(raw)
     resolver = _build_resolver(raw)
-    secret = read_webhook_secret(raw)
     return Config(
         resolver=resolver,
-        customer=read_customer(raw),
-        rules=read_rules(raw),
-        denied=read_denied(raw),
+        customer=customer,
+        rules=rules,
+        denied=denied,
         webhook_handler=WebhookHandler(resolver, secret) if secret is not None else None,
+        owns_cache=value(raw, "RESOLVER") is None,
     )
 
 
@@ -298,9 +301,14 @@ def get_resolver() -> Resolver:
 
 def _reset(*, setting: str, **kwargs: object) -> None:
     global _config
-    if setting == "ENTITLEGATE":
-        with _lock:
-            _config = None
+    if setting != "ENTITLEGATE":
+        return
+    with _lock:
+        old, _config = _config, None
+    # A Redis cache built from CACHE has connections and a listener thread of its own.
+    close = getattr(old.resolver.cache, "close", None) if old is not None and old.owns_cache else None
+    if close is not None:
+        close()
 
 
 setting_changed.connect(_reset, dispatch_uid="entitlegate_django.conf.reset")

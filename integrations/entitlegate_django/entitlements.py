@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from entitlegate_django.conf import Config
-from entitlegate_django.responses import customer_of
+from entitlegate_django.responses import acustomer_of, customer_of
 
 __all__ = ["Entitlements"]
 
@@ -61,11 +61,18 @@ class Entitlements:
 
     __contains__ = has_feature
 
+    async def acustomer(self) -> str | None:
+        """Async twin of :attr:`customer`."""
+        customer = self._customer
+        if customer is _UNSET:
+            customer = self._customer = await acustomer_of(self._config, self._request)
+        return customer  # type: ignore[return-value]
+
     async def afeatures(self) -> frozenset[str]:
         """Async twin of :attr:`features`."""
         features = self._features
         if features is None:
-            customer = self.customer
+            customer = await self.acustomer()
             features = frozenset() if customer is None else await self._config.resolver.afeatures(customer)
             self._features = features
         return features
@@ -74,5 +81,5 @@ class Entitlements:
         """Async twin of :meth:`has_feature`."""
         if self._features is not None:
             return lookup_key in self._features
-        customer = self.customer
+        customer = await self.acustomer()
         return customer is not None and await self._config.resolver.ahas_feature(customer, lookup_key)

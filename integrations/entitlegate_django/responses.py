@@ -9,13 +9,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from entitlegate.gate import Outcome, Requirement, acheck, check
 from entitlegate_django.conf import Config, current
 from entitlegate_django.denied import FeatureDenied
 
-__all__ = ["aenforce", "customer_of", "enforce", "unavailable"]
+__all__ = ["acustomer_of", "aenforce", "customer_of", "enforce", "unavailable"]
 
 UNAVAILABLE_MESSAGE = "This page is temporarily unavailable: your plan could not be checked. Try again shortly."
 
@@ -26,6 +27,19 @@ def customer_of(config: Config, request: HttpRequest) -> str | None:
     if customer is None or isinstance(customer, str):
         return customer or None
     raise TypeError(f"ENTITLEGATE['CUSTOMER'] must return a Stripe customer id string or None, got {customer!r}")
+
+
+async def acustomer_of(config: Config, request: HttpRequest) -> str | None:
+    """:func:`customer_of` from the event loop: called directly, in a thread only if it must be.
+
+    A CUSTOMER function that reads what is already loaded costs nothing here. One that touches
+    the database (``request.user`` not loaded yet) makes Django raise SynchronousOnlyOperation
+    in the event loop; it is then called again in a worker thread, as Django runs sync code.
+    """
+    try:
+        return customer_of(config, request)
+    except SynchronousOnlyOperation:
+        return await sync_to_async(customer_of)(config, request)
 
 
 def enforce(request: HttpRequest, requirement: Requirement, config: Config | None = None) -> HttpResponseBase | None:
@@ -55,7 +69,7 @@ async def aenforce(
     """Async twin of :func:`enforce`: on a cache hit it never leaves the event loop."""
     if config is None:
         config = current()
-    customer = customer_of(config, request)
+    customer = await acustomer_of(config, request)
     verdict = await acheck(config.resolver, customer, requirement)
     if verdict.outcome is Outcome.ALLOWED:
         return None

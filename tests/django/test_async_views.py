@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.models import User
@@ -142,3 +144,15 @@ async def test_request_entitlements_load_asynchronously(async_client: AsyncClien
     response = await client.get("/me/afeatures/")
 
     assert response.json() == {"features": ["export", "seats-feature"]}
+
+
+async def test_a_customer_function_that_needs_the_database_still_works_in_an_async_view(
+    async_client: AsyncClient, fake_stripe: FakeStripe, settings: Any
+) -> None:
+    settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != "tests.django.middleware.LoadUser"]
+    fake_stripe.set_customer("cus_1", ["seats-feature"])
+    client = await _signed_in(async_client, "cus_1")
+
+    response = await client.get("/aseats/")
+
+    assert response.status_code == 200
