@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, FastAPI, WebSocket
 from fastapi.responses import RedirectResponse
 from starlette.middleware import Middleware
 
-from entitlegate import Resolver
-from entitlegate_asgi import EntitlementMiddleware, Entitlements, RequiresFeature
+from entitlegate import Resolver, WebhookHandler
+from entitlegate_asgi import EntitlementMiddleware, Entitlements, RequiresFeature, webhook_app
 from tests.asgi.support import JSON, TestClient, WebSocketDenialResponse, as_customer, customer_from_header
 from tests.fake_stripe import FakeStripe
+from tests.stripe_events import SECRET, signed, summary_event
 
 needs_seats = RequiresFeature("seats-feature")
 SeatsEntitlements = Annotated[Entitlements, Depends(needs_seats)]
@@ -165,3 +166,16 @@ def test_dependency_without_the_middleware_fails_saying_so() -> None:
 def test_dependency_with_a_blank_feature_fails_when_built() -> None:
     with pytest.raises(ValueError, match="non-blank"):
         RequiresFeature("")
+
+
+def test_webhook_app_mounts_in_fastapi_with_add_route(resolver: Resolver) -> None:
+    app = make_fastapi(resolver)
+    app.add_route("/stripe/webhook", webhook_app(WebhookHandler(resolver, SECRET)))
+    client = TestClient(app)
+
+    body, signature = signed(summary_event("cus_hook", ["seats-feature"]))
+
+    response = client.post("/stripe/webhook", content=body, headers={"stripe-signature": signature})
+
+    assert response.json()["action"] == "applied"
+    assert client.get("/seats", headers=as_customer("cus_hook")).status_code == 200

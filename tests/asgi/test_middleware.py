@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser, SimpleUser
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -301,3 +304,30 @@ def test_static_source_works_without_stripe(make_app: MakeApp) -> None:
 
 def _stripe_source(fake_stripe: FakeStripe) -> StripeSource:
     return StripeSource(api_key=fake_stripe.api_key, api_base=fake_stripe.url, max_network_retries=0)
+
+
+def test_customer_can_come_from_starlettes_authentication_middleware(
+    fake_stripe: FakeStripe, resolver: Resolver
+) -> None:
+    fake_stripe.set_customer("cus_signed_in", ["seats-feature"])
+
+    class HeaderAuth(AuthenticationBackend):
+        async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+            name = conn.headers.get("x-user")
+            return None if name is None else (AuthCredentials(["authenticated"]), SimpleUser(name))
+
+    def customer(scope: dict[str, Any]) -> str | None:
+        user = scope["user"]
+        return f"cus_{user.username}" if user.is_authenticated else None
+
+    app = Starlette(
+        routes=[Route("/pro", ok)],
+        middleware=[
+            Middleware(AuthenticationMiddleware, backend=HeaderAuth()),  # outside, so scope["user"] is set first
+            Middleware(EntitlementMiddleware, resolver=resolver, customer=customer, rules={"/pro": "seats-feature"}),
+        ],
+    )
+    client = TestClient(app)
+
+    assert client.get("/pro", headers={"x-user": "signed_in"}).status_code == 200
+    assert client.get("/pro").status_code == 401
