@@ -35,8 +35,10 @@ def receive_webhook() -> ResponseReturnValue:
     """Verify and apply one Stripe webhook delivery."""
     handler = state_of(current_app).webhook
     assert handler is not None  # the blueprint is registered only with a handler
+    # Read outside the try: a body over the app's MAX_CONTENT_LENGTH is werkzeug's own 413.
+    payload = request.get_data(cache=False)
     try:
-        result = handler.handle(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
+        result = handler.handle(payload, request.headers.get("Stripe-Signature"))
     except (InvalidSignature, InvalidPayload) as error:
         logger.warning("entitlegate: rejected a Stripe webhook: %s", error)
         return {"error": str(error)}, 400

@@ -119,6 +119,12 @@ def test_unexpected_failure_asks_for_redelivery_not_500(make_app: AppFactory) ->
     assert (status, set(answer)) == (503, {"error"})
 
 
+def test_body_over_the_apps_size_limit_is_werkzeugs_413(make_app: AppFactory) -> None:
+    app = make_app(MAX_CONTENT_LENGTH=100)
+    body, signature = signed(summary_event("cus_1", ["a"]))
+    assert post_event(app, body, signature)[0] == 413
+
+
 def test_webhook_is_mounted_at_the_configured_url(make_app: AppFactory) -> None:
     app = make_app(ENTITLEGATE_WEBHOOK_URL="/hooks/stripe")
     assert post_event(app, *signed(summary_event("cus_1", ["a"])), url="/hooks/stripe")[0] == 200
