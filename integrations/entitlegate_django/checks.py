@@ -100,7 +100,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         error = _error(conf.read_resolver_path, raw, "entitlegate.E005")
         if error is not None:
             messages.append(error)
-        replaced = [key for key in conf.RESOLVER_REPLACES if key in raw]
+        replaced = [key for key in conf.RESOLVER_REPLACES if raw.get(key) is not None]
         if replaced:
             messages.append(
                 checks.Warning(
