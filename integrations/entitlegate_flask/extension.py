@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from entitlegate import Resolver
 from entitlegate_flask import per_request, templating
 from entitlegate_flask.config import read_settings
-from entitlegate_flask.portal import portal_redirect
+from entitlegate_flask.portal import makes_portal_sessions, portal_redirect
 from entitlegate_flask.state import EXTENSION_KEY, State, state_of
 from entitlegate_flask.webhook import make_blueprint
 from flask import Flask, current_app
@@ -128,7 +128,7 @@ class Entitlements:
 
 
 def _check_portal(resolver: Resolver) -> None:
-    if getattr(resolver.source, "create_portal_session", None) is None:
+    if not makes_portal_sessions(resolver):
         raise ValueError(
             f"the denied handler portal_redirect needs Stripe Customer Portal sessions, which "
             f"{resolver.source!r} cannot make: use a StripeSource (ENTITLEGATE_STRIPE_API_KEY)"

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
-from entitlegate import SourceUnavailable
+from entitlegate import Resolver, SourceUnavailable
 from entitlegate.gate import portal_url
 from entitlegate_flask import per_request
-from flask import abort, request
+from flask import abort, redirect, request
 
-__all__ = ["portal_redirect"]
+__all__ = ["makes_portal_sessions", "portal_redirect"]
 
 logger = logging.getLogger("entitlegate")
 
@@ -27,15 +26,18 @@ def portal_redirect(feature: str) -> Response:
     answers = per_request.current()
     if answers.customer is None:
         abort(403)
+    if not makes_portal_sessions(answers.resolver):
+        # Registered after init_app (which checks) on an app whose source cannot make portal
+        # sessions: still a denial, with the reason logged, rather than a server error.
+        logger.error("entitlegate: portal_redirect needs a StripeSource, not %r", answers.resolver.source)
+        abort(403)
     try:
         url = portal_url(answers.resolver, answers.customer, request.url)
     except SourceUnavailable:
         abort(503)
-    except TypeError:
-        # Registered after init_app (which checks) on an app whose source cannot make portal
-        # sessions: deny, and say why once per denial rather than fail the request.
-        logger.error(
-            "entitlegate: portal_redirect needs a StripeSource; %r cannot make portal sessions", answers.resolver.source
-        )
-        abort(403)
     return redirect(url, code=303)
+
+
+def makes_portal_sessions(resolver: Resolver) -> bool:
+    """Whether the resolver's source can make Customer Portal sessions (a StripeSource can)."""
+    return callable(getattr(resolver.source, "create_portal_session", None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from entitlegate import Resolver, StaticSource
 from entitlegate_flask import Entitlements, portal_redirect
 from flask import Flask
 from tests.fake_stripe import PORTAL_SESSIONS, FakeStripe
@@ -54,3 +55,15 @@ def test_portal_unreachable_answers_503(portal_app: Flask, fake_stripe: FakeStri
     client.get("/reports", headers={"X-Customer": "cus_1"})  # the customer's set is now cached
     fake_stripe.always_fail = 401
     assert client.get("/seats", headers={"X-Customer": "cus_1"}).status_code == 503
+
+
+def test_portal_redirect_registered_after_init_app_on_a_static_source_denies_with_a_logged_reason(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    entitlements = Entitlements(resolver=Resolver(StaticSource({"cus_1": []})))
+    entitlements.customer_loader(header_customer)
+    app = make_app(entitlements, ENTITLEGATE_STRIPE_API_KEY=..., ENTITLEGATE_STRIPE_API_BASE=...)
+    entitlements.denied_handler(portal_redirect)
+    response = app.test_client().get("/seats", headers={"X-Customer": "cus_1"})
+    assert response.status_code == 403
+    assert "portal_redirect needs a StripeSource" in caplog.text
