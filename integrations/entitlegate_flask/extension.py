@@ -16,7 +16,7 @@ from flask import Flask, current_app
 
 __all__ = ["Entitlements"]
 
-CustomerLoader = Callable[[], "str | None"]
+CustomerLoader = Callable[[], str | None]
 DeniedHandler = Callable[[str], Any]
 _Loader = TypeVar("_Loader", bound=CustomerLoader)
 _Handler = TypeVar("_Handler", bound=DeniedHandler)
