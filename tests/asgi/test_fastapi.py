@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, WebSocket
 from fastapi.responses import RedirectResponse
-from starlette.middleware import Middleware
 
 from entitlegate import Resolver, WebhookHandler
 from entitlegate_asgi import EntitlementMiddleware, Entitlements, RequiresFeature, webhook_app
@@ -20,9 +19,8 @@ SeatsEntitlements = Annotated[Entitlements, Depends(needs_seats)]
 
 
 def make_fastapi(resolver: Resolver, **options: Any) -> FastAPI:
-    app = FastAPI(
-        middleware=[Middleware(EntitlementMiddleware, resolver=resolver, customer=customer_from_header, **options)]
-    )
+    app = FastAPI()
+    app.add_middleware(EntitlementMiddleware, resolver=resolver, customer=customer_from_header, **options)
 
     @app.get("/seats")
     async def seats(entitlements: SeatsEntitlements) -> dict[str, Any]:

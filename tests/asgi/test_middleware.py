@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser, SimpleUser
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -82,6 +83,15 @@ def test_outage_under_on_unavailable_deny_answers_403(make_app: MakeApp, fake_st
 
     assert response.status_code == 403
     assert response.json() == {"error": "feature_required", "feature": "seats-feature"}
+
+
+def test_outage_under_on_unavailable_allow_lets_the_request_through(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
+    fake_stripe.always_fail = 500
+    app = make_app(resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="allow"))
+
+    response = TestClient(app).get("/pro", headers=as_customer("cus_1"))
+
+    assert (response.status_code, response.text) == (200, "ok")
 
 
 def test_rules_match_on_path_segment_boundaries(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
@@ -331,3 +341,21 @@ def test_customer_can_come_from_starlettes_authentication_middleware(
 
     assert client.get("/pro", headers={"x-user": "signed_in"}).status_code == 200
     assert client.get("/pro").status_code == 401
+
+
+def test_cors_preflight_is_answered_by_corsmiddleware_placed_before_it(resolver: Resolver) -> None:
+    app = Starlette(
+        routes=[Route("/pro", ok)],
+        middleware=[
+            Middleware(CORSMiddleware, allow_origins=["https://example.test"], allow_methods=["GET"]),
+            Middleware(
+                EntitlementMiddleware, resolver=resolver, customer=customer_from_header, rules={"/pro": "seats-feature"}
+            ),
+        ],
+    )
+    preflight = {"origin": "https://example.test", "access-control-request-method": "GET"}
+
+    response = TestClient(app).options("/pro", headers=preflight)
+
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://example.test"

@@ -86,3 +86,41 @@ def test_websocket_no_rule_gates_is_accepted_without_asking_stripe(make_app: Mak
         assert websocket.receive_text() == "welcome"
 
     assert fake_stripe.calls() == 0
+
+
+@pytest.mark.parametrize(
+    ("customer", "features", "outage", "status", "close_code"),
+    [
+        (None, [], False, 401, 1008),
+        ("cus_1", [], False, 403, 1008),
+        ("cus_1", [], True, 503, 1013),
+    ],
+    ids=["no customer", "no feature", "outage"],
+)
+def test_every_refusal_has_an_http_status_and_a_close_code(
+    make_app: MakeApp,
+    fake_stripe: FakeStripe,
+    customer: str | None,
+    features: list[str],
+    outage: bool,
+    status: int,
+    close_code: int,
+) -> None:
+    fake_stripe.set_customer("cus_1", features)
+    if outage:
+        fake_stripe.always_fail = 500
+    headers = as_customer(customer) if customer else {}
+    app = make_app()
+
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        TestClient(app).websocket_connect("/pro/live", headers=headers),
+    ):
+        pass
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        TestClient(without_denial_response(app)).websocket_connect("/pro/live", headers=headers),
+    ):
+        pass
+
+    assert (denied.value.status_code, closed.value.code) == (status, close_code)
