@@ -25,7 +25,8 @@ class EntitlementMiddleware:
     boundaries (``/pro`` covers ``/pro`` and ``/pro/x``, not ``/products``). Nothing is fetched
     for a request that no rule gates and nothing reads, so a Stripe outage never breaks such a
     page; a view that reads ``request.entitlements.features`` in an outage gets a 503. Place it
-    after ``AuthenticationMiddleware``. Sync and async capable.
+    after ``AuthenticationMiddleware``. Sync and async capable. Loading it (server start) builds
+    the ``ENTITLEGATE`` settings, so a wrong value raises ``ImproperlyConfigured`` there.
     """
 
     sync_capable = True
@@ -36,6 +37,9 @@ class EntitlementMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+        # Django loads middleware when the server starts: a wrong ENTITLEGATE fails there, by name,
+        # rather than on the first request. (Nothing here talks to Stripe.)
+        current()
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.is_async:

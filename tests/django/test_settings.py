@@ -169,3 +169,12 @@ def test_a_settings_change_closes_the_redis_cache_the_settings_built(
 
 def _redis_listeners() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "entitlegate-redis-listener"]
+
+
+def test_a_wrong_setting_fails_when_the_server_loads_the_middleware(configure: Callable[..., None]) -> None:
+    from django.core.handlers.wsgi import WSGIHandler
+
+    configure(ON_UNAVAILABLE="sometimes")
+
+    with pytest.raises(ImproperlyConfigured, match=r"ENTITLEGATE\['ON_UNAVAILABLE'\]"):
+        WSGIHandler()
