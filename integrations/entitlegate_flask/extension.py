@@ -6,13 +6,14 @@ from collections.abc import Callable
 from inspect import iscoroutinefunction
 from typing import Any, TypeVar
 
+from flask import Flask, current_app
+
 from entitlegate import Resolver
 from entitlegate_flask import per_request, templating
 from entitlegate_flask.config import read_settings
 from entitlegate_flask.portal import makes_portal_sessions, portal_redirect
 from entitlegate_flask.state import EXTENSION_KEY, State, state_of
 from entitlegate_flask.webhook import make_blueprint
-from flask import Flask, current_app
 
 __all__ = ["Entitlements"]
 

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable
 from inspect import iscoroutinefunction
 from typing import Any, TypeVar, cast
 
+from flask import abort, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import BuildError
 
 from entitlegate.gate import Outcome, Requirement, Verdict, check
 from entitlegate_flask import per_request
 from entitlegate_flask.state import state_of
-from flask import abort, current_app, redirect, request, url_for
 
 __all__ = ["requires_feature"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import cast
 
+from flask import current_app, g
+
 from entitlegate import Resolver, SourceUnavailable
 from entitlegate_flask.state import state_of
-from flask import current_app, g
 
 __all__ = ["RequestEntitlements", "current", "forget"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from flask import abort, redirect, request
 from werkzeug.wrappers import Response
 
 from entitlegate import Resolver, SourceUnavailable
 from entitlegate.gate import portal_url
 from entitlegate_flask import per_request
-from flask import abort, redirect, request
 
 __all__ = ["makes_portal_sessions", "portal_redirect"]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from entitlegate import Resolver, WebhookHandler
 from flask import Flask
+
+from entitlegate import Resolver, WebhookHandler
 
 if TYPE_CHECKING:
     from entitlegate_flask.extension import Entitlements

@@ -7,11 +7,11 @@ memo with ``@requires_feature``, and in an outage answer as ``ENTITLEGATE_ON_UNA
 
 from __future__ import annotations
 
+from flask import has_request_context
 from werkzeug.local import LocalProxy
 
 from entitlegate.gate import safe_features, safe_has_feature
 from entitlegate_flask import per_request
-from flask import has_request_context
 
 __all__ = ["features", "has_feature"]
 

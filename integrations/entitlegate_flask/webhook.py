@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 
 from entitlegate import InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate_flask.state import state_of
-from flask import Blueprint, current_app, request
 
 __all__ = ["BLUEPRINT_NAME", "make_blueprint"]
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask, render_template_string, request
 
 from entitlegate_flask import Entitlements, requires_feature
-from flask import Flask, render_template_string, request
 from tests.fake_stripe import FakeStripe
 from tests.stripe_events import SECRET
 

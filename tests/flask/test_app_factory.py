@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import weakref
 
-from entitlegate_flask import Entitlements
 from flask import Flask
+
+from entitlegate_flask import Entitlements
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory, header_customer
 from tests.stripe_events import signed, summary_event

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from entitlegate_flask import requires_feature
 from flask import Flask
+
+from entitlegate_flask import requires_feature
 from tests.fake_stripe import FakeStripe
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from entitlegate_flask import Entitlements
-from flask import Flask
 from tests.flask.conftest import AppFactory, header_customer
 from tests.stripe_events import signed, summary_event
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 
 from entitlegate import Resolver, StaticSource
 from entitlegate_flask import Entitlements, portal_redirect
-from flask import Flask
 from tests.fake_stripe import PORTAL_SESSIONS, FakeStripe
 from tests.flask.conftest import AppFactory, header_customer
 

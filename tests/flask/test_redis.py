@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from flask import Flask
+
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory
 from tests.redis_server import RedisServer

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import Flask, abort, render_template_string
 from flask.views import MethodView
 
 from entitlegate_flask import Entitlements, requires_feature
-from flask import Flask, abort, render_template_string
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory, header_customer
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, render_template_string
+
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from flask import Flask
+
 from entitlegate import Resolver, StaticSource
 from entitlegate.testing import override_features
 from entitlegate_flask import Entitlements
-from flask import Flask
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory, header_customer
 

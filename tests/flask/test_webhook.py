@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from flask import Flask, url_for
 
 from entitlegate import Entry, MemoryCache, Resolver, StaticSource
 from entitlegate_flask import Entitlements
-from flask import Flask, url_for
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory
 from tests.stripe_events import sign, signed, subscription_event, summary_event
