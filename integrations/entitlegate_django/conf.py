@@ -137,9 +137,16 @@ def read_cache(raw: Mapping[str, Any]) -> str:
         return "memory"
     if not isinstance(cache, str) or not cache.startswith(_REDIS_SCHEMES):
         raise Invalid("CACHE", f'must be "memory" or a redis://, rediss:// or unix:// URL, got {_redacted(cache)!r}')
-    if importlib.util.find_spec("redis") is None:
+    if not _importable("redis"):
         raise Invalid("CACHE", 'is a Redis URL, which needs the redis extra: pip install "entitlegate[redis]"')
     return cache
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked with sys.modules[name] = None
+        return False
 
 
 def read_ttls(raw: Mapping[str, Any]) -> tuple[float, float]:

@@ -86,8 +86,8 @@ async def test_async_class_based_view_is_gated(async_client: AsyncClient, fake_s
 async def test_async_method_decorated_view_is_gated(async_client: AsyncClient, fake_stripe: FakeStripe) -> None:
     import django
 
-    if django.VERSION < (5, 0):
-        pytest.skip("method_decorator wraps async methods from Django 5.0")
+    if django.VERSION < (5, 1):
+        pytest.skip("method_decorator wraps async methods from Django 5.1")
     fake_stripe.set_customer("cus_1", ["seats-feature"])
     client = await _signed_in(async_client, "cus_1")
 

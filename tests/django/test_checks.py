@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -112,3 +113,15 @@ def test_check_messages_never_show_the_api_key_or_secret(configure: Callable[...
     assert "do_not_show" not in text
     assert "hunter2" not in text
     assert SECRET not in text
+
+
+def test_a_redis_cache_without_redis_installed_is_e003(
+    configure: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # makes "import redis" fail, as without the extra
+    configure(CACHE="redis://localhost:6379/0")
+
+    messages = [message for message in checks.run_checks() if message.id == "entitlegate.E003"]
+
+    assert len(messages) == 1
+    assert 'pip install "entitlegate[redis]"' in messages[0].msg

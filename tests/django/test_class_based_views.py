@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, RequestFactory
-
 from django.views import View
+
 from entitlegate_django import FeatureRequiredMixin
 from tests.fake_stripe import FakeStripe
 

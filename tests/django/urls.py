@@ -1,6 +1,7 @@
 """URLs of the test project."""
 
 from django.urls import path, re_path
+
 from entitlegate_django.views import astripe_webhook, stripe_webhook
 from tests.django import views
 

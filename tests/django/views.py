@@ -8,8 +8,8 @@ import threading
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
-
 from django.views import View
+
 from entitlegate_django import FeatureRequiredMixin, requires_feature
 
 
