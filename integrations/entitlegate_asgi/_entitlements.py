@@ -45,7 +45,7 @@ class Entitlements:
 
     def __init__(self, gate: EntitlementMiddleware, scope: Scope) -> None:
         self._gate = gate
-        self._scope = scope
+        self._scope: Scope | None = scope
         self._loaded = False
         self._customer: str | None = None
         self._features = _EMPTY
@@ -72,6 +72,8 @@ class Entitlements:
         """
         if self._loaded:
             return self
+        if self._scope is None:
+            raise RuntimeError("the request's entitlements can be loaded only while the request is being handled")
         customer = await self._gate._find_customer(self._scope)
         if customer is not None:
             try:
@@ -115,6 +117,10 @@ class Entitlements:
         if policy == "raise":
             raise self._error
         return policy == "allow"
+
+    def _release(self) -> None:
+        """Let go of the request's scope once the request is over."""
+        self._scope = None
 
     def _check(self, requirement: Requirement) -> Verdict:
         """The gate's verdict on the loaded entitlements."""

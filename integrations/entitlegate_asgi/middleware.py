@@ -89,6 +89,14 @@ class EntitlementMiddleware:
         state = dict(scope.get("state") or ())
         scope = {**scope, "state": state}
         entitlements = state["entitlements"] = Entitlements(self, scope)
+        try:
+            await self._serve(scope, receive, send, entitlements)
+        finally:
+            # The entitlements hold the scope that holds them: cut that loop, so that a request
+            # leaves no garbage for the cycle collector.
+            entitlements._release()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, entitlements: Entitlements) -> None:
         requirement = self.rules.match(_route_path(scope)) if self.rules else None
         if requirement is not None:
             refusal = await entitlements._refusal_app(scope, requirement)

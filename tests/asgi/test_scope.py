@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -152,3 +153,33 @@ def test_lifespan_state_and_entitlements_both_reach_the_request(make_app: Callab
         response = client.get("/both", headers=as_customer("cus_1"))
 
     assert response.json() == ["hello", "Entitlements"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/pro", "/free"])
+async def test_request_leaves_no_reference_cycles_behind(
+    resolver: Resolver, fake_stripe: FakeStripe, path: str
+) -> None:
+    fake_stripe.set_customer("cus_1", ["seats-feature"])
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def discard(message: dict[str, Any]) -> None:
+        pass
+
+    middleware = EntitlementMiddleware(
+        app, resolver=resolver, customer=customer_from_header, rules={"/pro": "seats-feature"}
+    )
+    await middleware(http_scope(path), receive, discard)  # the first request fetches from Stripe
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(10):
+            await middleware(http_scope(path), receive, discard)
+        garbage = gc.collect()
+    finally:
+        gc.enable()
+
+    assert garbage == 0  # a cycle per request would leave the scope and its state for the collector
