@@ -37,7 +37,11 @@ test: $(STAMP) redis-server lint
 demo: $(STAMP)
 	$(PY) -m example_app.demo
 
-bench: $(STAMP) redis-server
+$(VENV)/.installed-bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[all,dev,bench]"
+	@touch $@
+
+bench: $(VENV)/.installed-bench redis-server
 	$(PY) -m bench
 
 clean:
