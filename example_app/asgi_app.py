@@ -1,0 +1,212 @@
+"""The Starlette example app: ``uvicorn --factory example_app.asgi_app:create_app`` (``make run-asgi``).
+
+``entitlegate_asgi`` as docs/asgi.md sets it up: Starlette's ``AuthenticationMiddleware`` (here
+reading the demo sign-in cookie) before ``EntitlementMiddleware``, ``@requires_feature`` on two
+pages, an ``on_denied`` page that offers the upgrade, and ``webhook_app`` at ``/stripe/webhook``.
+It shares its Jinja templates with the Flask app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser, SimpleUser, requires
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+from starlette.types import Scope
+
+from entitlegate import SourceUnavailable, WebhookHandler
+from entitlegate_asgi import EntitlementMiddleware, Entitlements, requires_feature, webhook_app
+from example_app import environment, webhooks
+from example_app.catalog import PAGES, Page, demo_customers, page_needing
+from example_app.environment import Environment
+from example_app.signin import COOKIE, COOKIE_MAX_AGE, parse_customer, safe_next
+
+__all__ = ["create_app"]
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+URLS = {
+    "home": "/",
+    "signin": "/signin",
+    "signout": "/signout",
+    "grant": "/upgrade",
+    "reread": "/reread",
+    "api": "/api/features",
+    "webhook": "/stripe/webhook",
+}
+
+
+def create_app() -> Starlette:
+    """The app, configured from the environment (see ``example_app.environment``).
+
+    Raises ``ValueError`` naming the setting when one is wrong.
+    """
+    env = environment.from_env()
+    resolver = env.build_resolver()
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/signin", signin, methods=["GET", "POST"], name="signin"),
+            Route("/signout", signout, methods=["POST"]),
+            Route("/seats", seats),
+            Route("/analytics", analytics),
+            Route("/api/features", features_json),
+            Route("/upgrade", grant, methods=["POST"]),
+            Route("/reread", reread, methods=["POST"]),
+            Route(URLS["webhook"], webhook_app(WebhookHandler(resolver, env.webhook_secret)), name="stripe-webhook"),
+        ],
+        middleware=[
+            Middleware(AuthenticationMiddleware, backend=DemoSignIn()),  # first: it sets scope["user"]
+            Middleware(EntitlementMiddleware, resolver=resolver, customer=stripe_customer, on_denied=upgrade_offer),
+        ],
+    )
+    app.state.env = env
+    return app
+
+
+class DemoSignIn(AuthenticationBackend):
+    """Signs the visitor in as the customer in the demo cookie; the user's name is the customer id."""
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        customer = parse_customer(conn.cookies.get(COOKIE))
+        if customer is None:
+            return None
+        return AuthCredentials(["authenticated"]), SimpleUser(customer)
+
+
+def stripe_customer(scope: Scope) -> str | None:
+    """``EntitlementMiddleware``'s ``customer``: the signed-in user's Stripe customer id, or None."""
+    user: BaseUser = scope["user"]
+    return user.identity if user.is_authenticated else None
+
+
+def upgrade_offer(scope: Scope, feature: str) -> Response:
+    """``on_denied``: a 403 page that names the feature and offers the upgrade webhook."""
+    request = Request(scope)
+    context = {"feature": feature, "grantable": page_needing(feature) is not None}
+    return TEMPLATES.TemplateResponse(request, "upgrade.html", _context(request, **context), status_code=403)
+
+
+# -- pages ----------------------------------------------------------------------------------------
+
+
+def _context(request: Request, **extra: Any) -> dict[str, Any]:
+    # The middleware loaded the entitlements before any of these render (a gated endpoint, or an
+    # endpoint that awaited load()); a template gets features and has_feature as Flask's do.
+    entitlements: Entitlements = request.state.entitlements
+    try:
+        features = entitlements.features
+    except SourceUnavailable:
+        features = frozenset()  # a page never breaks for an outage: it shows no features
+    env: Environment = request.app.state.env
+    return {
+        "framework": "Starlette",
+        "env_line": env.describe(),
+        "customer": entitlements.customer,
+        "features": features,
+        "has_feature": features.__contains__,
+        "pages": [_page_link(page) for page in PAGES],
+        "urls": URLS,
+        **extra,
+    }
+
+
+def _page_link(page: Page) -> dict[str, str]:
+    return {"path": f"/{page.name}", "title": page.title, "feature": page.feature, "blurb": page.blurb}
+
+
+async def home(request: Request) -> Response:
+    """What the signed-in customer holds, and which pages that opens."""
+    await request.state.entitlements.load()  # no rule gates "/": load before reading
+    return TEMPLATES.TemplateResponse(request, "home.html", _context(request))
+
+
+@requires("authenticated", redirect="signin")  # no customer: to the sign-in page rather than a 401
+@requires_feature("seats-feature")
+async def seats(request: Request) -> Response:
+    """A page for customers holding ``seats-feature``."""
+    return TEMPLATES.TemplateResponse(request, "page.html", _context(request, page=PAGES[0]))
+
+
+@requires("authenticated", redirect="signin")
+@requires_feature("analytics")
+def analytics(request: Request) -> Response:
+    """A page for customers holding ``analytics`` (a sync endpoint: it runs in the thread pool)."""
+    return TEMPLATES.TemplateResponse(request, "page.html", _context(request, page=PAGES[1]))
+
+
+async def features_json(request: Request) -> Response:
+    """The signed-in customer's features as JSON (in an outage the middleware answers 503)."""
+    entitlements = await request.state.entitlements.load()
+    return JSONResponse({"customer": entitlements.customer, "features": sorted(entitlements.features)})
+
+
+# -- the demo sign-in and the buttons ------------------------------------------------------------
+
+
+async def _form(request: Request) -> dict[str, str]:
+    # The forms here are urlencoded: parsed without request.form(), which needs python-multipart.
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+    return {name: values[0] for name, values in fields.items()}
+
+
+async def signin(request: Request) -> Response:
+    """Pick a demo customer (or type any customer id); kept in a cookie."""
+    await request.state.entitlements.load()
+    if request.method == "GET":
+        context = _context(request, demo_customers=demo_customers(), next=request.query_params.get("next", ""))
+        return TEMPLATES.TemplateResponse(request, "signin.html", context)
+    form = await _form(request)
+    other = form.get("other", "").strip()
+    customer = parse_customer(other) if other else parse_customer(form.get("customer"))
+    if customer is None:
+        context = _context(request, demo_customers=demo_customers(), next="", error="That is not a customer id.")
+        return TEMPLATES.TemplateResponse(request, "signin.html", context, status_code=400)
+    response = RedirectResponse(safe_next(form.get("next"), {f"/{page.name}" for page in PAGES}), 303)
+    response.set_cookie(COOKIE, customer, max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax")
+    return response
+
+
+async def signout(request: Request) -> Response:
+    """Forget the demo customer."""
+    response = RedirectResponse("/", 303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+async def grant(request: Request) -> Response:
+    """Send this app's webhook a signed summary event granting ``feature``, then open its page."""
+    entitlements = await request.state.entitlements.load()
+    if entitlements.customer is None:
+        return RedirectResponse("/signin", 303)
+    page = page_needing((await _form(request)).get("feature", ""))
+    if page is None:
+        return Response("no page needs that feature", 400)
+    # In an outage, features raises SourceUnavailable and the middleware answers 503.
+    event = webhooks.summary_updated(entitlements.customer, entitlements.features | {page.feature})
+    return await _send(request, event, f"/{page.name}")
+
+
+async def reread(request: Request) -> Response:
+    """Send a signed ``customer.subscription.updated``: the next check asks the source again."""
+    entitlements = await request.state.entitlements.load()
+    if entitlements.customer is None:
+        return RedirectResponse("/signin", 303)
+    return await _send(request, webhooks.subscription_updated(entitlements.customer), "/")
+
+
+async def _send(request: Request, event: dict[str, Any], then: str) -> Response:
+    # Over HTTP to this app's own webhook URL, as Stripe would deliver it; awaited, so the event
+    # loop serves that POST meanwhile.
+    env: Environment = request.app.state.env
+    delivery = await webhooks.adeliver(str(request.url_for("stripe-webhook")), event, env.webhook_secret)
+    if delivery.status != 200:
+        return TEMPLATES.TemplateResponse(request, "failed.html", _context(request, delivery=delivery), status_code=502)
+    return RedirectResponse(then, 303)

@@ -1,0 +1,129 @@
+"""Views of the Django example project, and the two functions its ``ENTITLEGATE`` settings name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from entitlegate_django import FeatureDenied, requires_feature
+from example_app import webhooks
+from example_app.catalog import PAGES, demo_customers, page_needing
+from example_app.django_app.settings import ENV
+from example_app.signin import COOKIE, COOKIE_MAX_AGE, parse_customer, safe_next
+
+
+def demo_customer(request: HttpRequest) -> str | None:
+    """``ENTITLEGATE["CUSTOMER"]``: the Stripe customer id the visitor signed in as, or None."""
+    return parse_customer(request.COOKIES.get(COOKIE))
+
+
+def upgrade_offer(request: HttpRequest, exception: FeatureDenied) -> HttpResponse:
+    """``ENTITLEGATE["DENIED"]``: a 403 page that names the feature and offers the upgrade webhook."""
+    if exception.feature is None:
+        raise exception  # no customer at all: the plain 403
+    context = {"feature": exception.feature, "grantable": page_needing(exception.feature) is not None}
+    return render(request, "upgrade.html", context, status=403)
+
+
+def layout(request: HttpRequest) -> dict[str, Any]:
+    """Context processor: what every page of the example shows."""
+    return {
+        "framework": "Django",
+        "env_line": ENV.describe(),
+        "customer": demo_customer(request),
+        "pages": [
+            {"path": reverse(page.name), "title": page.title, "feature": page.feature, "blurb": page.blurb}
+            for page in PAGES
+        ],
+    }
+
+
+# -- pages ----------------------------------------------------------------------------------------
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """What the signed-in customer holds, and which pages that opens."""
+    return render(request, "home.html")
+
+
+@requires_feature("seats-feature")
+def seats(request: HttpRequest) -> HttpResponse:
+    """A page for customers holding ``seats-feature`` (a sync view)."""
+    return render(request, "page.html", {"page": PAGES[0]})
+
+
+@requires_feature("analytics")
+async def analytics(request: HttpRequest) -> HttpResponse:
+    """A page for customers holding ``analytics`` (an async view: gated the same way)."""
+    return render(request, "page.html", {"page": PAGES[1]})
+
+
+@require_GET
+def features_json(request: HttpRequest) -> JsonResponse:
+    """The signed-in customer's features as JSON (in an outage the middleware answers 503)."""
+    entitlements = request.entitlements  # type: ignore[attr-defined]
+    return JsonResponse({"customer": entitlements.customer, "features": sorted(entitlements.features)})
+
+
+# -- the demo sign-in and the buttons ------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def signin(request: HttpRequest) -> HttpResponse:
+    """Pick a demo customer (or type any customer id); kept in a cookie."""
+    context: dict[str, Any] = {"demo_customers": demo_customers(), "next": request.GET.get("next", "")}
+    if request.method == "GET":
+        return render(request, "signin.html", context)
+    other = request.POST.get("other", "").strip()
+    customer = parse_customer(other) if other else parse_customer(request.POST.get("customer"))
+    if customer is None:
+        return render(request, "signin.html", context | {"error": "That is not a customer id."}, status=400)
+    response = redirect(safe_next(request.POST.get("next"), {reverse(page.name) for page in PAGES}))
+    response.set_cookie(COOKIE, customer, max_age=COOKIE_MAX_AGE, httponly=True, samesite="Lax")
+    return response
+
+
+@require_POST
+def signout(request: HttpRequest) -> HttpResponse:
+    """Forget the demo customer."""
+    response = redirect("home")
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@require_POST
+def grant(request: HttpRequest) -> HttpResponse:
+    """Send this site's webhook a signed summary event granting ``feature``, then open its page."""
+    customer = demo_customer(request)
+    if customer is None:
+        return redirect("signin")
+    page = page_needing(request.POST.get("feature", ""))
+    if page is None:
+        return HttpResponseBadRequest("no page needs that feature")
+    # In an outage, features raises SourceUnavailable and the middleware answers 503.
+    held: frozenset[str] = request.entitlements.features  # type: ignore[attr-defined]
+    return _send(request, webhooks.summary_updated(customer, held | {page.feature}), reverse(page.name))
+
+
+@require_POST
+def reread(request: HttpRequest) -> HttpResponse:
+    """Send a signed ``customer.subscription.updated``: the next check asks the source again."""
+    customer = demo_customer(request)
+    if customer is None:
+        return redirect("signin")
+    return _send(request, webhooks.subscription_updated(customer), reverse("home"))
+
+
+def _send(request: HttpRequest, event: dict[str, Any], then: str) -> HttpResponse:
+    # Over HTTP to this site's own webhook URL, as Stripe would deliver it. runserver serves each
+    # request in its own thread, so it can answer this one while the button's request waits.
+    url = request.build_absolute_uri(reverse("stripe-webhook"))
+    delivery = webhooks.deliver(url, event, ENV.webhook_secret)
+    if delivery.status != 200:
+        return render(request, "failed.html", {"delivery": delivery}, status=502)
+    return redirect(then)
