@@ -34,8 +34,20 @@ format: $(STAMP)
 test: $(STAMP) redis-server lint
 	$(PY) -m pytest
 
+# The walkthrough: each example app denies a customer, takes a signed webhook, lets them in.
 demo: $(STAMP)
 	$(PY) -m example_app.demo
+
+# One example app on http://127.0.0.1:8000 to click through. STRIPE_API_KEY + STRIPE_WEBHOOK_SECRET
+# (test mode) switch it from the embedded fixture to Stripe; CACHE_URL=redis://... to Redis.
+run-django: $(STAMP)
+	$(PY) -m django runserver --settings example_app.django_app.settings 127.0.0.1:8000
+
+run-flask: $(STAMP)
+	$(PY) -m flask --app example_app.flask_app run --host 127.0.0.1 --port 8000
+
+run-asgi: $(STAMP)
+	$(PY) -m uvicorn --factory example_app.asgi_app:create_app --host 127.0.0.1 --port 8000
 
 $(VENV)/.installed-bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[all,dev,bench]"
