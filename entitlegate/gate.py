@@ -11,11 +11,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from entitlegate.errors import SourceUnavailable
-from entitlegate.resolver import Resolver
+from entitlegate.resolver import OnUnavailable, Resolver, answer_in_outage
 
 __all__ = [
+    "Answers",
     "Outcome",
     "Requirement",
     "Rules",
@@ -23,6 +25,7 @@ __all__ = [
     "acheck",
     "aportal_url",
     "check",
+    "judge",
     "portal_url",
     "safe_features",
     "safe_has_feature",
@@ -86,21 +89,35 @@ _ALLOWED = Verdict(Outcome.ALLOWED)
 _NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
 
 
-def _judge(resolver: Resolver, requirement: Requirement, features: frozenset[str]) -> Verdict:
-    missing = requirement.missing(features)
+class Answers(Protocol):
+    """What the sync checks read: a :class:`~entitlegate.Resolver`, or a per-request memo of one."""
+
+    on_unavailable: OnUnavailable
+
+    def features(self, customer: str) -> frozenset[str]: ...
+
+    def has_feature(self, customer: str, lookup_key: str) -> bool: ...
+
+
+def judge(
+    requirement: Requirement, answer: frozenset[str] | SourceUnavailable, on_unavailable: OnUnavailable
+) -> Verdict:
+    """The verdict on a customer's features already in hand, or on the outage that kept them away.
+
+    For adapters that load a customer's features once per request and check them several times.
+    An outage follows ``on_unavailable`` as :meth:`Resolver.has_feature` does.
+    """
+    if isinstance(answer, SourceUnavailable):
+        if on_unavailable == "raise":
+            return Verdict(Outcome.UNAVAILABLE, None, answer)
+        if on_unavailable == "allow":
+            return _ALLOWED
+        return Verdict(Outcome.DENIED, requirement.missing(frozenset()))
+    missing = requirement.missing(answer)
     return _ALLOWED if missing is None else Verdict(Outcome.DENIED, missing)
 
 
-def _outage(resolver: Resolver, requirement: Requirement, error: SourceUnavailable) -> Verdict:
-    # The resolver's on_unavailable policy decides, as it does for has_feature.
-    if resolver.on_unavailable == "allow":
-        return _ALLOWED
-    if resolver.on_unavailable == "deny":
-        return Verdict(Outcome.DENIED, requirement.missing(frozenset()))
-    return Verdict(Outcome.UNAVAILABLE, None, error)
-
-
-def check(resolver: Resolver, customer: str | None, requirement: Requirement) -> Verdict:
+def check(resolver: Answers, customer: str | None, requirement: Requirement) -> Verdict:
     """Decide whether ``customer`` (None: nobody signed in / no Stripe customer) meets ``requirement``.
 
     Never raises for an outage: it becomes ``UNAVAILABLE`` (or the resolver's deny/allow policy).
@@ -108,25 +125,27 @@ def check(resolver: Resolver, customer: str | None, requirement: Requirement) ->
     """
     if customer is None:
         return _NO_CUSTOMER
+    answer: frozenset[str] | SourceUnavailable
     try:
-        features = resolver.features(customer)
+        answer = resolver.features(customer)
     except SourceUnavailable as error:
-        return _outage(resolver, requirement, error)
-    return _judge(resolver, requirement, features)
+        answer = error
+    return judge(requirement, answer, resolver.on_unavailable)
 
 
 async def acheck(resolver: Resolver, customer: str | None, requirement: Requirement) -> Verdict:
     """Async twin of :func:`check`."""
     if customer is None:
         return _NO_CUSTOMER
+    answer: frozenset[str] | SourceUnavailable
     try:
-        features = await resolver.afeatures(customer)
+        answer = await resolver.afeatures(customer)
     except SourceUnavailable as error:
-        return _outage(resolver, requirement, error)
-    return _judge(resolver, requirement, features)
+        answer = error
+    return judge(requirement, answer, resolver.on_unavailable)
 
 
-def safe_has_feature(resolver: Resolver, customer: str | None, lookup_key: str) -> bool:
+def safe_has_feature(resolver: Answers, customer: str | None, lookup_key: str) -> bool:
     """A check for templates, which must never break a page.
 
     No customer, or a malformed one, answers False; an outage answers as ``on_unavailable`` says,
@@ -136,13 +155,14 @@ def safe_has_feature(resolver: Resolver, customer: str | None, lookup_key: str) 
         return False
     try:
         return resolver.has_feature(customer, lookup_key)
-    except SourceUnavailable:
-        return resolver.on_unavailable == "allow"
+    except SourceUnavailable as error:
+        # Under "raise" a template answers False rather than break the page.
+        return answer_in_outage("deny" if resolver.on_unavailable == "raise" else resolver.on_unavailable, error)
     except ValueError:
         return False
 
 
-def safe_features(resolver: Resolver, customer: str | None) -> frozenset[str]:
+def safe_features(resolver: Answers, customer: str | None) -> frozenset[str]:
     """The customer's features for a template: the empty set without a customer or in an outage."""
     if not customer:
         return frozenset()

@@ -9,15 +9,16 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal
 
-from entitlegate.cache._base import Cache, Entry
+from entitlegate.cache._base import Bindable, Cache, Entry, Leasing
 from entitlegate.cache.memory import MemoryCache
 from entitlegate.errors import SourceUnavailable
 from entitlegate.sources import Source
 
-__all__ = ["OnUnavailable", "Resolver", "ResolverStats"]
+__all__ = ["OnUnavailable", "Resolver", "ResolverStats", "answer_in_outage"]
 
 logger = logging.getLogger("entitlegate")
 
@@ -63,6 +64,13 @@ class _Flight:
         self.error: BaseException | None = None
 
 
+def answer_in_outage(on_unavailable: OnUnavailable, error: SourceUnavailable) -> bool:
+    """What ``has_feature`` answers when the source is down: raise ``error``, or False/True."""
+    if on_unavailable == "raise":
+        raise error
+    return on_unavailable == "allow"
+
+
 def _check_customer(customer: object) -> str:
     if not isinstance(customer, str) or not customer.strip():
         raise ValueError(f"customer must be a non-blank Stripe customer id string, got {customer!r}")
@@ -79,7 +87,9 @@ class Resolver:
     ``"allow"`` answers True. :meth:`features` always raises.
 
     Concurrent misses for one customer make one source call, across threads and across the tasks
-    of one event loop. Thread-safe; the ``a``-prefixed twins never block the event loop.
+    of one event loop, and across processes when the cache can coalesce them
+    (:class:`~entitlegate.cache.Leasing`, as :class:`~entitlegate.RedisCache` does). Thread-safe;
+    the ``a``-prefixed twins never block the event loop.
     ``clock`` (monotonic seconds) and ``wall_clock`` (epoch seconds, comparable with Stripe's
     event times) can be replaced in tests.
     """
@@ -111,6 +121,13 @@ class Resolver:
         self.on_unavailable: OnUnavailable = on_unavailable
         self._clock = clock
         self._wall_clock = wall_clock
+        if isinstance(self.cache, Bindable):
+            self.cache.bind(source)
+        # A cache shared by processes coalesces their misses too; the others have nothing to do.
+        self._lease: Callable[[str], AbstractContextManager[Entry | None]] | None = None
+        self._alease: Callable[[str], AbstractAsyncContextManager[Entry | None]] | None = None
+        if isinstance(self.cache, Leasing):
+            self._lease, self._alease = self.cache.lease, self.cache.alease
         self._peek = self.cache.peek
         self._overrides: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
@@ -162,10 +179,8 @@ class Resolver:
             return lookup_key in entry.features
         try:
             return lookup_key in self._resolve(customer)
-        except SourceUnavailable:
-            if self.on_unavailable == "raise":
-                raise
-            return self.on_unavailable == "allow"
+        except SourceUnavailable as error:
+            return answer_in_outage(self.on_unavailable, error)
 
     def features(self, customer: str) -> frozenset[str]:
         """The lookup_keys of every feature ``customer`` holds.
@@ -193,10 +208,8 @@ class Resolver:
             return lookup_key in entry.features
         try:
             return lookup_key in await self._aresolve(customer)
-        except SourceUnavailable:
-            if self.on_unavailable == "raise":
-                raise
-            return self.on_unavailable == "allow"
+        except SourceUnavailable as error:
+            return answer_in_outage(self.on_unavailable, error)
 
     async def afeatures(self, customer: str) -> frozenset[str]:
         """Async twin of :meth:`features`."""
@@ -261,6 +274,13 @@ class Resolver:
         self._misses.incr()
         return None
 
+    def _borrowed(self, entry: Entry | None) -> frozenset[str] | None:
+        """The answer another process's fetch left in a lease, counted as coalesced; or None."""
+        if entry is not None and entry.expires > self._clock():
+            self._coalesced.incr()
+            return entry.features
+        return None
+
     def _fallback(self, customer: str, entry: Entry | None, error: SourceUnavailable) -> frozenset[str]:
         """What to answer when the source failed: a stale entry if young enough, else raise."""
         if entry is not None and entry.stale_until > self._clock():
@@ -307,7 +327,7 @@ class Resolver:
             assert flight.features is not None
             return flight.features
         try:
-            flight.features = self._fetch_and_store(customer)
+            flight.features = self._fetch_once(customer)
             return flight.features
         except BaseException as error:
             flight.error = error
@@ -316,6 +336,14 @@ class Resolver:
             with self._lock:
                 del self._flights[customer]
             flight.done.set()
+
+    def _fetch_once(self, customer: str) -> frozenset[str]:
+        """The leading thread's fetch; with a leasing cache, the first process's serves the rest."""
+        if self._lease is None:
+            return self._fetch_and_store(customer)
+        with self._lease(customer) as entry:
+            answer = self._borrowed(entry)
+            return answer if answer is not None else self._fetch_and_store(customer)
 
     def _fetch_and_store(self, customer: str) -> frozenset[str]:
         started = self._wall_clock()
@@ -350,7 +378,7 @@ class Resolver:
             else:
                 # The fetch runs in a task of its own, so a caller that is cancelled (a client
                 # that hung up) does not cancel it for every other caller waiting on it.
-                flight = loop.create_task(self._afetch_and_store(customer))
+                flight = loop.create_task(self._afetch_once(customer))
                 self._aflights[customer] = flight
                 flight.add_done_callback(lambda task: self._land(customer, task))
         return await asyncio.shield(flight)
@@ -361,6 +389,14 @@ class Resolver:
                 del self._aflights[customer]
         if not task.cancelled():
             task.exception()  # retrieved here, so a flight every caller left is not reported as lost
+
+    async def _afetch_once(self, customer: str) -> frozenset[str]:
+        """Async twin of :meth:`_fetch_once`."""
+        if self._alease is None:
+            return await self._afetch_and_store(customer)
+        async with self._alease(customer) as entry:
+            answer = self._borrowed(entry)
+            return answer if answer is not None else await self._afetch_and_store(customer)
 
     async def _afetch_and_store(self, customer: str) -> frozenset[str]:
         started = self._wall_clock()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["Cache", "Entry", "supersedes"]
+if TYPE_CHECKING:
+    from entitlegate.sources import Source
+
+__all__ = ["Bindable", "Cache", "Entry", "Leasing", "supersedes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,9 @@ class Cache(Protocol):
 
     ``peek`` is the hot path: it reads what this process holds, with no I/O and no lock. The other
     methods may do I/O; the ``a``-prefixed twins must not block the event loop.
+
+    A cache shared by many processes may also be :class:`Bindable` (told which source it serves)
+    and :class:`Leasing` (coalesces misses across processes); the Resolver uses either when present.
     """
 
     def peek(self, customer: str) -> Entry | None:
@@ -91,4 +98,35 @@ class Cache(Protocol):
 
     def clear(self) -> None:
         """Drop every entry."""
+        ...
+
+
+@runtime_checkable
+class Bindable(Protocol):
+    """A cache that namespaces what it keeps by the source it serves (livemode, Stripe account).
+
+    The :class:`~entitlegate.Resolver` calls :meth:`bind` once, from its constructor.
+    """
+
+    def bind(self, source: Source) -> None:
+        """Serve ``source``'s answers: its ``livemode`` and, if it has one, its ``stripe_account``."""
+        ...
+
+
+@runtime_checkable
+class Leasing(Protocol):
+    """A cache that coalesces misses across processes, around the one source call they need.
+
+    On a miss, the :class:`~entitlegate.Resolver` enters ``lease(customer)`` before asking the
+    source. It yields the entry another process stored while this one waited its turn (answer from
+    it if fresh, without asking the source), or ``None``: ask the source now, and store the answer
+    before leaving the block. It never raises for the cache's own failures and never waits long.
+    """
+
+    def lease(self, customer: str) -> AbstractContextManager[Entry | None]:
+        """Claim the miss of ``customer``, or wait briefly for the process that claimed it."""
+        ...
+
+    def alease(self, customer: str) -> AbstractAsyncContextManager[Entry | None]:
+        """Async twin of :meth:`lease`."""
         ...

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from entitlegate.errors import SourceUnavailable
 
-# _judge and _outage are the gate's own verdict on features already in hand (and on an outage
-# already met), so a request that both reads its features and is checked asks the source once;
-# gate.acheck would fetch them again.
-from entitlegate.gate import Outcome, Requirement, Verdict, _judge, _outage
+# gate.judge gives the verdict on features already in hand (or an outage already met), so a
+# request that both reads its features and is checked asks the source once.
+from entitlegate.gate import Outcome, Requirement, Verdict, judge
+from entitlegate.resolver import answer_in_outage
 from entitlegate_asgi._types import ASGIApp, Scope
 
 if TYPE_CHECKING:
@@ -113,10 +113,7 @@ class Entitlements:
             raise RuntimeError(_NOT_LOADED)
         if self._error is None:
             return lookup_key in self._features
-        policy = self._gate.resolver.on_unavailable
-        if policy == "raise":
-            raise self._error
-        return policy == "allow"
+        return answer_in_outage(self._gate.resolver.on_unavailable, self._error)
 
     def _release(self) -> None:
         """Let go of the request's scope once the request is over."""
@@ -126,9 +123,8 @@ class Entitlements:
         """The gate's verdict on the loaded entitlements."""
         if self._customer is None:
             return _NO_CUSTOMER
-        if self._error is not None:
-            return _outage(self._gate.resolver, requirement, self._error)
-        return _judge(self._gate.resolver, requirement, self._features)
+        answer = self._features if self._error is None else self._error
+        return judge(requirement, answer, self._gate.resolver.on_unavailable)
 
     async def _refusal_of(self, requirement: Requirement) -> Verdict | None:
         """Load, then the verdict when it refuses the request, or None when it lets it through."""

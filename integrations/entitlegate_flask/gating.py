@@ -66,7 +66,7 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
 
 def _check(requirement: Requirement) -> Verdict:
     answers = per_request.current()
-    return check(answers.as_resolver, answers.customer, requirement)
+    return check(answers, answers.customer, requirement)
 
 
 def _deny(verdict: Verdict) -> ResponseReturnValue:

@@ -8,8 +8,6 @@ lives on ``g`` and is dropped when the request ends.
 
 from __future__ import annotations
 
-from typing import cast
-
 from flask import current_app, g
 
 from entitlegate import Resolver, SourceUnavailable
@@ -24,8 +22,8 @@ class RequestEntitlements:
     """The resolver as one request sees it: the same answer to every question it asks.
 
     It answers the part of :class:`~entitlegate.Resolver` that ``entitlegate.gate`` uses
-    (``features``, ``has_feature``, ``on_unavailable``), so the gate's decisions apply unchanged;
-    :attr:`as_resolver` is this object typed for those functions.
+    (``features``, ``has_feature``, ``on_unavailable``: the ``gate.Answers`` protocol), so the
+    gate's decisions apply unchanged.
     """
 
     __slots__ = ("_error", "_features", "customer", "on_unavailable", "resolver")
@@ -36,11 +34,6 @@ class RequestEntitlements:
         self.on_unavailable = resolver.on_unavailable
         self._features: frozenset[str] | None = None
         self._error: SourceUnavailable | None = None
-
-    @property
-    def as_resolver(self) -> Resolver:
-        # gate's functions are typed for a Resolver; they read only what this class answers.
-        return cast(Resolver, self)
 
     def features(self, customer: str) -> frozenset[str]:
         """The customer's features, asked of the resolver on the first call only."""

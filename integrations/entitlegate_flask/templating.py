@@ -24,14 +24,14 @@ def has_feature(lookup_key: str) -> bool:
     if not has_request_context():
         return False
     answers = per_request.current()
-    return safe_has_feature(answers.as_resolver, answers.customer, lookup_key)
+    return safe_has_feature(answers, answers.customer, lookup_key)
 
 
 def _current_features() -> frozenset[str]:
     if not has_request_context():
         return frozenset()
     answers = per_request.current()
-    return safe_features(answers.as_resolver, answers.customer)
+    return safe_features(answers, answers.customer)
 
 
 #: ``{% for key in features %}`` / ``{% if "x" in features %}``: this request's customer's
