@@ -1,12 +1,16 @@
 """Gate web views on the Stripe entitlements a customer holds, answered from a cache."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from entitlegate.cache import Cache, Entry, MemoryCache
 from entitlegate.errors import EntitlegateError, InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver, ResolverStats
 from entitlegate.sources import Source, StaticSource, StripeSource
 from entitlegate.webhooks import WebhookHandler, WebhookResult
+
+if TYPE_CHECKING:
+    from entitlegate.cache.redis import RedisCache
 
 try:
     __version__ = version("entitlegate")
@@ -20,6 +24,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidSignature",
     "MemoryCache",
+    "RedisCache",
     "Resolver",
     "ResolverStats",
     "Source",
@@ -30,3 +35,13 @@ __all__ = [
     "WebhookResult",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisCache needs the optional redis package: imported on first use, so that
+    # `import entitlegate` works without it and names the extra to install when it is missing.
+    if name == "RedisCache":
+        from entitlegate.cache.redis import RedisCache
+
+        return RedisCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

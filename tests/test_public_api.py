@@ -11,6 +11,7 @@ def test_all_lists_the_public_names_sorted() -> None:
         "StripeSource",
         "StaticSource",
         "MemoryCache",
+        "RedisCache",
         "WebhookHandler",
         "WebhookResult",
         "EntitlegateError",
@@ -35,3 +36,10 @@ def test_version_comes_from_the_installed_metadata() -> None:
 
 def test_override_features_is_exported_from_testing() -> None:
     assert callable(entitlegate.testing.override_features)
+
+
+def test_redis_cache_is_exported_lazily() -> None:
+    # `import entitlegate` must work without the redis extra; the name imports it on first use.
+    from entitlegate.cache.redis import RedisCache
+
+    assert entitlegate.RedisCache is RedisCache
