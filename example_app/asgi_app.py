@@ -1,8 +1,9 @@
 """The Starlette example app: ``uvicorn --factory example_app.asgi_app:create_app`` (``make run-asgi``).
 
-``entitlegate_asgi`` as docs/asgi.md sets it up: Starlette's ``AuthenticationMiddleware`` (here
-reading the demo sign-in cookie) before ``EntitlementMiddleware``, ``@requires_feature`` on two
-pages, an ``on_denied`` page that offers the upgrade, and ``webhook_app`` at ``/stripe/webhook``.
+``entitlegate_asgi`` as the README's ASGI guide sets it up: Starlette's
+``AuthenticationMiddleware`` (here reading the demo sign-in cookie) before
+``EntitlementMiddleware``, ``@requires_feature`` on two pages, an ``on_denied`` page that offers
+the upgrade, and ``webhook_app`` at ``/stripe/webhook``.
 It shares its Jinja templates with the Flask app.
 """
 

@@ -1,8 +1,8 @@
 """The Flask example app: ``flask --app example_app.flask_app run`` (``make run-flask``).
 
-The ``entitlegate_flask`` extension as docs/flask.md sets it up: a customer loader (here, the
-demo sign-in cookie), ``@requires_feature`` on two pages, a denied handler that offers the
-upgrade, the Jinja globals ``has_feature`` and ``features`` in the templates, and the webhook
+The ``entitlegate_flask`` extension as the README's Flask guide sets it up: a customer loader
+(here, the demo sign-in cookie), ``@requires_feature`` on two pages, a denied handler that offers
+the upgrade, the Jinja globals ``has_feature`` and ``features`` in the templates, and the webhook
 blueprint at ``/stripe/webhook``.
 """
 
