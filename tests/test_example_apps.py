@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -98,10 +98,22 @@ def server(request: pytest.FixtureRequest, embedded: dict[str, Server]) -> Serve
 
 
 @pytest.fixture
-def visitor(server: Server) -> Iterator[Visitor]:
-    visitor = Visitor(server)
-    yield visitor
-    visitor.close()
+def browse() -> Iterator[Callable[[Server], Visitor]]:
+    """Open visitors on servers; each is closed after the test."""
+    opened: list[Visitor] = []
+
+    def open_visitor(server: Server) -> Visitor:
+        opened.append(Visitor(server))
+        return opened[-1]
+
+    yield open_visitor
+    for visitor in opened:
+        visitor.close()
+
+
+@pytest.fixture
+def visitor(server: Server, browse: Callable[[Server], Visitor]) -> Visitor:
+    return browse(server)
 
 
 # -- make demo --------------------------------------------------------------------------------------
@@ -306,16 +318,15 @@ def on_stripe(_fake_stripe_server: FakeStripe) -> Iterator[dict[str, Server]]:
 
 @pytest.mark.parametrize("app", APPS, ids=lambda app: app.key)
 def test_with_stripe_keys_features_come_from_stripe(
-    app: App, on_stripe: dict[str, Server], fake_stripe: FakeStripe
+    app: App, on_stripe: dict[str, Server], fake_stripe: FakeStripe, browse: Callable[[Server], Visitor]
 ) -> None:
     customer = new_customer()
     fake_stripe.set_customer(customer, ["analytics"])
-    visitor = Visitor(on_stripe[app.key])
+    visitor = browse(on_stripe[app.key])
     visitor.sign_in(customer)
     assert visitor.get("analytics").status_code == 200
     assert visitor.get("seats").status_code == 403
     assert fake_stripe.count_by_customer()[customer] >= 1
-    visitor.close()
 
 
 @pytest.mark.parametrize("app", APPS, ids=lambda app: app.key)
@@ -335,11 +346,13 @@ def test_with_stripe_keys_webhooks_need_the_stripe_webhook_secret(
 
 
 @pytest.mark.redis
-def test_with_a_redis_cache_url_a_webhook_to_one_app_opens_the_page_in_every_app(redis_server: RedisServer) -> None:
+def test_with_a_redis_cache_url_a_webhook_to_one_app_opens_the_page_in_every_app(
+    redis_server: RedisServer, browse: Callable[[Server], Visitor]
+) -> None:
     pytest.importorskip("entitlegate.cache.redis")
     customer = new_customer()
     with serving(APPS, base_env(CACHE_URL=redis_server.url)) as servers:
-        visitors = [Visitor(server) for server in servers]
+        visitors = [browse(server) for server in servers]
         for visitor in visitors:
             visitor.sign_in(customer)
             assert visitor.get("analytics").status_code == 403
@@ -352,6 +365,4 @@ def test_with_a_redis_cache_url_a_webhook_to_one_app_opens_the_page_in_every_app
         while statuses != [200, 200, 200] and time.monotonic() < deadline:
             time.sleep(0.02)
             statuses = [visitor.get("analytics").status_code for visitor in visitors]
-        for visitor in visitors:
-            visitor.close()
     assert statuses == [200, 200, 200]
