@@ -31,7 +31,7 @@ from example_app.environment import DEMO_WEBHOOK_SECRET
 from example_app.servers import APPS, Server, ServerFailed, serving
 from example_app.signin import COOKIE
 
-__all__ = ["main"]
+__all__ = ["Walk", "main", "table", "walk"]
 
 CUSTOMER = "cus_demo_starter"
 FEATURE = "analytics"
@@ -56,6 +56,7 @@ class Walk:
 
     @property
     def ok(self) -> bool:
+        """Whether every step did what it should."""
         return not self.failures
 
     def expect(self, step: str, seen: str, wanted: str) -> None:
