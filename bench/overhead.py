@@ -1,0 +1,84 @@
+"""Section 2's measure: a gated view against the same view ungated, in alternated batches."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+
+from bench._timing import Row, alternated
+
+SECTION = "2 view"
+GOAL_PERCENT = 2.0  # gated-view overhead <= 2 % of the trivial request (Django and Flask)
+CUSTOMER = "cus_bench"
+FEATURES = ("seats-feature", "analytics", "export", "sso", "audit-log")
+FEATURE = "seats-feature"
+
+
+def overhead_rows(
+    label: str,
+    ungated: Callable[[int], object],
+    gated: Callable[[int], object],
+    *,
+    number: int,
+    rounds: int,
+    goal: bool,
+    control: bool = False,
+    why: str = "",
+) -> list[Row]:
+    """µs per request ungated and gated, and the gated overhead in % of the ungated request.
+
+    ``ungated`` and ``gated`` each make that many requests when called with a count. Each round
+    times one small batch of each, alternated ABBA, and the overhead is the median of the rounds'
+    paired differences, so a slower moment of the machine weighs on both sides of each pair.
+    With ``control``, the same method is also run with the ungated view on both sides (an A/A
+    run): what it shows is the method's own error on this machine.
+    """
+    plain, checked = alternated(ungated, gated, number=number, rounds=rounds)
+    plain_us = [t * 1e6 for t in plain]
+    checked_us = [t * 1e6 for t in checked]
+    method = f"{rounds} alternated rounds of {number} requests a side"
+    percent, low, high = _paired_percent(plain_us, checked_us)
+    delta = statistics.median(b - a for a, b in zip(plain_us, checked_us, strict=True))
+    rows = [
+        Row(SECTION, f"{label}: ungated", statistics.median(plain_us), _iqr(plain_us), "µs", method),
+        Row(SECTION, f"{label}: gated", statistics.median(checked_us), _iqr(checked_us), "µs", method),
+        Row(
+            SECTION,
+            f"{label}: gated overhead",
+            percent,
+            f"IQR {low:+.1f}..{high:+.1f} %",
+            "%",
+            f"{delta:+.2f} µs per request (median of paired differences)",
+            goal=f"<= {GOAL_PERCENT:g} %" if goal else "",
+            met=percent <= GOAL_PERCENT if goal else None,
+            why=why,
+        ),
+    ]
+    if control:
+        first, second = alternated(ungated, ungated, number=number, rounds=rounds)
+        same, same_low, same_high = _paired_percent([t * 1e6 for t in first], [t * 1e6 for t in second])
+        rows.append(
+            Row(
+                SECTION,
+                f"{label}: A/A control (ungated on both sides)",
+                same,
+                f"IQR {same_low:+.1f}..{same_high:+.1f} %",
+                "%",
+                "the method's own error: ideally 0",
+            )
+        )
+    return rows
+
+
+def _paired_percent(first: Sequence[float], second: Sequence[float]) -> tuple[float, float, float]:
+    """Median and interquartile range of the rounds' ``(second - first) / first`` in %."""
+    percents = [(b - a) / a * 100 for a, b in zip(first, second, strict=True)]
+    low, _, high = statistics.quantiles(percents, n=4) if len(percents) > 1 else (percents[0],) * 3
+    return statistics.median(percents), low, high
+
+
+def _iqr(values: Sequence[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.1f}"
+    low, _, high = statistics.quantiles(values, n=4)
+    return f"IQR {low:.1f}..{high:.1f}"
