@@ -1,0 +1,87 @@
+"""A minimal in-memory Django project for the Django rows: waffle's flag check and gated views.
+
+Django's settings belong to a whole process, so ``python -m bench`` runs these rows in a child
+process (``python -m bench.django_site [--quick]``), which prints them as JSON on stdout. The
+project: sqlite in memory, the locmem cache (waffle's cache), no middleware, two URLs to one
+trivial view — ``/plain`` as is and ``/gated`` behind ``entitlegate_django.requires_feature`` —
+with ``ENTITLEGATE`` naming a resolver on a StaticSource and a customer function below.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from bench.overhead import CUSTOMER, FEATURE, FEATURES
+from entitlegate import MemoryCache, Resolver, StaticSource
+from entitlegate_django import requires_feature
+
+SETTINGS = {
+    "DEBUG": False,
+    "SECRET_KEY": "bench-only-not-a-secret",
+    "ALLOWED_HOSTS": ["testserver"],
+    "USE_TZ": True,
+    "DEFAULT_AUTO_FIELD": "django.db.models.AutoField",
+    "ROOT_URLCONF": "bench.django_site",
+    "INSTALLED_APPS": ["django.contrib.contenttypes", "django.contrib.auth", "waffle", "entitlegate_django"],
+    "MIDDLEWARE": [],
+    "DATABASES": {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    "WAFFLE_CACHE_NAME": "default",
+    "ENTITLEGATE": {"RESOLVER": "bench.django_site.resolver", "CUSTOMER": "bench.django_site.customer"},
+}
+
+resolver = Resolver(StaticSource({CUSTOMER: FEATURES}), MemoryCache())
+
+
+def customer(request: HttpRequest) -> str | None:
+    """The request's Stripe customer, from an ``X-Customer`` header."""
+    found: str | None = request.META.get("HTTP_X_CUSTOMER")
+    return found
+
+
+def view(request: HttpRequest) -> HttpResponse:
+    """The trivial view both URLs serve."""
+    return HttpResponse(b"ok")
+
+
+gated_view = requires_feature(FEATURE)(view)
+_PAGES = {"plain": view, "gated": gated_view}
+
+
+def page(request: HttpRequest, name: str) -> HttpResponse:
+    """``/plain`` and ``/gated`` through one URL pattern, so both cost the same to resolve."""
+    response: HttpResponse = _PAGES[name](request)
+    return response
+
+
+urlpatterns = [path("<slug:name>", page)]
+
+
+def setup() -> None:
+    """Configure Django with :data:`SETTINGS` and create the in-memory database's tables."""
+    import django
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.configure(**SETTINGS)
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
+
+
+def main(argv: list[str]) -> int:
+    """Run the Django rows and print them as a JSON list."""
+    quick = "--quick" in argv
+    setup()
+    from bench import django_views, waffle_peer
+
+    rows = waffle_peer.run(quick=quick) + django_views.run(quick=quick)
+    json.dump([row.to_json() for row in rows], sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""Section 2, Django: a trivial view through the test client and through RequestFactory, gated and not.
+
+Runs in the child process :mod:`bench.django_site` sets up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpResponse, HttpResponseBase
+from django.test import Client, RequestFactory
+
+from bench._timing import Row
+from bench.django_site import gated_view, view
+from bench.overhead import CUSTOMER, overhead_rows
+
+WHY = "the decorator reads the settings-built config, calls CUSTOMER and checks the features"
+
+
+def run(*, quick: bool = False) -> list[Row]:
+    """µs per request through the test client, and per RequestFactory request + direct view call."""
+    client = Client(HTTP_X_CUSTOMER=CUSTOMER)
+    factory = RequestFactory(HTTP_X_CUSTOMER=CUSTOMER)
+
+    def through_client(url: str) -> Callable[[int], object]:
+        _expect_ok(client.get(url), url)
+
+        def batch(count: int) -> None:
+            for _ in range(count):
+                client.get(url)
+
+        return batch
+
+    def called(target: Callable[..., HttpResponse], url: str) -> Callable[[int], object]:
+        _expect_ok(target(factory.get(url)), url)
+
+        def batch(count: int) -> None:
+            for _ in range(count):
+                target(factory.get(url))
+
+        return batch
+
+    return overhead_rows(
+        "Django test client",
+        through_client("/plain"),
+        through_client("/gated"),
+        number=5 if quick else 20,
+        rounds=4 if quick else 500,
+        goal=True,
+        control=True,
+        why=WHY,
+    ) + overhead_rows(
+        "Django RequestFactory + view call",
+        called(view, "/plain"),
+        called(gated_view, "/gated"),
+        number=20 if quick else 200,
+        rounds=4 if quick else 100,
+        goal=False,
+    )
+
+
+def _expect_ok(response: HttpResponseBase, url: str) -> None:
+    if response.status_code != 200 or getattr(response, "content", None) != b"ok":
+        raise RuntimeError(f"Django {url} answered {response.status_code}, not 200 ok: the bench is broken")

@@ -1,0 +1,64 @@
+"""Section 2, Flask: a trivial view through the test client, gated by ``@requires_feature`` and not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, request
+
+from bench._timing import Row
+from bench.overhead import CUSTOMER, FEATURE, FEATURES, overhead_rows
+from entitlegate import MemoryCache, Resolver, StaticSource
+from entitlegate_flask import Entitlements, requires_feature
+
+WHY = (
+    "the gated request also makes a per-request memo on `g`, calls the customer loader and "
+    "reads the features; a trivial Flask request is short enough that a few µs show"
+)
+
+
+def make_app() -> Flask:
+    """One app, two routes to the same view: ``/plain`` as is, ``/gated`` behind the decorator."""
+    app = Flask("bench")
+    app.config["ENTITLEGATE_WEBHOOK_URL"] = None  # no webhook: only the gate is measured
+    resolver = Resolver(StaticSource({CUSTOMER: FEATURES}), MemoryCache())
+    entitlements = Entitlements(app, resolver=resolver)
+
+    @entitlements.customer_loader
+    def customer() -> str | None:
+        return request.headers.get("X-Customer")
+
+    def view() -> str:
+        return "ok"
+
+    app.add_url_rule("/plain", "plain", view)
+    app.add_url_rule("/gated", "gated", requires_feature(FEATURE)(view))
+    return app
+
+
+def run(*, quick: bool = False) -> list[Row]:
+    """µs per request through Flask's test client, ungated and gated, and the overhead."""
+    client = make_app().test_client()
+    headers = {"X-Customer": CUSTOMER}
+
+    def requests(path: str) -> Callable[[int], object]:
+        response = client.get(path, headers=headers)
+        if response.status_code != 200 or response.data != b"ok":
+            raise RuntimeError(f"Flask {path} answered {response.status_code}, not 200 ok: the bench is broken")
+
+        def batch(count: int) -> None:
+            for _ in range(count):
+                client.get(path, headers=headers)
+
+        return batch
+
+    return overhead_rows(
+        "Flask test client",
+        requests("/plain"),
+        requests("/gated"),
+        number=5 if quick else 20,
+        rounds=4 if quick else 500,
+        goal=True,
+        control=True,
+        why=WHY,
+    )
