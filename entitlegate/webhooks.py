@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -14,7 +15,9 @@ from entitlegate.cache._base import supersedes
 from entitlegate.errors import InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver
 
-__all__ = ["SUMMARY_UPDATED", "WebhookHandler", "WebhookResult"]
+__all__ = ["SUMMARY_UPDATED", "WebhookAnswer", "WebhookHandler", "WebhookResult"]
+
+logger = logging.getLogger("entitlegate")
 
 SUMMARY_UPDATED = "entitlements.active_entitlement_summary.updated"
 _CUSTOMER_DELETED = "customer.deleted"
@@ -32,6 +35,20 @@ class WebhookResult:
     event_type: str
     customer: str | None
     action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """The HTTP answer every adapter gives a webhook delivery: a status and a JSON body.
+
+    200 ``{"event_id", "event_type", "customer", "action"}`` when the event was handled (applied,
+    invalidated, ignored, stale or duplicate); 400 ``{"error": "invalid_signature" |
+    "invalid_payload", "message"}`` for a bad delivery; 503 ``{"error": "source_unavailable",
+    "message"}`` when it could not be applied now, so Stripe delivers it again.
+    """
+
+    status: int
+    body: dict[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +135,20 @@ class WebhookHandler:
                 action = "stale"
         return self._finish(event, action)
 
+    def respond(self, payload: bytes | str, signature_header: str | None) -> WebhookAnswer:
+        """:meth:`handle` as an HTTP answer, for web adapters; never raises for a delivery."""
+        try:
+            return _answer(self.handle(payload, signature_header))
+        except Exception as error:
+            return _answer_error(error)
+
+    async def arespond(self, payload: bytes | str, signature_header: str | None) -> WebhookAnswer:
+        """Async twin of :meth:`respond`."""
+        try:
+            return _answer(await self.ahandle(payload, signature_header))
+        except Exception as error:
+            return _answer_error(error)
+
     # -- decisions both twins share ---------------------------------------------------------------
 
     def _read(self, payload: bytes | str, signature_header: str | None) -> _Event:
@@ -160,6 +191,30 @@ class WebhookHandler:
         except SourceUnavailable:
             await self.resolver.ainvalidate(customer)
             raise
+
+
+def _answer(result: WebhookResult) -> WebhookAnswer:
+    body: dict[str, str | None] = {
+        "event_id": result.event_id,
+        "event_type": result.event_type,
+        "customer": result.customer,
+        "action": result.action,
+    }
+    return WebhookAnswer(200, body)
+
+
+def _answer_error(error: Exception) -> WebhookAnswer:
+    # The messages name the problem and the event id, never the secret.
+    if isinstance(error, (InvalidSignature, InvalidPayload)):
+        code = "invalid_signature" if isinstance(error, InvalidSignature) else "invalid_payload"
+        logger.warning("Stripe webhook refused (400 %s): %s", code, error)
+        return WebhookAnswer(400, {"error": code, "message": str(error)})
+    if isinstance(error, SourceUnavailable):
+        logger.warning("Stripe webhook not applied (503; Stripe will deliver it again): %s", error)
+    else:
+        # A bug of ours or a cache's must not become a 500 that Stripe gives up on: 503 is retried.
+        logger.error("Stripe webhook failed (503; Stripe will deliver it again)", exc_info=error)
+    return WebhookAnswer(503, {"error": "source_unavailable", "message": "the event could not be applied now"})
 
 
 def _is_stale(event: _Event, current: Any) -> bool:

@@ -333,3 +333,36 @@ def test_any_correctly_signed_json_gives_a_result_or_invalid_payload(
         return
     assert isinstance(result, WebhookResult)
     assert result.action in {"applied", "invalidated", "ignored", "stale", "duplicate"}
+
+
+# -- respond: the HTTP answer every adapter renders ---------------------------------------------
+
+
+def test_respond_answers_200_with_what_the_event_did(handler: WebhookHandler) -> None:
+    payload = ev.summary_event("cus_1", ["a"], created=NOW, event_id="evt_ok")
+    answer = handler.respond(*ev.signed(payload))
+    assert (answer.status, answer.body) == (
+        200,
+        {"event_id": "evt_ok", "event_type": payload["type"], "customer": "cus_1", "action": "applied"},
+    )
+
+
+def test_respond_answers_400_for_a_bad_delivery(handler: WebhookHandler) -> None:
+    assert handler.respond(b"{}", "t=1,v1=00").body["error"] == "invalid_signature"
+    assert handler.respond(b"[]", ev.sign(b"[]")).body["error"] == "invalid_payload"
+    assert handler.respond(b"[]", ev.sign(b"[]")).status == 400
+
+
+def test_respond_answers_503_when_the_event_cannot_be_applied_now(
+    handler: WebhookHandler, source: CountingSource
+) -> None:
+    source.failing = KeyError("a bug somewhere below")
+    answer = handler.respond(*ev.signed(ev.summary_event("cus_1", ["a"], has_more=True)))
+    assert (answer.status, answer.body["error"]) == (503, "source_unavailable")
+
+
+@pytest.mark.asyncio
+async def test_arespond_is_the_async_twin(handler: WebhookHandler) -> None:
+    answer = await handler.arespond(*ev.signed(ev.summary_event("cus_1", ["a"], created=NOW)))
+    assert answer.status == 200
+    assert (await handler.arespond(b"", None)).status == 400

@@ -6,7 +6,6 @@ import json
 import logging
 from typing import Any
 
-from entitlegate.errors import InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.webhooks import WebhookHandler
 from entitlegate_asgi._types import ASGIApp, Receive, Scope, Send
 
@@ -16,9 +15,9 @@ logger = logging.getLogger("entitlegate")
 
 
 def webhook_app(handler: WebhookHandler) -> ASGIApp:
-    """An ASGI app to mount where Stripe sends webhooks: ``Mount("/stripe/webhook", webhook_app(handler))``.
+    """An ASGI app for the URL Stripe sends webhooks to: ``Route("/stripe/webhook", webhook_app(handler))``.
 
-    It takes POST only (405 otherwise), reads the whole body, and has ``handler.ahandle`` verify
+    It takes POST only (405 otherwise), reads the whole body, and has ``handler.arespond`` verify
     and apply it: 200 with the outcome as JSON; 400 for a bad signature or a body that is no Stripe
     event; 503 when the event could not be applied for an outage, so that Stripe delivers it again.
     Raises ``TypeError`` unless ``handler`` is a :class:`~entitlegate.WebhookHandler`.
@@ -53,24 +52,8 @@ class _WebhookApp:
         signature = next(
             (value.decode("latin-1") for name, value in scope["headers"] if name == b"stripe-signature"), None
         )
-        try:
-            result = await self.handler.ahandle(body, signature)
-        except (InvalidSignature, InvalidPayload) as error:
-            code = "invalid_signature" if isinstance(error, InvalidSignature) else "invalid_payload"
-            logger.warning("Stripe webhook refused (400 %s): %s", code, error)
-            await _respond(send, 400, {"error": code, "message": str(error)})
-            return
-        except SourceUnavailable as error:
-            logger.warning("Stripe webhook not applied (503; Stripe will deliver it again): %s", error)
-            await _respond(send, 503, {"error": "source_unavailable"})
-            return
-        answer = {
-            "id": result.event_id,
-            "type": result.event_type,
-            "customer": result.customer,
-            "action": result.action,
-        }
-        await _respond(send, 200, answer)
+        answer = await self.handler.arespond(body, signature)
+        await _respond(send, answer.status, answer.body)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

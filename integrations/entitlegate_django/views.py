@@ -1,9 +1,9 @@
 """The Stripe webhook endpoint: ``path("stripe/webhook/", stripe_webhook)`` in the urlconf.
 
-Answers 200 (JSON: the event id and what was done) for an event applied, invalidated, ignored,
-stale or duplicate; 400 for a bad signature or body; 503 when Stripe must be asked again (a
-truncated event during an outage) or ``WEBHOOK_SECRET`` is unset, so Stripe delivers the event
-again later. Never a 500 for anything a request can carry.
+Answers as every entitlegate adapter does (:class:`entitlegate.webhooks.WebhookAnswer`): 200 with
+the event id, type, customer and action; 400 for a bad signature or body; 503 when the event could
+not be applied now, or ``WEBHOOK_SECRET`` is unset, so Stripe delivers it again later. Never a
+500 for anything a request can carry.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from entitlegate.errors import InvalidPayload, InvalidSignature, SourceUnavailable
-from entitlegate.webhooks import WebhookHandler, WebhookResult
+from entitlegate.webhooks import WebhookAnswer, WebhookHandler
 from entitlegate_django.conf import current
 
 __all__ = ["astripe_webhook", "stripe_webhook"]
@@ -30,13 +29,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     handler = _handler()
     if handler is None:
         return _not_configured()
-    try:
-        result = handler.handle(request.body, request.headers.get("Stripe-Signature"))
-    except (InvalidSignature, InvalidPayload) as error:
-        return _bad_request(error)
-    except SourceUnavailable:
-        return _retry_later()
-    return _done(result)
+    return _render(handler.respond(request.body, request.headers.get("Stripe-Signature")))
 
 
 async def astripe_webhook(request: HttpRequest) -> HttpResponse:
@@ -47,13 +40,7 @@ async def astripe_webhook(request: HttpRequest) -> HttpResponse:
     handler = _handler()
     if handler is None:
         return _not_configured()
-    try:
-        result = await handler.ahandle(request.body, request.headers.get("Stripe-Signature"))
-    except (InvalidSignature, InvalidPayload) as error:
-        return _bad_request(error)
-    except SourceUnavailable:
-        return _retry_later()
-    return _done(result)
+    return _render(await handler.arespond(request.body, request.headers.get("Stripe-Signature")))
 
 
 # csrf_exempt only wraps async views from Django 5.0; the attribute is all the CSRF middleware reads.
@@ -64,19 +51,10 @@ def _handler() -> WebhookHandler | None:
     return current().webhook_handler
 
 
-def _done(result: WebhookResult) -> JsonResponse:
-    return JsonResponse({"id": result.event_id, "type": result.event_type, "action": result.action})
-
-
-def _bad_request(error: InvalidSignature | InvalidPayload) -> JsonResponse:
-    # The messages name the problem and the event id, never the secret.
-    return JsonResponse({"error": str(error)}, status=400)
-
-
-def _retry_later() -> JsonResponse:
-    return JsonResponse({"error": "Stripe is unavailable; deliver this event again later"}, status=503)
+def _render(answer: WebhookAnswer) -> JsonResponse:
+    return JsonResponse(answer.body, status=answer.status)
 
 
 def _not_configured() -> JsonResponse:
     logger.error("entitlegate received a Stripe webhook but ENTITLEGATE['WEBHOOK_SECRET'] is not set")
-    return JsonResponse({"error": "this webhook endpoint is not configured"}, status=503)
+    return JsonResponse({"error": "not_configured", "message": "this webhook endpoint is not configured"}, status=503)

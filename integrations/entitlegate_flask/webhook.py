@@ -1,8 +1,8 @@
 """The Stripe webhook endpoint: a blueprint with one POST route at ``ENTITLEGATE_WEBHOOK_URL``.
 
-200 with a JSON summary of what the event did; 400 for a bad signature or body; 503 when the
-event needs Stripe and Stripe does not answer (Stripe delivers it again). Never a 500: anything
-unexpected is logged and answered 503, which Stripe also retries.
+It answers as every entitlegate adapter does (:class:`entitlegate.webhooks.WebhookAnswer`): 200
+with a JSON summary of what the event did; 400 for a bad signature or body; 503 when the event
+could not be applied now (Stripe delivers it again). Never a 500.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 
-from entitlegate import InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate_flask.state import state_of
 
 __all__ = ["BLUEPRINT_NAME", "make_blueprint"]
@@ -37,24 +36,8 @@ def receive_webhook() -> ResponseReturnValue:
     assert handler is not None  # the blueprint is registered only with a handler
     # Read outside the try: a body over the app's MAX_CONTENT_LENGTH is werkzeug's own 413.
     payload = request.get_data(cache=False)
-    try:
-        result = handler.handle(payload, request.headers.get("Stripe-Signature"))
-    except (InvalidSignature, InvalidPayload) as error:
-        logger.warning("entitlegate: rejected a Stripe webhook: %s", error)
-        return {"error": str(error)}, 400
-    except SourceUnavailable as error:
-        logger.warning("entitlegate: could not apply a Stripe webhook, Stripe will retry: %s", error)
-        return {"error": "Stripe did not answer while applying the event; deliver it again"}, 503
-    except Exception:
-        logger.exception("entitlegate: failed to apply a Stripe webhook; answering 503 so Stripe retries")
-        return {"error": "the event could not be applied; deliver it again"}, 503
-    body: dict[str, Any] = {
-        "event_id": result.event_id,
-        "event_type": result.event_type,
-        "customer": result.customer,
-        "action": result.action,
-    }
-    return body, 200
+    answer = handler.respond(payload, request.headers.get("Stripe-Signature"))
+    return answer.body, answer.status
 
 
 def _exempt_from_csrf(endpoint: str | None, values: dict[str, Any] | None) -> None:

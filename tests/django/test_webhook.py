@@ -27,8 +27,9 @@ def test_summary_event_is_applied(client: Client, resolver: Resolver, fake_strip
 
     assert response.status_code == 200
     assert response.json() == {
-        "id": "evt_1",
-        "type": "entitlements.active_entitlement_summary.updated",
+        "event_id": "evt_1",
+        "event_type": "entitlements.active_entitlement_summary.updated",
+        "customer": "cus_1",
         "action": "applied",
     }
     assert resolver.features("cus_1") == {"seats-feature"}
@@ -92,7 +93,8 @@ def test_a_bad_signature_is_400(client: Client, resolver: Resolver, fake_stripe:
     response = _post(client, body, wrong)
 
     assert response.status_code == 400
-    assert "Stripe-Signature" in response.json()["error"]
+    assert response.json()["error"] == "invalid_signature"
+    assert "Stripe-Signature" in response.json()["message"]
     fake_stripe.set_customer("cus_1", [])
     assert resolver.features("cus_1") == frozenset()
 
