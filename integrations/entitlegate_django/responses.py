@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
+from django.apps import apps
 from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
@@ -55,7 +56,7 @@ def enforce(request: HttpRequest, requirement: Requirement, config: Config | Non
         return None
     if verdict.outcome is Outcome.UNAVAILABLE:
         return unavailable()
-    if verdict.outcome is Outcome.NO_CUSTOMER and not _signed_in(request):
+    if verdict.outcome is Outcome.NO_CUSTOMER and _has_login() and not _signed_in(request):
         return _login_redirect(request)
     denial = FeatureDenied(verdict.feature, customer)
     if config.denied is None:
@@ -75,7 +76,7 @@ async def aenforce(
         return None
     if verdict.outcome is Outcome.UNAVAILABLE:
         return unavailable()
-    if verdict.outcome is Outcome.NO_CUSTOMER and not await _asigned_in(request):
+    if verdict.outcome is Outcome.NO_CUSTOMER and _has_login() and not await _asigned_in(request):
         return _login_redirect(request)
     denial = FeatureDenied(verdict.feature, customer)
     if config.denied is None:
@@ -89,6 +90,12 @@ async def aenforce(
 def unavailable() -> HttpResponse:
     """The 503 answered when Stripe is down and nothing usable is cached."""
     return HttpResponse(UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+
+
+def _has_login() -> bool:
+    # A site without django.contrib.auth has no login page to send anyone to: a request without
+    # a customer is then denied (403) like a signed-in user without one, never a 500.
+    return apps.is_installed("django.contrib.auth")
 
 
 def _signed_in(request: HttpRequest) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 
 from tests.fake_stripe import FakeStripe
 
@@ -157,3 +157,29 @@ def test_a_decoration_without_features_fails_at_decoration() -> None:
 
     with pytest.raises(ValueError, match="at least one lookup_key"):
         requires_feature()
+
+
+def test_without_django_contrib_auth_a_request_without_a_customer_gets_403_not_500(
+    rf: RequestFactory, fake_stripe: FakeStripe
+) -> None:
+    from django.core.exceptions import PermissionDenied
+    from django.test import override_settings
+
+    from tests.django import views
+
+    apps_without_auth = ["django.contrib.contenttypes", "entitlegate_django"]
+    with override_settings(INSTALLED_APPS=apps_without_auth), pytest.raises(PermissionDenied):
+        views.seats(rf.get("/seats/"))
+    assert fake_stripe.calls() == 0
+
+
+@pytest.mark.asyncio
+async def test_without_django_contrib_auth_an_async_view_denies_too(fake_stripe: FakeStripe) -> None:
+    from django.core.exceptions import PermissionDenied
+    from django.test import override_settings
+
+    from tests.django import views
+
+    apps_without_auth = ["django.contrib.contenttypes", "entitlegate_django"]
+    with override_settings(INSTALLED_APPS=apps_without_auth), pytest.raises(PermissionDenied):
+        await views.aseats(RequestFactory().get("/aseats/"))
