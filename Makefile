@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-LINTED := entitlegate $(wildcard integrations/entitlegate_*)
+LINTED := entitlegate $(wildcard integrations/entitlegate_*) example_app
 
 .PHONY: test lint format demo bench redis-server run-django run-flask run-asgi clean
 

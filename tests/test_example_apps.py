@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
 from example_app import webhooks
 from example_app.catalog import demo_customers
 from example_app.demo import walk
 from example_app.environment import DEMO_WEBHOOK_SECRET, from_env
 from example_app.servers import APPS, App, Server, ServerFailed, serving
-
 from tests.fake_stripe import FakeStripe
 from tests.redis_server import RedisServer
 
