@@ -62,7 +62,7 @@ local function ours(value) return value and string.byte(value, 1) == FORMAT end
 local function version_of(value) return (struct.unpack('>d', value, 2)) end
 """
 
-# KEYS[1] entry. ARGV: value, "1" for an event (else a fetch), key TTL in ms, channel.
+# KEYS[1] entry. ARGV: value, "1" for an event (else a fetch), key TTL in ms (0: none), channel.
 # Returns 1 when stored, else the held value (which is newer).
 PUT = (
     _LUA_READ
@@ -83,7 +83,7 @@ if current then
     return current
   end
 end
-redis.call('SET', KEYS[1], value, 'PX', ARGV[3])
+if ARGV[3] == '0' then redis.call('SET', KEYS[1], value) else redis.call('SET', KEYS[1], value, 'PX', ARGV[3]) end
 -- Other processes drop their local copies: always after a webhook, and after a fetch that found
 -- a different set than the one held (a refetch of a truncated event, or a missed webhook).
 if event or (current and string.sub(current, 26) ~= string.sub(value, 26)) then
@@ -108,11 +108,12 @@ if ours(current) then
   local stale_until = struct.unpack('>d', current, 18)
   value = string.char(FORMAT) .. struct.pack('>ddd', math.max(version, held), -math.huge, stale_until)
     .. string.sub(current, 26)
-  ttl = math.max(ttl, redis.call('PTTL', KEYS[1]))
+  local left = redis.call('PTTL', KEYS[1])
+  if left == -1 then ttl = 0 else ttl = math.max(ttl, left) end  -- -1: a key kept for ever stays so
 else
   value = string.char(FORMAT) .. struct.pack('>ddd', version, -math.huge, -math.huge)
 end
-redis.call('SET', KEYS[1], value, 'PX', ttl)
+if ttl == 0 then redis.call('SET', KEYS[1], value) else redis.call('SET', KEYS[1], value, 'PX', ttl) end
 redis.call('PUBLISH', ARGV[3], KEYS[1])
 return value
 """

@@ -58,6 +58,7 @@ class Invalidations:
         self.clock = clock
 
     def received(self, key: bytes) -> None:
+        """A message: drop the copy of the customer whose key it names."""
         namespace = self._namespace()
         text = key.decode(errors="replace")
         if not text.startswith(namespace):
@@ -69,9 +70,11 @@ class Invalidations:
             self.local.clear()
 
     def connected(self) -> None:
+        """The server confirmed the subscription: from now on no change goes unheard."""
         self.local.clear()  # anything published while this subscriber was away was missed
 
     def lost(self, error: BaseException | None) -> None:
+        """The subscription ended (``error`` says why, if it failed): copies can no longer be trusted."""
         self.local.clear()
         if error is not None and not isinstance(error, (redis.RedisError, OSError, _Silent)):
             logger.error("entitlegate: the Redis invalidation listener failed; reconnecting", exc_info=error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import threading
@@ -32,6 +33,8 @@ from entitlegate.cache._redis_listener import Invalidations, alisten, listen
 from entitlegate.sources import Source
 
 __all__ = ["RedisCache"]
+
+logger = logging.getLogger("entitlegate")
 
 # An entry's key outlives its stale_ttl by this much at least, so that its version still stops a
 # fetch that started before it (a slow Stripe call) from writing back an older set.
@@ -108,9 +111,8 @@ class RedisCache:
     ) -> None:
         if not isinstance(prefix, str) or not prefix.strip():
             raise ValueError(f"RedisCache prefix must be a non-blank string, got {prefix!r}")
-        for name, value in (("local_ttl", local_ttl),):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"RedisCache {name} must be a number of seconds >= 0, got {value!r}")
+        if isinstance(local_ttl, bool) or not isinstance(local_ttl, (int, float)) or not local_ttl >= 0:
+            raise ValueError(f"RedisCache local_ttl must be a number of seconds >= 0, got {local_ttl!r}")
         for name, value in (
             ("socket_timeout", socket_timeout),
             ("socket_connect_timeout", socket_connect_timeout),
@@ -150,6 +152,11 @@ class RedisCache:
             self._client = target
             self._owns_client = False
             self.location = _location_of_client(self._client)
+            if target.connection_pool.connection_kwargs.get("socket_timeout") is None:
+                logger.warning(
+                    "entitlegate: the redis.Redis given to RedisCache has no socket_timeout, so a hung Redis "
+                    "would hold requests for as long as it hangs; build it with socket_timeout=0.25"
+                )
         elif isinstance(target, redis.asyncio.Redis):
             raise TypeError(
                 "RedisCache needs a redis URL or a redis.Redis; pass a redis.asyncio.Redis as async_client= "
@@ -158,6 +165,9 @@ class RedisCache:
         else:
             raise TypeError(f"RedisCache needs a redis URL or a redis.Redis, got {type(target).__name__}")
         self._password: str | None = self._client.connection_pool.connection_kwargs.get("password")
+        for client in (self._client, async_client):
+            if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
+                raise ValueError("RedisCache stores bytes: give it a client with decode_responses=False")
 
         self.prefix = prefix
         self.lease_timeout = float(lease_timeout)
@@ -183,9 +193,7 @@ class RedisCache:
         self._listener: threading.Thread | None = None
         self._stopping = threading.Event()
         self._closed = False
-        if hasattr(os, "register_at_fork"):
-            after_fork = weakref.WeakMethod(self._after_fork)
-            os.register_at_fork(after_in_child=lambda: _call_if_alive(after_fork))
+        _CACHES.add(self)
 
     def __repr__(self) -> str:
         return f"RedisCache({self.location!r}, prefix={self.prefix!r}, local_ttl={self.local_ttl})"
@@ -496,7 +504,8 @@ class RedisCache:
         stale_until = entry.stale_until + offset
         value = stored.encode(entry.features, entry.version, entry.expires + offset, stale_until)
         key_ttl = max(stale_until - now, _VERSION_KEPT)
-        return [value, "1" if event else "0", math.ceil(key_ttl * 1000), self._channel]
+        milliseconds = math.ceil(key_ttl * 1000) if math.isfinite(key_ttl) else 0  # 0: kept for ever
+        return [value, "1" if event else "0", milliseconds, self._channel]
 
     def _invalidate_args(self, version: float) -> list[Any]:
         return [stored.pack_version(version), math.ceil(_VERSION_KEPT * 1000), self._channel]
@@ -601,10 +610,16 @@ class RedisCache:
         )
 
 
-def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
-    bound = method()
-    if bound is not None:
-        bound()
+_CACHES: weakref.WeakSet[RedisCache] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cache in list(_CACHES):
+        cache._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _location_of_url(url: str) -> str:
