@@ -1,0 +1,198 @@
+"""Worker processes for the multi-process tests: real OS processes sharing one Redis.
+
+Each worker (started with the spawn method, so nothing is inherited but the arguments) runs a
+:class:`~entitlegate.Resolver` with a :class:`~entitlegate.RedisCache` over the real ``stripe``
+SDK talking to the fake Stripe, and a :class:`~entitlegate.WebhookHandler`. The test process
+sends it commands over a pipe; every wait in here polls a condition against a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+from entitlegate import RedisCache, Resolver, StripeSource, WebhookHandler
+from tests.stripe_events import SECRET
+
+_REPLY_TIMEOUT = 30.0
+
+
+class _State:
+    def __init__(self, redis_url: str, stripe_url: str, api_key: str) -> None:
+        self.redis_url = redis_url
+        self.stripe_url = stripe_url
+        self.api_key = api_key
+        self.cache: RedisCache | None = None
+        self.resolver: Resolver | None = None
+        self.handler: WebhookHandler | None = None
+
+    def configure(self, **cache_options: Any) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        source = StripeSource(api_key=self.api_key, api_base=self.stripe_url, max_network_retries=0)
+        self.cache = RedisCache(self.redis_url, **cache_options)
+        self.resolver = Resolver(source, self.cache)
+        self.handler = WebhookHandler(self.resolver, SECRET)
+
+    def features(self, customer: str) -> list[str]:
+        assert self.resolver is not None
+        return sorted(self.resolver.features(customer))
+
+    def refresh(self, customer: str) -> list[str]:
+        assert self.resolver is not None
+        return sorted(self.resolver.refresh(customer))
+
+    def copied(self, customer: str, timeout: float = 5.0) -> list[str]:
+        """Read until the read leaves a local copy (the listener forgets copies when it connects)."""
+        assert self.resolver is not None
+        assert self.cache is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.features(customer)
+            if self.cache.peek(customer) is not None:
+                return answer
+            time.sleep(0.001)
+        raise AssertionError(f"no local copy of {customer} within {timeout} s")
+
+    def timed_features(self, customer: str) -> tuple[list[str], float]:
+        started = time.monotonic()
+        answer = self.features(customer)
+        return answer, time.monotonic() - started
+
+    def timed_run(self, customers: list[str]) -> tuple[list[list[str]], list[float]]:
+        """Ask for each customer in turn; the answers and how long each took."""
+        answers, seconds = [], []
+        for customer in customers:
+            answer, took = self.timed_features(customer)
+            answers.append(answer)
+            seconds.append(took)
+        return answers, seconds
+
+    def namespace(self) -> str:
+        assert self.cache is not None
+        return self.cache.namespace
+
+    def watch(self, customer: str, expected: list[str], timeout: float, ready: Callable[[], None]) -> float:
+        """Prime a local copy, say ready, then poll until the answer is ``expected``; when it was."""
+        assert self.resolver is not None
+        self.resolver.features(customer)
+        ready()
+        wanted = frozenset(expected)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.resolver.features(customer) == wanted:
+                return time.monotonic()
+            time.sleep(0.0002)  # a poll interval, not a wait: lets the listener thread have the GIL
+        raise AssertionError(f"{customer} did not become {sorted(wanted)} within {timeout} s")
+
+    def handle(self, deliveries: list[tuple[bytes, str]], start_at: float = 0.0) -> tuple[float, list[str]]:
+        """Apply webhook deliveries in order; the monotonic time handling began, and the actions."""
+        assert self.handler is not None
+        _sleep_until(start_at)
+        began = time.monotonic()
+        actions = [self.handler.handle(body, signature).action for body, signature in deliveries]
+        return began, actions
+
+    def hammer(self, customer: str, threads: int, start_at: float) -> list[list[str]]:
+        """``threads`` threads all asking for ``customer`` at ``start_at`` (a monotonic time)."""
+
+        def ask() -> list[str]:
+            _sleep_until(start_at)
+            return self.features(customer)
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(lambda _: ask(), range(threads)))
+
+    def stats(self) -> dict[str, int]:
+        assert self.resolver is not None
+        return dataclasses.asdict(self.resolver.stats)
+
+
+def _sleep_until(moment: float) -> None:
+    # A common start time for several processes, not a wait for a condition.
+    delay = moment - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def serve(conn: Connection, redis_url: str, stripe_url: str, api_key: str) -> None:
+    """A worker's main loop: run each command received, send back ``("ok", result)`` or an error."""
+    state = _State(redis_url, stripe_url, api_key)
+    while True:
+        command, kwargs = conn.recv()
+        if command == "stop":
+            break
+        try:
+            if command == "watch":
+                kwargs["ready"] = lambda: conn.send(("ready", None))
+            result = getattr(state, command)(**kwargs)
+        except BaseException as error:
+            conn.send(("error", "".join(traceback.format_exception(error))))
+        else:
+            conn.send(("ok", result))
+    if state.cache is not None:
+        state.cache.close()
+
+
+class Worker:
+    """The test side of one worker process."""
+
+    def __init__(self, context: Any, name: str, *, redis_url: str, stripe_url: str, api_key: str) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=serve, args=(child, redis_url, stripe_url, api_key), name=name, daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def send(self, command: str, **kwargs: Any) -> None:
+        self.conn.send((command, kwargs))
+
+    def receive(self, expect: str = "ok", timeout: float = _REPLY_TIMEOUT) -> Any:
+        if not self.conn.poll(timeout):
+            raise AssertionError(f"worker {self.process.name} did not answer within {timeout} s")
+        kind, value = self.conn.recv()
+        if kind == "error":
+            raise AssertionError(f"worker {self.process.name} failed:\n{value}")
+        assert kind == expect, (kind, value)
+        return value
+
+    def call(self, command: str, **kwargs: Any) -> Any:
+        self.send(command, **kwargs)
+        return self.receive()
+
+
+class Workers(list[Worker]):
+    """A few worker processes, started together (spawn) and stopped together."""
+
+    def __init__(self, count: int, **options: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        super().__init__(Worker(context, f"worker-{i}", **options) for i in range(count))
+
+    def configure(self, **cache_options: Any) -> None:
+        for worker in self:
+            worker.send("configure", **cache_options)
+        for worker in self:
+            worker.receive()
+
+    def call_all(self, command: str, **kwargs: Any) -> list[Any]:
+        for worker in self:
+            worker.send(command, **kwargs)
+        return [worker.receive() for worker in self]
+
+    def stop(self) -> None:
+        for worker in self:
+            with contextlib.suppress(OSError):
+                worker.send("stop")
+        for worker in self:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
