@@ -15,9 +15,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import redis
-from tests.stripe_events import SECRET, signed, summary_event
 
 from entitlegate import RedisCache, Resolver, StaticSource, WebhookHandler
+from tests.stripe_events import SECRET, signed, summary_event
 
 FEATURES = ["seats-feature", "analytics", "export", "sso", "audit-log"]
 PREFIX = "entitlegate-bench"
