@@ -7,6 +7,7 @@ nothing; each call sets up what it measures and closes it again.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 import timeit
@@ -91,13 +92,14 @@ def propagation(samples: int, redis_url: str) -> list[float]:
                 conn.send(("watch", (customer, lookup_keys)))
             for conn, _ in watchers:
                 _receive(conn, "ready")
-            began = _ask(sender, "handle", signed(summary_event(customer, lookup_keys, created=created + sample)))
+            began = _ask(sender, "handle", *signed(summary_event(customer, lookup_keys, created=created + sample)))
             latencies.append(max(_receive(conn) for conn, _ in watchers) - began)
         _remove(redis_url, _ask(sender, "namespace") + customer)
         return latencies
     finally:
         for conn, process in workers:
-            conn.send(("stop", ()))
+            with contextlib.suppress(OSError):  # a worker that failed has gone already
+                conn.send(("stop", ()))
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()

@@ -152,11 +152,6 @@ class RedisCache:
             self._client = target
             self._owns_client = False
             self.location = _location_of_client(self._client)
-            if target.connection_pool.connection_kwargs.get("socket_timeout") is None:
-                logger.warning(
-                    "entitlegate: the redis.Redis given to RedisCache has no socket_timeout, so a hung Redis "
-                    "would hold requests for as long as it hangs; build it with socket_timeout=0.25"
-                )
         elif isinstance(target, redis.asyncio.Redis):
             raise TypeError(
                 "RedisCache needs a redis URL or a redis.Redis; pass a redis.asyncio.Redis as async_client= "
@@ -165,9 +160,14 @@ class RedisCache:
         else:
             raise TypeError(f"RedisCache needs a redis URL or a redis.Redis, got {type(target).__name__}")
         self._password: str | None = self._client.connection_pool.connection_kwargs.get("password")
-        for client in (self._client, async_client):
-            if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
+        clients = ((self._client, not self._owns_client), (async_client, True))
+        for client, handed_in in clients:
+            if client is None:
+                continue
+            if client.connection_pool.connection_kwargs.get("decode_responses"):
                 raise ValueError("RedisCache stores bytes: give it a client with decode_responses=False")
+            if handed_in:
+                _warn_if_slow_to_fail(client)
 
         self.prefix = prefix
         self.lease_timeout = float(lease_timeout)
@@ -620,6 +620,25 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _warn_if_slow_to_fail(client: redis.Redis | redis.asyncio.Redis) -> None:
+    """Warn when a client handed in could keep a request waiting on a hung Redis for long."""
+    options = client.connection_pool.connection_kwargs
+    timeout = options.get("socket_timeout")
+    retry = options.get("retry")
+    retries = max(int(getattr(retry, "_retries", 0)), 0) if retry is not None else 0
+    if timeout is None or timeout * (retries + 1) > 1.0:
+        longest = "for as long as it hangs" if timeout is None else f"up to {timeout * (retries + 1):g} s"
+        logger.warning(
+            "entitlegate: the %s given to RedisCache may hold a request %s when Redis hangs "
+            "(socket_timeout=%s, %d retries); build it with socket_timeout=0.25 and "
+            "retry=Retry(NoBackoff(), 0), or give RedisCache the URL",
+            type(client).__name__,
+            longest,
+            timeout,
+            retries,
+        )
 
 
 def _location_of_url(url: str) -> str:

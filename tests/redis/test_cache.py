@@ -21,6 +21,8 @@ import redis
 import redis.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from entitlegate import Entry, RedisCache, Resolver, StaticSource, StripeSource
 from entitlegate.cache import supersedes
@@ -483,6 +485,20 @@ async def test_an_async_client_handed_in_serves_its_loop(redis_url: str, custome
         await cache.aclose()
         await async_client.aclose()
         client.close()
+
+
+def test_a_client_slow_to_give_up_on_a_hung_redis_gets_a_warning(
+    make_cache: MakeCache, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    quick = redis.Redis.from_url(redis_url, socket_timeout=0.25, retry=Retry(NoBackoff(), 0))
+    slow = redis.Redis.from_url(redis_url, socket_timeout=5, retry=Retry(NoBackoff(), 10))
+
+    with caplog.at_level(logging.WARNING, logger="entitlegate"):
+        make_cache(quick)
+        assert caplog.text == ""
+        make_cache(slow)
+
+    assert "may hold a request up to 55 s when Redis hangs" in caplog.text
 
 
 def test_an_asyncio_client_alone_is_refused(redis_url: str) -> None:
