@@ -1,0 +1,117 @@
+"""The Redis tier's rows: hits (local copy, and a Redis GET), propagation, memory in Redis.
+
+The measuring is :mod:`bench.redis_bench`'s; this module repeats it for medians and spread and
+holds the figures to their goals.
+"""
+
+from __future__ import annotations
+
+import statistics
+import timeit
+
+from bench import core, redis_bench
+from bench._timing import Row, percentile, spread
+
+GOAL_PROPAGATION_MS = 50.0  # p99 from a webhook to every process answering the new set
+GOAL_REDIS_BYTES = 200  # per customer with 5 features
+
+
+def hits(redis_url: str, *, quick: bool = False) -> list[Row]:
+    """Section 1: ``has_feature`` from RedisCache's local copy, and with the local tier off."""
+    number = 20_000 if quick else 200_000
+    rounds = 2 if quick else 15
+    table = {"cus_1": frozenset(core.FEATURES)}
+
+    def floor(customer: str, lookup_key: str) -> bool:
+        return lookup_key in table[customer]
+
+    floor_calls = timeit.Timer("floor(c, k)", globals={"floor": floor, "c": "cus_1", "k": "analytics"})
+    floors: list[float] = []
+    locals_: list[float] = []
+    for _ in range(rounds):  # each round times the floor right before the hit it is held to
+        floors.append(floor_calls.timeit(number) / number * 1e9)
+        locals_.append(redis_bench.local_hit(number, redis_url))
+    ratios = [hit / low for low, hit in zip(floors, locals_, strict=True)]
+    ratio = statistics.median(ratios)
+    round_trips = [redis_bench.redis_hit(500 if quick else 5_000, redis_url) / 1e3 for _ in range(rounds)]
+    return [
+        Row(
+            core.SECTION, "RedisCache `has_feature`, local tier hit", statistics.median(locals_), spread(locals_), "ns"
+        ),
+        Row(
+            core.SECTION,
+            "RedisCache local hit / floor in a function",
+            ratio,
+            spread(ratios, 2),
+            "x",
+            f"{rounds} rounds, each timing the floor then a hit",
+            goal=f"<= {core.GOAL_FLOOR:g}x",
+            met=ratio <= core.GOAL_FLOOR,
+            why=core.WHY,
+        ),
+        Row(
+            core.SECTION,
+            "RedisCache `has_feature`, local tier off (a Redis GET)",
+            statistics.median(round_trips),
+            spread(round_trips, 1),
+            "µs",
+            "a loopback round trip to redis-server per check",
+        ),
+    ]
+
+
+def propagation(redis_url: str, *, quick: bool = False) -> list[Row]:
+    """Section 4: from a webhook handled in one of 4 processes to the other 3 answering its set."""
+    runs = 1 if quick else 5
+    samples = 5 if quick else 200
+    latencies = [[seconds * 1e3 for seconds in redis_bench.propagation(samples, redis_url)] for _ in range(runs)]
+    p50s = [percentile(run, 50) for run in latencies]
+    p99s = [percentile(run, 99) for run in latencies]
+    p99 = statistics.median(p99s)
+    method = f"{runs} runs of {samples} webhooks; spread: min-max of the runs"
+    return [
+        Row(
+            "4 propagation",
+            "webhook to every process (4 on Redis): p50",
+            statistics.median(p50s),
+            _ms(p50s),
+            "ms",
+            method,
+        ),
+        Row(
+            "4 propagation",
+            "webhook to every process (4 on Redis): p99",
+            p99,
+            _ms(p99s),
+            "ms",
+            f"{method}; the slowest of all: {max(max(run) for run in latencies):.1f} ms",
+            goal=f"<= {GOAL_PROPAGATION_MS:g} ms",
+            met=p99 <= GOAL_PROPAGATION_MS,
+        ),
+    ]
+
+
+def memory(redis_url: str, *, quick: bool = False) -> list[Row]:
+    """Section 5: ``MEMORY USAGE`` of one customer's key, for 5 and 50 features."""
+    customers = 2 if quick else 5
+    rows = []
+    for features in (5, 50):
+        sizes = [redis_bench.memory_per_customer(features, redis_url) for _ in range(customers)]
+        size = statistics.median(sizes)
+        rows.append(
+            Row(
+                "5 memory",
+                f"in Redis (`MEMORY USAGE`), {features} features",
+                size,
+                spread(sizes),
+                "B",
+                f"{customers} customers; the key with its value, as Redis counts it",
+                goal=f"<= {GOAL_REDIS_BYTES} B" if features == 5 else "",
+                met=size <= GOAL_REDIS_BYTES if features == 5 else None,
+            )
+        )
+    return rows
+
+
+def _ms(values: list[float]) -> str:
+    return spread(values, 1) + " ms"
