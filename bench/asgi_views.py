@@ -65,7 +65,7 @@ def run(*, quick: bool = False) -> list[Row]:
             _requests(loop, make_app(gated=False)),
             _requests(loop, make_app(gated=True)),
             number=20 if quick else 200,
-            rounds=4 if quick else 100,
+            rounds=4 if quick else 300,
             goal=False,
         )
     finally:

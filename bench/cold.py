@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.fake_stripe import FakeStripe
-
 from bench._timing import Row, percentile, spread
 from entitlegate import MemoryCache, Resolver, StripeSource
+from tests.fake_stripe import FakeStripe
 
 SECTION = "3 cold miss"
 LATENCY = 0.050
@@ -31,7 +30,7 @@ _customers = itertools.count(1)
 def run(fake: FakeStripe, *, quick: bool = False) -> list[Row]:
     """Stripe calls made and p50/p99 latency of the burst, for threads and for asyncio."""
     concurrency = 10 if quick else CONCURRENCY
-    runs = 2 if quick else 7
+    runs = 2 if quick else 15
     source = StripeSource(api_key=fake.api_key, api_base=fake.url, max_network_retries=0)
     fake.set_customer("cus_warm", [FEATURE])
     source.fetch("cus_warm")  # one connection made before timing, as on a server that has served

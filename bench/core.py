@@ -13,6 +13,10 @@ from entitlegate import MemoryCache, Resolver, StaticSource
 SECTION = "1 hit"
 FEATURES = ["seats-feature", "analytics", "export", "sso", "audit-log"]
 GOAL_FLOOR = 3.0  # a hit within 3x the floor
+WHY = (
+    "besides the floor's dict lookup and membership test, a hit reads the monotonic clock to check the "
+    "entry is fresh and counts itself in the resolver's stats"
+)
 
 
 def run(*, quick: bool = False) -> list[Row]:
@@ -22,7 +26,7 @@ def run(*, quick: bool = False) -> list[Row]:
     taken batch by batch, so a busy machine slows both sides of each ratio alike.
     """
     number = 20_000 if quick else 200_000
-    rounds = 3 if quick else 9
+    rounds = 3 if quick else 25
     table = {"cus_1": frozenset(FEATURES)}
 
     def floor(customer: str, lookup_key: str) -> bool:
@@ -86,5 +90,6 @@ def _held_to_floor(
             note,
             goal=f"<= {GOAL_FLOOR:g}x",
             met=ratio <= GOAL_FLOOR,
+            why=WHY,
         ),
     ]

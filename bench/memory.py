@@ -26,8 +26,8 @@ def lookup_keys(count: int) -> list[str]:
 
 def run(*, quick: bool = False) -> list[Row]:
     """Bytes per cached customer in process, for 5 and 50 features."""
-    customers = 500 if quick else 10_000
-    repeat = 2 if quick else 5
+    customers = 500 if quick else 5_000
+    repeat = 2 if quick else 3
     rows = []
     for features in (5, 50):
         samples = [_bytes_per_customer(features, customers) for _ in range(repeat)]
