@@ -82,7 +82,7 @@ def test_a_frozen_redis_costs_a_request_at_most_one_timeout(server: RedisServer,
     server.thaw()
 
     assert max(latencies) < 0.4
-    assert sum(latency > 0.1 for latency in latencies) <= 2  # one per second, not one per request
+    assert sum(latency >= 0.2 for latency in latencies) <= 2  # one timeout a second, not one per request
 
 
 @pytest.mark.asyncio
@@ -103,7 +103,7 @@ async def test_a_frozen_redis_costs_an_async_request_at_most_one_timeout(
         server.thaw()
 
     assert max(latencies) < 0.4
-    assert sum(latency > 0.1 for latency in latencies) <= 1
+    assert sum(latency >= 0.2 for latency in latencies) <= 1
 
 
 def test_after_a_restart_no_local_copy_survives_and_sharing_resumes(
