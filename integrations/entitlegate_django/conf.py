@@ -3,17 +3,17 @@
 The resolver, the webhook handler and the rest are built once, on first use, and rebuilt when
 the setting changes (``override_settings`` in tests), so nothing touches Stripe or Redis at
 import time. System checks (``checks.py``) read the same keys with the same readers, so a wrong
-value is reported alike at ``manage.py check`` and at first use.
+value is reported alike at ``manage.py check`` and at first use. The keys that build the resolver
+follow the rules of ``entitlegate._settings``, the same as Flask's ``ENTITLEGATE_*`` keys.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, TypeVar
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
@@ -22,24 +22,17 @@ from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
-from entitlegate.cache import Cache, MemoryCache
+from entitlegate import _settings
 from entitlegate.gate import Rules
-from entitlegate.resolver import Resolver
-from entitlegate.sources import StripeSource
+from entitlegate.resolver import OnUnavailable, Resolver
 from entitlegate.webhooks import WebhookHandler
 
 __all__ = ["DEFAULTS", "Config", "Invalid", "current", "get_resolver"]
 
 #: Every key of the ``ENTITLEGATE`` dict and its default.
 DEFAULTS: Final[Mapping[str, Any]] = {
-    "STRIPE_API_KEY": None,  # a secret (sk_…) or restricted (rk_…) key; required unless RESOLVER is set
-    "STRIPE_ACCOUNT": None,  # a connected account id (acct_…) to act for, with Stripe Connect
-    "STRIPE_API_BASE": None,  # another Stripe API address (stripe-mock, a test double)
+    **_settings.DEFAULTS,  # STRIPE_API_KEY (required unless RESOLVER is set) … ON_UNAVAILABLE: the resolver
     "WEBHOOK_SECRET": None,  # the webhook endpoint's signing secret (whsec_…)
-    "CACHE": "memory",  # "memory" (per process) or a redis:// / rediss:// / unix:// URL (shared)
-    "TTL": 300.0,  # seconds an answer is trusted without asking Stripe
-    "STALE_TTL": 86400.0,  # seconds an answer may still be served while Stripe is down
-    "ON_UNAVAILABLE": "raise",  # Stripe down and nothing cached: "raise" (503), "deny" or "allow"
     "CUSTOMER": None,  # dotted path of callable(request) -> Stripe customer id | None; required
     "RULES": {},  # URL path prefix -> lookup_key or list of lookup_keys (EntitlementMiddleware)
     "DENIED": None,  # dotted path of callable(request, FeatureDenied) -> response; None: 403
@@ -47,29 +40,20 @@ DEFAULTS: Final[Mapping[str, Any]] = {
 }
 
 #: The keys RESOLVER takes the place of.
-RESOLVER_REPLACES: Final = (
-    "STRIPE_API_KEY",
-    "STRIPE_ACCOUNT",
-    "STRIPE_API_BASE",
-    "CACHE",
-    "TTL",
-    "STALE_TTL",
-    "ON_UNAVAILABLE",
-)
-
-_POLICIES: Final = ("raise", "deny", "allow")
-_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+RESOLVER_REPLACES: Final = _settings.RESOLVER_KEYS
+_OR_RESOLVER: Final = "or set ENTITLEGATE['RESOLVER']"
 
 CustomerFunc = Callable[[HttpRequest], "str | None"]
 DeniedHandler = Callable[[HttpRequest, Any], HttpResponseBase]
+_T = TypeVar("_T")
 
 
 class Invalid(ImproperlyConfigured):
     """A key of ``ENTITLEGATE`` has a wrong value. The message names the key and never a secret."""
 
-    def __init__(self, key: str | None, message: str) -> None:
-        super().__init__(f"ENTITLEGATE[{key!r}] {message}" if key else f"ENTITLEGATE {message}")
-        self.key = key
+    def __init__(self, key: str | None, problem: str) -> None:
+        # No key: the message names what it is about (the whole dict, or a key the core named).
+        super().__init__(f"{name(key)} {problem}" if key else problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +71,16 @@ class Config:
 # -- reading one key ----------------------------------------------------------------------------
 
 
+def name(key: str) -> str:
+    """How ``key`` is written in settings.py, for messages: ``ENTITLEGATE['TTL']``."""
+    return f"ENTITLEGATE[{key!r}]"
+
+
 def raw_settings() -> Mapping[str, Any]:
     """The ``ENTITLEGATE`` dict; raises :class:`Invalid` when it is not a dict."""
     raw = getattr(settings, "ENTITLEGATE", {})
     if not isinstance(raw, Mapping):
-        raise Invalid(None, f"must be a dict, not {type(raw).__name__}")
+        raise Invalid(None, f"ENTITLEGATE must be a dict, not {type(raw).__name__}")
     return raw
 
 
@@ -99,74 +88,48 @@ def value(raw: Mapping[str, Any], key: str) -> Any:
     return raw.get(key, DEFAULTS[key])
 
 
+def _core(read: Callable[[], _T]) -> _T:
+    # The rules are entitlegate._settings', shared with Flask; its errors name the key already.
+    try:
+        return read()
+    except (ValueError, ImportError) as error:
+        raise Invalid(None, str(error)) from None
+
+
+def _read(reader: Callable[[Any, str], _T], raw: Mapping[str, Any], key: str) -> _T:
+    return _core(lambda: reader(value(raw, key), name(key)))
+
+
 def read_api_key(raw: Mapping[str, Any]) -> str:
-    key = value(raw, "STRIPE_API_KEY")
-    if key is None:
-        raise Invalid("STRIPE_API_KEY", "is required (or RESOLVER): a Stripe secret (sk_…) or restricted (rk_…) key")
-    if not isinstance(key, str) or not key.strip():
-        raise Invalid("STRIPE_API_KEY", "must be a non-empty string")
-    if key.startswith("pk_"):
-        raise Invalid("STRIPE_API_KEY", "is a publishable key (pk_…), which cannot read entitlements: use sk_… or rk_…")
-    return key
+    return _read(partial(_settings.read_api_key, alternative=_OR_RESOLVER), raw, "STRIPE_API_KEY")
 
 
 def read_account(raw: Mapping[str, Any]) -> str | None:
-    account = value(raw, "STRIPE_ACCOUNT")
-    if account is not None and (not isinstance(account, str) or not account.startswith("acct_")):
-        raise Invalid("STRIPE_ACCOUNT", f"must be a connected account id like 'acct_…' or None, got {account!r}")
-    return account
+    return _read(_settings.read_stripe_account, raw, "STRIPE_ACCOUNT")
 
 
 def read_api_base(raw: Mapping[str, Any]) -> str | None:
-    base = value(raw, "STRIPE_API_BASE")
-    if base is not None and (not isinstance(base, str) or not base.startswith(("http://", "https://"))):
-        raise Invalid("STRIPE_API_BASE", f"must be an http(s):// URL or None, got {base!r}")
-    return base
+    return _read(_settings.read_api_base, raw, "STRIPE_API_BASE")
 
 
 def read_webhook_secret(raw: Mapping[str, Any]) -> str | None:
-    secret = value(raw, "WEBHOOK_SECRET")
-    if secret is not None and (not isinstance(secret, str) or not secret.strip()):
-        raise Invalid("WEBHOOK_SECRET", "must be the webhook endpoint's signing secret ('whsec_…') or None")
-    return secret
+    if value(raw, "WEBHOOK_SECRET") is None:
+        return None  # no webhook: check_secrets warns (W001), the webhook view answers 503
+    return _read(_settings.read_webhook_secret, raw, "WEBHOOK_SECRET")
 
 
 def read_cache(raw: Mapping[str, Any]) -> str:
-    cache = value(raw, "CACHE")
-    if cache == "memory":
-        return "memory"
-    if not isinstance(cache, str) or not cache.startswith(_REDIS_SCHEMES):
-        raise Invalid("CACHE", f'must be "memory" or a redis://, rediss:// or unix:// URL, got {_redacted(cache)!r}')
-    if not _importable("redis"):
-        raise Invalid("CACHE", 'is a Redis URL, which needs the redis extra: pip install "entitlegate[redis]"')
-    return cache
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # ValueError: a module blocked with sys.modules[name] = None
-        return False
+    return _read(_settings.read_cache, raw, "CACHE")
 
 
 def read_ttls(raw: Mapping[str, Any]) -> tuple[float, float]:
-    ttls = []
-    for key in ("TTL", "STALE_TTL"):
-        seconds = value(raw, key)
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-            raise Invalid(key, f"must be a number of seconds >= 0, got {seconds!r}")
-        ttls.append(float(seconds))
-    ttl, stale_ttl = ttls
-    if stale_ttl < ttl:
-        raise Invalid("STALE_TTL", f"({stale_ttl:g}) must be at least TTL ({ttl:g})")
-    return ttl, stale_ttl
+    return _core(
+        lambda: _settings.read_ttls(value(raw, "TTL"), value(raw, "STALE_TTL"), name("TTL"), name("STALE_TTL"))
+    )
 
 
-def read_policy(raw: Mapping[str, Any]) -> Any:
-    policy = value(raw, "ON_UNAVAILABLE")
-    if policy not in _POLICIES:
-        raise Invalid("ON_UNAVAILABLE", f'must be "raise", "deny" or "allow", got {policy!r}')
-    return policy
+def read_policy(raw: Mapping[str, Any]) -> OnUnavailable:
+    return _read(_settings.read_on_unavailable, raw, "ON_UNAVAILABLE")
 
 
 def read_customer(raw: Mapping[str, Any]) -> CustomerFunc:
@@ -224,13 +187,6 @@ def _import(raw: Mapping[str, Any], key: str) -> Any:
         raise Invalid(key, f"({path!r}) does not import: {error}") from None
 
 
-def _redacted(url: object) -> object:
-    # A Redis URL may carry a password: show its scheme only.
-    if isinstance(url, str) and "@" in url:
-        return url.split(":", 1)[0] + "://…"
-    return url
-
-
 # -- building -----------------------------------------------------------------------------------
 
 
@@ -256,23 +212,7 @@ def _build_resolver(raw: Mapping[str, Any]) -> Resolver:
         if not isinstance(resolver, Resolver):
             raise Invalid("RESOLVER", f"must give a Resolver, its factory returned {type(resolver).__name__}")
         return resolver
-    ttl, stale_ttl = read_ttls(raw)
-    source = StripeSource(api_key=read_api_key(raw), stripe_account=read_account(raw), api_base=read_api_base(raw))
-    cache = _build_cache(read_cache(raw))
-    return Resolver(source, cache, ttl=ttl, stale_ttl=stale_ttl, on_unavailable=read_policy(raw))
-
-
-def _build_cache(cache: str) -> Cache:
-    if cache == "memory":
-        return MemoryCache()
-    try:
-        # Imported by name, on use: only sites with a Redis CACHE need the redis extra.
-        redis_module = importlib.import_module("entitlegate.cache.redis")
-    except ImportError as error:
-        message = f'is a Redis URL, which needs the redis extra: pip install "entitlegate[redis]" ({error})'
-        raise Invalid("CACHE", message) from None
-    redis_cache: Cache = redis_module.RedisCache(cache)
-    return redis_cache
+    return _core(lambda: _settings.build_resolver(raw, name, alternative=_OR_RESOLVER))
 
 
 # -- the one current Config ---------------------------------------------------------------------

@@ -36,6 +36,8 @@ def test_check_command_fails_on_an_entitlegate_error(configure: Callable[..., No
     [
         ({"STRIPE_API_KEY": None}, "entitlegate.E002"),
         ({"STRIPE_API_KEY": "pk_test_1"}, "entitlegate.E002"),
+        ({"STRIPE_API_KEY": "test_1"}, "entitlegate.E002"),
+        ({"STRIPE_API_KEY": "sk_test_1\n"}, "entitlegate.E002"),
         ({"CACHE": "memcached://localhost"}, "entitlegate.E003"),
         ({"CUSTOMER": None}, "entitlegate.E004"),
         ({"CUSTOMER": "tests.django.nowhere.customer"}, "entitlegate.E004"),
@@ -51,6 +53,8 @@ def test_check_command_fails_on_an_entitlegate_error(configure: Callable[..., No
         ({"STRIPE_ACCOUNT": "cus_1"}, "entitlegate.E010"),
         ({"STRIPE_API_BASE": "ftp://x"}, "entitlegate.E010"),
         ({"WEBHOOK_SECRET": 123}, "entitlegate.E012"),
+        ({"WEBHOOK_SECRET": "sk_test_1"}, "entitlegate.E012"),
+        ({"WEBHOOK_SECRET": " whsec_1"}, "entitlegate.E012"),
         ({"WEBHOOK_SECRET": None}, "entitlegate.W001"),
         ({"WEBHOOK_SECRETS": "whsec_typo"}, "entitlegate.W002"),
         ({"RESOLVER": "tests.django.factories.static_resolver"}, "entitlegate.W003"),

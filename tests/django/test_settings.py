@@ -82,7 +82,7 @@ def test_a_resolver_from_the_setting_gates_views(
         ({"CUSTOMER": "tests.django.factories.async_denied"}, r"ENTITLEGATE\['CUSTOMER'\] .* not async"),
         ({"CACHE": "memcached://x"}, r"ENTITLEGATE\['CACHE'\] must be \"memory\" or a redis"),
         ({"TTL": -1}, r"ENTITLEGATE\['TTL'\] must be a number of seconds"),
-        ({"TTL": 10, "STALE_TTL": 5}, r"ENTITLEGATE\['STALE_TTL'\] \(5\) must be at least TTL \(10\)"),
+        ({"TTL": 10, "STALE_TTL": 5}, r"ENTITLEGATE\['STALE_TTL'\] \(5\) must be at least ENTITLEGATE\['TTL'\] \(10\)"),
         ({"ON_UNAVAILABLE": "ignore"}, r"ENTITLEGATE\['ON_UNAVAILABLE'\] must be"),
         ({"RULES": {"pro": "x"}}, r"ENTITLEGATE\['RULES'\] is malformed: rule prefix must be a path"),
         ({"RULES": "/pro"}, r"ENTITLEGATE\['RULES'\] must be a dict"),

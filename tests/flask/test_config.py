@@ -28,6 +28,11 @@ def test_api_key_that_is_not_a_secret_key_is_refused_without_quoting_it(make_app
     assert "do_not_print_me" not in str(error.value)
 
 
+def test_a_publishable_key_is_refused_as_one(make_app: AppFactory) -> None:
+    with pytest.raises(ValueError, match=f"{API_KEY} is a publishable key"):
+        make_app(ENTITLEGATE_STRIPE_API_KEY="pk_test_123")
+
+
 def test_missing_webhook_secret_names_the_key(make_app: AppFactory) -> None:
     with pytest.raises(ValueError, match="ENTITLEGATE_WEBHOOK_SECRET"):
         make_app(ENTITLEGATE_WEBHOOK_SECRET=...)
@@ -45,11 +50,13 @@ def test_wrong_webhook_secret_is_refused_without_quoting_it(make_app: AppFactory
         ("ENTITLEGATE_TTL", "300"),
         ("ENTITLEGATE_TTL", -1),
         ("ENTITLEGATE_TTL", True),
+        ("ENTITLEGATE_TTL", None),
         ("ENTITLEGATE_STALE_TTL", float("nan")),
         ("ENTITLEGATE_ON_UNAVAILABLE", "maybe"),
         ("ENTITLEGATE_CACHE", "disk"),
         ("ENTITLEGATE_STRIPE_ACCOUNT", "cus_1"),
         ("ENTITLEGATE_STRIPE_API_BASE", "api.stripe.com"),
+        ("ENTITLEGATE_STRIPE_API_BASE", "https://"),
         ("ENTITLEGATE_WEBHOOK_URL", "stripe/webhook"),
         ("ENTITLEGATE_LOGIN_VIEW", ""),
     ],
