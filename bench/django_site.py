@@ -2,8 +2,8 @@
 
 Django's settings belong to a whole process, so ``python -m bench`` runs these rows in a child
 process (``python -m bench.django_site [--quick]``), which prints them as JSON on stdout. The
-project: sqlite in memory, the locmem cache (waffle's cache), no middleware, two URLs to one
-trivial view — ``/plain`` as is and ``/gated`` behind ``entitlegate_django.requires_feature`` —
+project: sqlite in memory, the locmem cache (waffle's cache), no middleware, three URLs to one
+trivial view — ``/plain`` and ``/other`` as is, ``/gated`` behind ``entitlegate_django.requires_feature`` —
 with ``ENTITLEGATE`` naming a resolver on a StaticSource and a customer function below.
 """
 
@@ -49,11 +49,11 @@ def view(request: HttpRequest) -> HttpResponse:
 
 
 gated_view = requires_feature(FEATURE)(view)
-_PAGES = {"plain": view, "gated": gated_view}
+_PAGES = {"plain": view, "other": view, "gated": gated_view}
 
 
 def page(request: HttpRequest, name: str) -> HttpResponse:
-    """``/plain`` and ``/gated`` through one URL pattern, so both cost the same to resolve."""
+    """``/plain``, ``/other`` and ``/gated`` through one URL pattern, so all cost the same to resolve."""
     response: HttpResponse = _PAGES[name](request)
     return response
 

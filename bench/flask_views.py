@@ -19,7 +19,7 @@ WHY = (
 
 
 def make_app() -> Flask:
-    """One app, two routes to the same view: ``/plain`` as is, ``/gated`` behind the decorator."""
+    """One app, three routes to one view: ``/plain`` and ``/other`` as is, ``/gated`` behind the decorator."""
     app = Flask("bench")
     app.config["ENTITLEGATE_WEBHOOK_URL"] = None  # no webhook: only the gate is measured
     resolver = Resolver(StaticSource({CUSTOMER: FEATURES}), MemoryCache())
@@ -33,6 +33,7 @@ def make_app() -> Flask:
         return "ok"
 
     app.add_url_rule("/plain", "plain", view)
+    app.add_url_rule("/other", "other", view)
     app.add_url_rule("/gated", "gated", requires_feature(FEATURE)(view))
     return app
 
@@ -60,6 +61,6 @@ def run(*, quick: bool = False) -> list[Row]:
         number=5 if quick else 20,
         rounds=4 if quick else 1_500,
         goal=True,
-        control=True,
+        control=requests("/other"),
         why=WHY,
     )

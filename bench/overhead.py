@@ -22,7 +22,7 @@ def overhead_rows(
     number: int,
     rounds: int,
     goal: bool,
-    control: bool = False,
+    control: Callable[[int], object] | None = None,
     why: str = "",
 ) -> list[Row]:
     """µs per request ungated and gated, and the gated overhead in % of the ungated request.
@@ -30,8 +30,8 @@ def overhead_rows(
     ``ungated`` and ``gated`` each make that many requests when called with a count. Each round
     times one small batch of each, alternated ABBA, and the overhead is the median of the rounds'
     paired differences, so a slower moment of the machine weighs on both sides of each pair.
-    With ``control``, the same method is also run with the ungated view on both sides (an A/A
-    run): what it shows is the method's own error on this machine.
+    With ``control`` (the ungated view at a second URL), the same method also compares the
+    ungated view with itself (an A/A run): what that shows is the method's own error here.
     """
     plain, checked = alternated(ungated, gated, number=number, rounds=rounds)
     plain_us = [t * 1e6 for t in plain]
@@ -54,13 +54,13 @@ def overhead_rows(
             why=why,
         ),
     ]
-    if control:
-        first, second = alternated(ungated, ungated, number=number, rounds=rounds)
+    if control is not None:
+        first, second = alternated(ungated, control, number=number, rounds=rounds)
         same, same_low, same_high = _paired_percent([t * 1e6 for t in first], [t * 1e6 for t in second])
         rows.append(
             Row(
                 SECTION,
-                f"{label}: A/A control (ungated on both sides)",
+                f"{label}: A/A control (the ungated view at two URLs)",
                 same,
                 f"IQR {same_low:+.1f}..{same_high:+.1f} %",
                 "%",
