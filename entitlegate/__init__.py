@@ -4,7 +4,13 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from entitlegate.cache import Cache, Entry, MemoryCache
-from entitlegate.errors import EntitlegateError, InvalidPayload, InvalidSignature, SourceUnavailable
+from entitlegate.errors import (
+    CacheUnavailable,
+    EntitlegateError,
+    InvalidPayload,
+    InvalidSignature,
+    SourceUnavailable,
+)
 from entitlegate.resolver import Resolver, ResolverStats
 from entitlegate.sources import Source, StaticSource, StripeSource
 from entitlegate.webhooks import WebhookHandler, WebhookResult
@@ -19,6 +25,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
 
 __all__ = [
     "Cache",
+    "CacheUnavailable",
     "EntitlegateError",
     "Entry",
     "InvalidPayload",

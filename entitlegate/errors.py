@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EntitlegateError", "InvalidPayload", "InvalidSignature", "SourceUnavailable"]
+__all__ = ["CacheUnavailable", "EntitlegateError", "InvalidPayload", "InvalidSignature", "SourceUnavailable"]
 
 
 class EntitlegateError(Exception):
@@ -28,3 +28,12 @@ class InvalidSignature(EntitlegateError):
 
 class InvalidPayload(EntitlegateError):
     """A webhook's body is not a Stripe event entitlegate can read."""
+
+
+class CacheUnavailable(EntitlegateError):
+    """A shared cache (Redis) could not take a change, which now holds in this process only.
+
+    Raised for a webhook's change or an invalidation (a fetched answer is simply kept locally):
+    other processes would go on answering from the old set, so the change must be made again.
+    The webhook adapters answer 503, and Stripe delivers the event again.
+    """

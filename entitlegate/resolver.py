@@ -228,7 +228,9 @@ class Resolver:
         """Make the next check for ``customer`` ask the source.
 
         The old set stays available to serve during an outage, and a fetch already in flight
-        cannot write back what it read before this call.
+        cannot write back what it read before this call. Raises
+        :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it then holds
+        in this process only).
         """
         self.cache.invalidate(_check_customer(customer), self._wall_clock())
 
@@ -249,7 +251,9 @@ class Resolver:
     def apply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
         """Replace the customer's set with one a Stripe event created at ``created`` carries.
 
-        Returns False, changing nothing, when the cached entry is newer than the event.
+        Returns False, changing nothing, when the cached entry is newer than the event. Raises
+        :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it then holds
+        in this process only).
         """
         return self.cache.put(_check_customer(customer), self._entry(lookup_keys, created), event=True)
 

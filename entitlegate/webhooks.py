@@ -12,7 +12,7 @@ from typing import Any, Literal
 import stripe
 
 from entitlegate.cache._base import supersedes
-from entitlegate.errors import InvalidPayload, InvalidSignature, SourceUnavailable
+from entitlegate.errors import CacheUnavailable, InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver
 
 __all__ = ["SUMMARY_UPDATED", "WebhookAnswer", "WebhookHandler", "WebhookResult"]
@@ -74,8 +74,9 @@ class WebhookHandler:
     ``stale`` and changes nothing; an event id seen before is a ``duplicate``.
 
     Raises :class:`~entitlegate.InvalidSignature` or :class:`~entitlegate.InvalidPayload` for
-    any bad input (adapters answer 400), and :class:`~entitlegate.SourceUnavailable` when a
-    truncated event cannot be re-fetched (adapters answer 503 so Stripe delivers it again).
+    any bad input (adapters answer 400), :class:`~entitlegate.SourceUnavailable` when a truncated
+    event cannot be re-fetched, and :class:`~entitlegate.CacheUnavailable` when a shared cache
+    could not take the change (adapters answer 503 to both, so Stripe delivers it again).
     Thread-safe.
     """
 
@@ -104,7 +105,7 @@ class WebhookHandler:
                 action = "invalidated"
             elif not _is_stale(event, self.resolver.cache.get(event.customer)):
                 if event.truncated:
-                    self._refetch(event.customer)
+                    self._refetch(event)
                     action = "applied"
                 else:
                     assert event.lookup_keys is not None
@@ -125,7 +126,7 @@ class WebhookHandler:
                 action = "invalidated"
             elif not _is_stale(event, await self.resolver.cache.aget(event.customer)):
                 if event.truncated:
-                    await self._arefetch(event.customer)
+                    await self._arefetch(event)
                     action = "applied"
                 else:
                     assert event.lookup_keys is not None
@@ -177,20 +178,26 @@ class WebhookHandler:
                     self._seen.popitem(last=False)
         return WebhookResult(event.id, event.type, event.customer, action)
 
-    def _refetch(self, customer: str) -> None:
+    def _refetch(self, event: _Event) -> None:
+        assert event.customer is not None
         try:
-            self.resolver.refresh(customer)
+            features = self.resolver.refresh(event.customer)
         except SourceUnavailable:
             # Whatever is cached is older than this event: never let it pass for fresh.
-            self.resolver.invalidate(customer)
+            self.resolver.invalidate(event.customer)
             raise
+        # A refresh is stored quietly wherever it can be; applied as the event's set, a shared
+        # cache must confirm it for every process (or raise CacheUnavailable: Stripe redelivers).
+        self.resolver.apply_event(event.customer, features, event.created)
 
-    async def _arefetch(self, customer: str) -> None:
+    async def _arefetch(self, event: _Event) -> None:
+        assert event.customer is not None
         try:
-            await self.resolver.arefresh(customer)
+            features = await self.resolver.arefresh(event.customer)
         except SourceUnavailable:
-            await self.resolver.ainvalidate(customer)
+            await self.resolver.ainvalidate(event.customer)
             raise
+        await self.resolver.aapply_event(event.customer, features, event.created)
 
 
 def _answer(result: WebhookResult) -> WebhookAnswer:
@@ -209,7 +216,7 @@ def _answer_error(error: Exception) -> WebhookAnswer:
         code = "invalid_signature" if isinstance(error, InvalidSignature) else "invalid_payload"
         logger.warning("Stripe webhook refused (400 %s): %s", code, error)
         return WebhookAnswer(400, {"error": code, "message": str(error)})
-    if isinstance(error, SourceUnavailable):
+    if isinstance(error, (SourceUnavailable, CacheUnavailable)):
         logger.warning("Stripe webhook not applied (503; Stripe will deliver it again): %s", error)
     else:
         # A bug of ours or a cache's must not become a 500 that Stripe gives up on: 503 is retried.

@@ -30,6 +30,7 @@ from entitlegate.cache._base import Entry, invalidated, supersedes
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache._local import LocalTier
 from entitlegate.cache._redis_listener import Invalidations, alisten, listen
+from entitlegate.errors import CacheUnavailable
 from entitlegate.sources import Source
 
 __all__ = ["RedisCache"]
@@ -266,7 +267,8 @@ class RedisCache:
     def put(self, customer: str, entry: Entry, *, event: bool) -> bool:
         """Store ``entry`` unless Redis holds a newer one; True if stored.
 
-        While Redis is unavailable the entry is only kept in this process, if it is newer there.
+        While Redis is unavailable the entry is only kept in this process, if it is newer there;
+        for an event's entry that raises :class:`~entitlegate.CacheUnavailable` (after keeping it).
         """
         self._ensure_listener()
         if not self._breaker.allows():
@@ -297,7 +299,11 @@ class RedisCache:
         return self._put_done(customer, entry, result, generation)
 
     def invalidate(self, customer: str, version: float) -> None:
-        """Make the customer's entry stale at ``version`` in Redis and in every process."""
+        """Make the customer's entry stale at ``version`` in Redis and in every process.
+
+        While Redis is unavailable it is done in this process only and raises
+        :class:`~entitlegate.CacheUnavailable`.
+        """
         self._ensure_listener()
         held = self._local.peek(customer)
         self._local.drop(customer)
@@ -529,15 +535,22 @@ class RedisCache:
         return False
 
     def _put_here(self, customer: str, entry: Entry, event: bool) -> bool:
-        """Redis is unavailable: keep ``entry`` in this process only, by the same rule."""
-        if not supersedes(entry.version, self._local.peek(customer), event=event):
-            return False
-        self._local.keep(customer, entry, self._local.generation)
-        return True
+        """Redis is unavailable: keep ``entry`` in this process only, by the same rule.
+
+        A fetched answer is just kept. A webhook's change raises CacheUnavailable once kept: the
+        other processes never saw it, so it must come again (Stripe redelivers on a 503).
+        """
+        stored = supersedes(entry.version, self._local.peek(customer), event=event)
+        if stored:
+            self._local.keep(customer, entry, self._local.generation)
+        if event:
+            raise CacheUnavailable(f"Redis is unavailable: the change for {customer!r} holds in this process only")
+        return stored
 
     def _invalidate_here(self, customer: str, held: Entry | None, version: float, generation: int) -> None:
         # Never fresh, so it answers nothing; it keeps the set to serve if the source fails too.
         self._local.keep(customer, invalidated(held, version), generation)
+        raise CacheUnavailable(f"Redis is unavailable: {customer!r} is invalidated in this process only")
 
     def _describe(self, error: BaseException) -> str:
         message = str(error)

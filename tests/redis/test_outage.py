@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from entitlegate import RedisCache, Resolver, StaticSource, StripeSource
+from entitlegate import CacheUnavailable, RedisCache, Resolver, StaticSource, StripeSource, WebhookHandler
+from tests import stripe_events
 from tests.fake_stripe import FakeStripe
 from tests.redis_server import RedisServer
 
@@ -56,8 +57,6 @@ def test_requests_answer_from_the_source_while_redis_is_down(
         for number in range(1, 10):
             customer = f"cus_{number:04d}"
             assert resolver.features(customer) == set(CUSTOMERS[customer])
-            resolver.invalidate(customer)
-            resolver.apply_event(customer, ["from-a-webhook"], time.time())
     assert fake_stripe.calls() >= 10  # from the source, not from a cache
     assert [record.levelname for record in caplog.records] == ["WARNING"]
 
@@ -123,3 +122,32 @@ def test_after_a_restart_no_local_copy_survives_and_sharing_resumes(
     _wait_for(lambda: reader.features(customer) == {"after"})
     created = time.time() + 5
     _wait_for(lambda: writer.apply_event(customer, ["webhook"], created) and reader.features(customer) == {"webhook"})
+
+
+def test_a_change_redis_cannot_take_is_an_error_so_it_is_made_again(server: RedisServer, make_cache: MakeCache) -> None:
+    resolver = Resolver(StaticSource(CUSTOMERS), make_cache())
+    resolver.features("cus_0001")
+    server.stop()
+    with pytest.raises(CacheUnavailable):
+        resolver.apply_event("cus_0001", ["from-a-webhook"], time.time())
+    with pytest.raises(CacheUnavailable):
+        resolver.invalidate("cus_0002")
+    assert resolver.features("cus_0001") == {"from-a-webhook"}  # this process did take it
+
+
+def test_a_webhook_redis_cannot_share_answers_503_and_applies_when_stripe_delivers_it_again(
+    server: RedisServer, make_cache: MakeCache
+) -> None:
+    writer = Resolver(StaticSource(CUSTOMERS), make_cache())
+    reader = Resolver(StaticSource(CUSTOMERS), make_cache())
+    handler = WebhookHandler(writer, stripe_events.SECRET)
+    reader.features("cus_0003")
+    delivery = stripe_events.signed(stripe_events.summary_event("cus_0003", ["upgraded"]))
+
+    server.stop()
+    answer = handler.respond(*delivery)
+    assert (answer.status, answer.body["error"]) == (503, "source_unavailable")
+
+    server.start()
+    _wait_for(lambda: handler.respond(*delivery).status == 200)
+    _wait_for(lambda: reader.features("cus_0003") == {"upgraded"})

@@ -93,12 +93,15 @@ class _State:
         raise AssertionError(f"{customer} did not become {sorted(wanted)} within {timeout} s")
 
     def handle(self, deliveries: list[tuple[bytes, str]], start_at: float = 0.0) -> tuple[float, list[str]]:
-        """Apply webhook deliveries in order; the monotonic time handling began, and the actions."""
+        """Apply webhook deliveries in order, as an adapter would; when handling began, and outcomes.
+
+        An outcome is the action of a delivery answered 200, else the error an adapter would send.
+        """
         assert self.handler is not None
         _sleep_until(start_at)
         began = time.monotonic()
-        actions = [self.handler.handle(body, signature).action for body, signature in deliveries]
-        return began, actions
+        answers = [self.handler.respond(body, signature) for body, signature in deliveries]
+        return began, [str(answer.body.get("action") or answer.body["error"]) for answer in answers]
 
     def hammer(self, customer: str, threads: int, start_at: float) -> list[list[str]]:
         """``threads`` threads all asking for ``customer`` at ``start_at`` (a monotonic time)."""
