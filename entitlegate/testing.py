@@ -1,16 +1,28 @@
-"""Helpers for the tests of apps that use entitlegate."""
+"""Helpers for the tests of apps that use entitlegate: pinned features, and signed Stripe events."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import inspect
+import json
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 from entitlegate.resolver import Resolver
 
-__all__ = ["override_features"]
+__all__ = [
+    "customer_deleted_event",
+    "override_features",
+    "sign",
+    "signed",
+    "subscription_event",
+    "summary_event",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -21,26 +33,30 @@ class override_features:  # noqa: N801 - reads like Django's override_settings, 
     ``with override_features(resolver, {"cus_1": {"seats-feature"}}):`` makes every check for
     ``cus_1`` answer from the given set, without touching the source or the cache; other customers
     are answered as usual. Overrides nest (the inner one wins per customer) and are undone on exit.
-    As a decorator it works on sync and async functions alike.
+    As a decorator it works on sync and async functions alike. ``resolver`` may also be a
+    zero-argument function returning the resolver, called on each entry (for frameworks that
+    build theirs from settings).
     """
 
-    def __init__(self, resolver: Resolver, features: Mapping[str, Iterable[str]]) -> None:
-        if not isinstance(resolver, Resolver):
+    def __init__(self, resolver: Resolver | Callable[[], Resolver], features: Mapping[str, Iterable[str]]) -> None:
+        if not isinstance(resolver, Resolver) and not callable(resolver):
             raise TypeError(f"override_features needs a Resolver, got {type(resolver).__name__}")
-        self.resolver = resolver
+        self._resolver = resolver
         self.features = {customer: frozenset(keys) for customer, keys in features.items()}
-        self._saved: list[dict[str, frozenset[str]]] = []
+        self._entered: list[tuple[Resolver, dict[str, frozenset[str]]]] = []
 
     def __enter__(self) -> override_features:
-        previous = dict(self.resolver._overrides)
-        self._saved.append(previous)
-        self.resolver._set_overrides({**previous, **self.features})
+        resolver = self._resolver if isinstance(self._resolver, Resolver) else self._resolver()
+        previous = dict(resolver._overrides)
+        self._entered.append((resolver, previous))
+        resolver._set_overrides({**previous, **self.features})
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.resolver._set_overrides(self._saved.pop())
+        resolver, previous = self._entered.pop()
+        resolver._set_overrides(previous)
 
     def __call__(self, func: _F) -> _F:
         if inspect.iscoroutinefunction(func):
@@ -58,3 +74,96 @@ class override_features:  # noqa: N801 - reads like Django's override_settings, 
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+# -- Stripe events, signed as Stripe signs them ---------------------------------------------------
+# Shapes follow Stripe's API description of the event and the summary object; only the fields
+# entitlegate reads vary.
+
+
+def summary_event(
+    customer: str,
+    lookup_keys: Iterable[str],
+    *,
+    has_more: bool = False,
+    livemode: bool = False,
+    created: int | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """An ``entitlements.active_entitlement_summary.updated`` event: ``customer`` holds ``lookup_keys``.
+
+    A summary replaces the customer's whole set: list every feature they should hold.
+    ``has_more=True`` says Stripe truncated the list (entitlegate then re-fetches the set).
+    """
+    entitlements = [
+        {
+            "id": f"ent_test_{customer}_{index}",
+            "object": "entitlements.active_entitlement",
+            "feature": f"feat_test_{key}",
+            "livemode": livemode,
+            "lookup_key": key,
+        }
+        for index, key in enumerate(lookup_keys)
+    ]
+    summary = {
+        "object": "entitlements.active_entitlement_summary",
+        "customer": customer,
+        "entitlements": {
+            "object": "list",
+            "data": entitlements,
+            "has_more": has_more,
+            "url": f"/v1/customer/{customer}/entitlements",
+        },
+        "livemode": livemode,
+    }
+    return _event("entitlements.active_entitlement_summary.updated", summary, livemode, created, event_id)
+
+
+def subscription_event(
+    customer: str,
+    kind: str = "updated",
+    *,
+    livemode: bool = False,
+    created: int | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A ``customer.subscription.<kind>`` event for ``customer`` (entitlegate invalidates them)."""
+    subscription = {"id": "sub_test_1", "object": "subscription", "customer": customer, "status": "active"}
+    return _event(f"customer.subscription.{kind}", subscription, livemode, created, event_id)
+
+
+def customer_deleted_event(
+    customer: str, *, livemode: bool = False, created: int | None = None, event_id: str | None = None
+) -> dict[str, Any]:
+    """A ``customer.deleted`` event (entitlegate invalidates the customer)."""
+    deleted = {"id": customer, "object": "customer", "deleted": True}
+    return _event("customer.deleted", deleted, livemode, created, event_id)
+
+
+def _event(
+    event_type: str, obj: dict[str, Any], livemode: bool, created: int | None, event_id: str | None
+) -> dict[str, Any]:
+    return {
+        "id": event_id or f"evt_test_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "api_version": "2026-07-29.dahlia",
+        "created": int(time.time()) if created is None else created,
+        "data": {"object": obj},
+        "livemode": livemode,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+
+
+def sign(body: bytes, secret: str, *, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header Stripe sends with ``body``: ``t=…,v1=<HMAC-SHA256>``."""
+    moment = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{moment}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={moment},v1={digest}"
+
+
+def signed(event: Mapping[str, Any], secret: str, *, timestamp: int | None = None) -> tuple[bytes, str]:
+    """The body and ``Stripe-Signature`` header of a delivery of ``event``, for a test client."""
+    body = json.dumps(event).encode()
+    return body, sign(body, secret, timestamp=timestamp)

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
-from entitlegate import SourceUnavailable, WebhookHandler
+from entitlegate import SourceUnavailable, WebhookHandler, testing
 from entitlegate_asgi import EntitlementMiddleware, Entitlements, requires_feature, webhook_app
 from example_app import environment, webhooks
 from example_app.catalog import PAGES, Page, demo_customers, page_needing
@@ -191,7 +191,7 @@ async def grant(request: Request) -> Response:
     if page is None:
         return Response("no page needs that feature", 400)
     # In an outage, features raises SourceUnavailable and the middleware answers 503.
-    event = webhooks.summary_updated(entitlements.customer, entitlements.features | {page.feature})
+    event = testing.summary_event(entitlements.customer, sorted(entitlements.features | {page.feature}))
     return await _send(request, event, f"/{page.name}")
 
 
@@ -200,7 +200,7 @@ async def reread(request: Request) -> Response:
     entitlements = await request.state.entitlements.load()
     if entitlements.customer is None:
         return RedirectResponse("/signin", 303)
-    return await _send(request, webhooks.subscription_updated(entitlements.customer), "/")
+    return await _send(request, testing.subscription_event(entitlements.customer), "/")
 
 
 async def _send(request: Request, event: dict[str, Any], then: str) -> Response:

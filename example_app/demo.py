@@ -25,6 +25,7 @@ from types import FrameType
 
 import httpx
 
+from entitlegate import testing
 from example_app import webhooks
 from example_app.catalog import CUSTOMERS_FILE, demo_customers
 from example_app.environment import DEMO_WEBHOOK_SECRET
@@ -90,11 +91,11 @@ def _steps(result: Walk, held: set[str], webhook_url: str) -> None:
         result.expect(f"GET  {result.page}", result.before, "403")
 
         webhook = f"POST {app.path('stripe/webhook')} summary event granting {FEATURE}"
-        forged = webhooks.summary_updated(CUSTOMER, held | {FEATURE})
+        forged = testing.summary_event(CUSTOMER, sorted(held | {FEATURE}))
         result.forged = str(webhooks.deliver(webhook_url, forged, "whsec_not_the_endpoints_secret").status)
         result.expect(f"{webhook}, signed with a wrong secret", result.forged, "400")
 
-        event = webhooks.summary_updated(CUSTOMER, held | {FEATURE})
+        event = testing.summary_event(CUSTOMER, sorted(held | {FEATURE}))
         result.webhook = str(webhooks.deliver(webhook_url, event, DEMO_WEBHOOK_SECRET))
         result.expect(f"{webhook}, signed as Stripe signs it", result.webhook, "200 applied")
 

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from entitlegate import Resolver, SourceUnavailable
+from entitlegate import Resolver, SourceUnavailable, testing
 from entitlegate_flask import Entitlements, requires_feature
 from example_app import environment, webhooks
 from example_app.catalog import PAGES, Page, demo_customers, page_needing
@@ -163,7 +163,7 @@ def grant() -> ResponseReturnValue:
         held = _resolver().features(customer)
     except SourceUnavailable:
         abort(503)
-    event = webhooks.summary_updated(customer, held | {page.feature})
+    event = testing.summary_event(customer, sorted(held | {page.feature}))
     return _send(event, url_for(f"demo.{page.name}"))
 
 
@@ -173,7 +173,7 @@ def reread() -> ResponseReturnValue:
     customer = demo_customer()
     if customer is None:
         return redirect(url_for("demo.signin"), 303)
-    return _send(webhooks.subscription_updated(customer), url_for("demo.home"))
+    return _send(testing.subscription_event(customer), url_for("demo.home"))
 
 
 def _send(event: dict[str, Any], then: str) -> ResponseReturnValue:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from entitlegate import testing
 from example_app import webhooks
 from example_app.catalog import demo_customers
 from example_app.demo import walk
@@ -247,7 +248,7 @@ def test_undo_button_reads_the_fixture_again(visitor: Visitor) -> None:
 def test_webhook_with_a_wrong_signature_is_refused_and_changes_nothing(server: Server, visitor: Visitor) -> None:
     customer = new_customer()
     visitor.sign_in(customer)
-    event = webhooks.summary_updated(customer, ["seats-feature"])
+    event = testing.summary_event(customer, ["seats-feature"])
     delivery = webhooks.deliver(server.url + visitor.path("stripe/webhook"), event, "whsec_someone_else")
     assert delivery.status == 400
     assert visitor.get("seats").status_code == 403
@@ -256,7 +257,7 @@ def test_webhook_with_a_wrong_signature_is_refused_and_changes_nothing(server: S
 def test_webhook_signed_with_the_demo_secret_is_applied(server: Server, visitor: Visitor) -> None:
     customer = new_customer()
     visitor.sign_in(customer)
-    event = webhooks.summary_updated(customer, ["analytics"])
+    event = testing.summary_event(customer, ["analytics"])
     delivery = webhooks.deliver(server.url + visitor.path("stripe/webhook"), event, DEMO_WEBHOOK_SECRET)
     assert (delivery.status, delivery.action) == (200, "applied")
     assert visitor.features() == ["analytics"]
@@ -337,7 +338,7 @@ def test_with_stripe_keys_webhooks_need_the_stripe_webhook_secret(
     fake_stripe.set_customer(customer, [])
     server = on_stripe[app.key]
     url = server.url + app.path("stripe/webhook")
-    event = webhooks.summary_updated(customer, ["seats-feature"])
+    event = testing.summary_event(customer, ["seats-feature"])
     assert webhooks.deliver(url, event, DEMO_WEBHOOK_SECRET).status == 400
     assert webhooks.deliver(url, event, STRIPE_MODE_SECRET).action == "applied"
 
@@ -357,7 +358,7 @@ def test_with_a_redis_cache_url_a_webhook_to_one_app_opens_the_page_in_every_app
             visitor.sign_in(customer)
             assert visitor.get("analytics").status_code == 403
         sender = servers[0]
-        event = webhooks.summary_updated(customer, ["analytics"])
+        event = testing.summary_event(customer, ["analytics"])
         url = sender.url + sender.app.path("stripe/webhook")
         assert webhooks.deliver(url, event, DEMO_WEBHOOK_SECRET).action == "applied"
         deadline = time.monotonic() + 5.0

@@ -62,3 +62,24 @@ def test_an_override_may_take_away_every_feature(source: CountingSource) -> None
     resolver.features("cus_1")
     with override_features(resolver, {"cus_1": set()}):
         assert not resolver.has_feature("cus_1", "basic")
+
+
+def test_signed_events_from_the_helpers_are_accepted_as_stripes(source: CountingSource) -> None:
+    from entitlegate import WebhookHandler
+    from entitlegate.testing import customer_deleted_event, signed, subscription_event, summary_event
+
+    resolver = Resolver(source)
+    handler = WebhookHandler(resolver, "whsec_app_tests")
+    assert handler.handle(*signed(summary_event("cus_1", ["pro"]), "whsec_app_tests")).action == "applied"
+    assert resolver.features("cus_1") == {"pro"}
+    assert handler.handle(*signed(subscription_event("cus_1"), "whsec_app_tests")).action == "invalidated"
+    assert handler.handle(*signed(customer_deleted_event("cus_1"), "whsec_app_tests")).action == "invalidated"
+
+
+def test_a_signature_with_another_secret_is_refused(source: CountingSource) -> None:
+    from entitlegate import InvalidSignature, WebhookHandler
+    from entitlegate.testing import signed, summary_event
+
+    handler = WebhookHandler(Resolver(source), "whsec_app_tests")
+    with pytest.raises(InvalidSignature):
+        handler.handle(*signed(summary_event("cus_1", ["pro"]), "whsec_other"))

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from entitlegate import testing
 from entitlegate_django import FeatureDenied, requires_feature
 from example_app import webhooks
 from example_app.catalog import PAGES, demo_customers, page_needing
@@ -107,7 +108,7 @@ def grant(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("no page needs that feature")
     # In an outage, features raises SourceUnavailable and the middleware answers 503.
     held: frozenset[str] = request.entitlements.features  # type: ignore[attr-defined]
-    return _send(request, webhooks.summary_updated(customer, held | {page.feature}), reverse(page.name))
+    return _send(request, testing.summary_event(customer, sorted(held | {page.feature})), reverse(page.name))
 
 
 @require_POST
@@ -116,7 +117,7 @@ def reread(request: HttpRequest) -> HttpResponse:
     customer = demo_customer(request)
     if customer is None:
         return redirect("signin")
-    return _send(request, webhooks.subscription_updated(customer), reverse("home"))
+    return _send(request, testing.subscription_event(customer), reverse("home"))
 
 
 def _send(request: HttpRequest, event: dict[str, Any], then: str) -> HttpResponse:

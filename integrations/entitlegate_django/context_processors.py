@@ -7,8 +7,7 @@ from django.utils.functional import SimpleLazyObject
 
 from entitlegate.gate import safe_features
 from entitlegate_django.conf import current
-from entitlegate_django.entitlements import Entitlements
-from entitlegate_django.responses import customer_of
+from entitlegate_django.entitlements import customer_for
 
 __all__ = ["features"]
 
@@ -22,11 +21,6 @@ def features(request: HttpRequest) -> dict[str, object]:
 
     def load() -> frozenset[str]:
         config = current()
-        entitlements = getattr(request, "entitlements", None)
-        if isinstance(entitlements, Entitlements):
-            customer = entitlements.customer
-        else:
-            customer = customer_of(config, request)
-        return safe_features(config.resolver, customer)
+        return safe_features(config.resolver, customer_for(config, request))
 
     return {"features": SimpleLazyObject(load)}

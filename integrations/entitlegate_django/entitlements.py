@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from entitlegate_django.conf import Config
 from entitlegate_django.responses import acustomer_of, customer_of
 
-__all__ = ["Entitlements"]
+__all__ = ["Entitlements", "customer_for"]
 
 _UNSET: object = object()
 
@@ -83,3 +83,11 @@ class Entitlements:
             return lookup_key in self._features
         customer = await self.acustomer()
         return customer is not None and await self._config.resolver.ahas_feature(customer, lookup_key)
+
+
+def customer_for(config: Config, request: HttpRequest) -> str | None:
+    """The request's customer: the one the middleware already found, else by ``CUSTOMER``."""
+    entitlements = getattr(request, "entitlements", None)
+    if isinstance(entitlements, Entitlements):
+        return entitlements.customer
+    return customer_of(config, request)

@@ -7,8 +7,7 @@ from django.template import Library
 
 from entitlegate.gate import safe_has_feature
 from entitlegate_django.conf import current
-from entitlegate_django.entitlements import Entitlements
-from entitlegate_django.responses import customer_of
+from entitlegate_django.entitlements import customer_for
 
 register = Library()
 
@@ -21,9 +20,4 @@ def has_feature(request: HttpRequest, lookup_key: str) -> bool:
     ``"raise"``). Templates render synchronously: on a cache miss this asks Stripe.
     """
     config = current()
-    entitlements = getattr(request, "entitlements", None)
-    if isinstance(entitlements, Entitlements):
-        customer = entitlements.customer
-    else:
-        customer = customer_of(config, request)
-    return safe_has_feature(config.resolver, customer, lookup_key)
+    return safe_has_feature(config.resolver, customer_for(config, request), lookup_key)
