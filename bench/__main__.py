@@ -186,7 +186,7 @@ _METHOD = [
     "  on locmem), warmed, for a flag that holds the user and for a flag on for everyone.",
     "- **2 view**: one app per framework, the same trivial view served gated and ungated, a",
     "  resolver on a StaticSource with the customer cached, the customer read from a header.",
-    "  Django: no middleware, both URLs resolved by one pattern; the test client, and a",
+    "  Django: no middleware, every URL resolved by one pattern; the test client, and a",
     "  RequestFactory request passed to the view. Flask: the test client. Starlette: a raw ASGI call",
     "  (scope, receive, send) into the app, with `EntitlementMiddleware` and a rule, and without it.",
     "  Ungated and gated run in small batches alternated ABBA; the overhead is the median of the",
