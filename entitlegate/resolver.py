@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -265,7 +266,10 @@ class Resolver:
 
     def _entry(self, lookup_keys: Iterable[str], version: float) -> Entry:
         now = self._clock()
-        return Entry(frozenset(lookup_keys), float(version), now + self.ttl, now + self.stale_ttl)
+        # Interned: every customer holding a feature shares one copy of its lookup_key, rather
+        # than one per customer decoded from each Stripe response or event.
+        features = frozenset(sys.intern(key) if type(key) is str else key for key in lookup_keys)
+        return Entry(features, float(version), now + self.ttl, now + self.stale_ttl)
 
     def _fresh(self, customer: str, entry: Entry | None) -> frozenset[str] | None:
         """The answer a miss-path lookup gives without the source, counting it; or None."""

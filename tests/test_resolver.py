@@ -358,3 +358,19 @@ def test_a_ready_client_works_and_warns_once_that_livemode_is_unknown(
     assert "livemode" in caplog.text
     assert Resolver(source).has_feature("cus_pro", "seats-feature")
     assert asyncio.run(Resolver(source).ahas_feature("cus_pro", "seats-feature"))
+
+
+def test_customers_share_one_copy_of_each_lookup_key() -> None:
+    class FreshStrings(CountingSource):
+        def fetch(self, customer: str) -> frozenset[str]:
+            return frozenset({"".join(["seats", "-", "feature"])})  # a new string object each call
+
+    resolver = Resolver(FreshStrings())
+    resolver.features("cus_a")
+    resolver.features("cus_b")
+    held = [resolver.cache.peek(customer) for customer in ("cus_a", "cus_b")]
+    assert held[0] is not None
+    assert held[1] is not None
+    (key_a,) = held[0].features
+    (key_b,) = held[1].features
+    assert key_a is key_b

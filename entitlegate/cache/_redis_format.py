@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from collections.abc import Iterable
 
 __all__ = ["FORMAT", "INVALIDATE", "LEASE", "PUT", "RELEASE", "decode", "encode", "pack_version"]
@@ -38,7 +39,8 @@ def decode(data: bytes) -> tuple[frozenset[str], float, float, float] | None:
     keys = body.split("\n")
     if "%" in body:
         keys = [_unescape(key) for key in keys]
-    return frozenset(keys), version, expires, stale_until
+    # Interned, as the resolver does: customers holding a feature share one copy of its key.
+    return frozenset(map(sys.intern, keys)), version, expires, stale_until
 
 
 def pack_version(version: float) -> bytes:
