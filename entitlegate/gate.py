@@ -82,9 +82,10 @@ class Verdict:
 
     @property
     def allowed(self) -> bool:
-        return self.outcome is Outcome.ALLOWED
+        return self.outcome is _ALLOWED_OUTCOME
 
 
+_ALLOWED_OUTCOME = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns
 _ALLOWED = Verdict(Outcome.ALLOWED)
 _NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
 

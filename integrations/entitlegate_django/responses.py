@@ -19,6 +19,8 @@ from entitlegate_django.denied import FeatureDenied
 
 __all__ = ["acustomer_of", "aenforce", "customer_of", "enforce", "unavailable"]
 
+_ALLOWED = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns: read it once
+
 UNAVAILABLE_MESSAGE = "This page is temporarily unavailable: your plan could not be checked. Try again shortly."
 
 
@@ -52,7 +54,7 @@ def enforce(request: HttpRequest, requirement: Requirement, config: Config | Non
         config = current()
     customer = customer_of(config, request)
     verdict = check(config.resolver, customer, requirement)
-    if verdict.outcome is Outcome.ALLOWED:
+    if verdict.outcome is _ALLOWED:
         return None
     if verdict.outcome is Outcome.UNAVAILABLE:
         return unavailable()
@@ -72,7 +74,7 @@ async def aenforce(
         config = current()
     customer = await acustomer_of(config, request)
     verdict = await acheck(config.resolver, customer, requirement)
-    if verdict.outcome is Outcome.ALLOWED:
+    if verdict.outcome is _ALLOWED:
         return None
     if verdict.outcome is Outcome.UNAVAILABLE:
         return unavailable()
