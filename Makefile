@@ -8,10 +8,12 @@ LINTED := entitlegate $(wildcard integrations/entitlegate_*) example_app
 
 .PHONY: test lint format demo bench redis-server run-django run-flask run-asgi clean
 
-$(STAMP): pyproject.toml
+# One virtualenv for everything: the test suite also smoke-tests the benchmarks, which compare
+# with django-waffle (the bench extra).
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[all,dev]"
+	$(PY) -m pip install --quiet -e ".[all,dev,bench]"
 	@touch $@
 
 # redis-server is a system package, not a Python one: install it when the machine lacks it.
@@ -49,11 +51,7 @@ run-flask: $(STAMP)
 run-asgi: $(STAMP)
 	$(PY) -m uvicorn --factory example_app.asgi_app:create_app --host 127.0.0.1 --port 8000
 
-$(VENV)/.installed-bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[all,dev,bench]"
-	@touch $@
-
-bench: $(VENV)/.installed-bench redis-server
+bench: $(STAMP) redis-server
 	$(PY) -m bench
 
 clean:
