@@ -126,7 +126,9 @@ class EntitlementMiddleware:
 
     async def _find_customer(self, scope: Scope) -> str | None:
         customer = await self._customer(scope) if self._customer_is_async else self._customer(scope)
-        if customer is None or (isinstance(customer, str) and customer.strip()):
+        if customer is None or customer == "":  # "" is no customer, as in the Django and Flask adapters
+            return None
+        if isinstance(customer, str) and customer.strip():
             return customer
         raise ValueError(
             f"EntitlementMiddleware customer= must return a Stripe customer id ('cus_...') or None, got {customer!r}"

@@ -224,6 +224,15 @@ def test_async_customer_callable_is_awaited(make_app: MakeApp, fake_stripe: Fake
     assert response.status_code == 200
 
 
+def test_customer_callable_returning_an_empty_id_means_no_customer(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
+    client = TestClient(make_app(customer=lambda scope: ""))
+
+    response = client.get("/pro")
+
+    assert response.status_code == 401
+    assert fake_stripe.calls() == 0
+
+
 def test_customer_callable_returning_a_blank_id_fails_naming_the_argument(make_app: MakeApp) -> None:
     client = TestClient(make_app(customer=lambda scope: "  "))
 
