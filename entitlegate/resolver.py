@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 import sys
@@ -40,18 +39,17 @@ class ResolverStats:
 
 
 class _Counter:
-    """A counter whose increment is one C call, safe under threads (``next`` on a count)."""
+    """A thread-safe counter for the miss path (misses, source calls, errors, ...)."""
 
-    __slots__ = ("_count", "incr")
+    __slots__ = ("_lock", "value")
 
     def __init__(self) -> None:
-        self._count = itertools.count()
-        self.incr = self._count.__next__
+        self._lock = threading.Lock()
+        self.value = 0
 
-    @property
-    def value(self) -> int:
-        # A count's reduce exposes its next value without advancing it.
-        return int(self._count.__reduce__()[1][0])
+    def incr(self) -> None:
+        with self._lock:
+            self.value += 1
 
 
 class _Flight:
