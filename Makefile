@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LINTED := entitlegate $(wildcard integrations/entitlegate_*) example_app
 
-.PHONY: test lint format demo bench redis-server run-django run-flask run-asgi clean
+.PHONY: test test-compat lint format demo bench redis-server run-django run-flask run-asgi clean
 
 # One virtualenv for everything: the test suite also smoke-tests the benchmarks, which compare
 # with django-waffle (the bench extra).
@@ -37,6 +37,11 @@ test: $(STAMP) redis-server lint
 	$(PY) -m pytest
 
 # The walkthrough: each example app denies a customer, takes a signed webhook, lets them in.
+# The suite again on Python 3.10 + Django 4.2 LTS and on Python 3.12 + the newest releases,
+# where this machine has those interpreters (CI runs it after `make test`).
+test-compat: redis-server
+	bash .ci/compat
+
 demo: $(STAMP)
 	$(PY) -m example_app.demo
 
@@ -55,4 +60,4 @@ bench: $(STAMP) redis-server
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-compat-* .mypy_cache .ruff_cache .hypothesis
