@@ -7,8 +7,11 @@ from inspect import iscoroutinefunction
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import ServiceUnavailable
 
-from entitlegate import Resolver
+from entitlegate import Resolver, SourceUnavailable
+from entitlegate.resolver import answer_in_outage
 from entitlegate_flask import per_request, templating
 from entitlegate_flask.config import read_settings
 from entitlegate_flask.portal import makes_portal_sessions, portal_redirect
@@ -68,6 +71,7 @@ class Entitlements:
             login_view=settings.login_view,
         )
         app.teardown_request(per_request.forget)
+        app.register_error_handler(SourceUnavailable, _unavailable)
         app.add_template_global(templating.has_feature, "has_feature")
         app.add_template_global(templating.features, "features")
         if settings.webhook_url is not None:
@@ -77,6 +81,32 @@ class Entitlements:
     def resolver(self) -> Resolver:
         """The current app's resolver (needs an app context); ``RuntimeError`` before ``init_app``."""
         return state_of(current_app).resolver
+
+    def features(self) -> frozenset[str]:
+        """The current request's customer's lookup_keys (the empty set without a customer).
+
+        Asked of the resolver once per request, like every check the request makes. Raises
+        :class:`~entitlegate.SourceUnavailable` in an outage; left unhandled in a view, that is
+        answered 503 (through the app's own 503 handler, if it has one).
+        """
+        answers = per_request.current()
+        if answers.customer is None:
+            return frozenset()
+        return answers.features(answers.customer)
+
+    def has_feature(self, lookup_key: str) -> bool:
+        """Whether the current request's customer holds ``lookup_key`` (False without a customer).
+
+        In an outage it answers as ``ENTITLEGATE_ON_UNAVAILABLE`` says: under ``"raise"`` it raises
+        :class:`~entitlegate.SourceUnavailable`, which a view that leaves it unhandled answers 503.
+        """
+        answers = per_request.current()
+        if answers.customer is None:
+            return False
+        try:
+            return answers.has_feature(answers.customer, lookup_key)
+        except SourceUnavailable as error:
+            return answer_in_outage(answers.on_unavailable, error)
 
     def customer_loader(self, loader: _Loader) -> _Loader:
         """Register ``loader() -> customer id | None``, the Stripe customer of the current request.
@@ -126,6 +156,13 @@ class Entitlements:
                 f"the customer_loader must return a Stripe customer id string or None, not {type(customer).__name__}"
             )
         return customer
+
+
+def _unavailable(error: SourceUnavailable) -> ResponseReturnValue:
+    # A view that read features in an outage and left the error unhandled: 503, never a 500,
+    # rendered by the app's own 503 handler when it has one.
+    response: ResponseReturnValue = current_app.handle_http_exception(ServiceUnavailable())
+    return response
 
 
 def _check_portal(resolver: Resolver) -> None:
