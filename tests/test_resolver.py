@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 import stripe
@@ -11,6 +13,8 @@ import stripe
 from entitlegate import MemoryCache, Resolver, SourceUnavailable, StripeSource
 from tests.doubles import Clock, CountingSource, outage
 from tests.fake_stripe import FakeStripe
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -181,21 +185,30 @@ def test_bad_settings_fail_at_construction_naming_the_setting(
         Resolver(source, ttl=ttl, stale_ttl=stale_ttl, on_unavailable=on_unavailable)  # type: ignore[arg-type]
 
 
+def at_once(threads: int, call: Callable[[], T]) -> list[T | BaseException]:
+    """``call()`` from ``threads`` threads released together; each one's answer or exception."""
+    barrier = threading.Barrier(threads)
+    outcomes: list[T | BaseException] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(call())
+        except BaseException as error:
+            outcomes.append(error)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=10)
+    return outcomes
+
+
 def test_concurrent_misses_from_32_threads_make_one_source_call() -> None:
     source = CountingSource({"cus_pro": {"seats-feature"}}, delay=0.2)
     resolver = Resolver(source)
-    barrier = threading.Barrier(32)
-    answers: list[bool] = []
-
-    def ask() -> None:
-        barrier.wait()
-        answers.append(resolver.has_feature("cus_pro", "seats-feature"))
-
-    threads = [threading.Thread(target=ask) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    answers = at_once(32, lambda: resolver.has_feature("cus_pro", "seats-feature"))
     assert answers == [True] * 32
     assert source.calls == 1
     assert resolver.stats.coalesced == 31
@@ -205,22 +218,9 @@ def test_a_coalesced_failure_reaches_every_waiting_thread() -> None:
     source = CountingSource(delay=0.2)
     source.failing = outage()
     resolver = Resolver(source)
-    barrier = threading.Barrier(16)
-    errors: list[BaseException] = []
-
-    def ask() -> None:
-        barrier.wait()
-        try:
-            resolver.features("cus_pro")
-        except SourceUnavailable as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=ask) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    assert len(errors) == 16
+    outcomes = at_once(16, lambda: resolver.features("cus_pro"))
+    assert len(outcomes) == 16
+    assert all(isinstance(outcome, SourceUnavailable) for outcome in outcomes)
     assert source.calls == 1
 
 
@@ -228,18 +228,7 @@ def test_32_threads_missing_one_customer_against_a_slow_stripe_make_one_call(fak
     fake_stripe.set_customer("cus_pro", ["seats-feature"])
     fake_stripe.latency = 0.3
     resolver = Resolver(StripeSource(api_key=fake_stripe.api_key, api_base=fake_stripe.url))
-    barrier = threading.Barrier(32)
-    answers: list[bool] = []
-
-    def ask() -> None:
-        barrier.wait()
-        answers.append(resolver.has_feature("cus_pro", "seats-feature"))
-
-    threads = [threading.Thread(target=ask) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    answers = at_once(32, lambda: resolver.has_feature("cus_pro", "seats-feature"))
     assert answers == [True] * 32
     assert fake_stripe.calls() == 1
 
