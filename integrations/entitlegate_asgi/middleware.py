@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
-from entitlegate.errors import SourceUnavailable
+from entitlegate.errors import CacheUnavailable, SourceUnavailable
 from entitlegate.gate import Outcome, Requirement, Rules, Verdict
 from entitlegate.resolver import Resolver
 from entitlegate_asgi import _responses
@@ -118,8 +118,9 @@ class EntitlementMiddleware:
                 raise
             app = await self._refusal(scope, refused.verdict)
             await app(scope, receive, send)
-        except SourceUnavailable:
-            # The app read the features in an outage and did not handle it: 503, never a 500.
+        except (SourceUnavailable, CacheUnavailable):
+            # The app met an outage (Stripe's, or a shared cache's on a change) and did not
+            # handle it: 503, never a 500.
             if started:
                 raise
             await _responses.UNAVAILABLE(scope, receive, send)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from entitlegate.errors import SourceUnavailable
+from entitlegate.errors import CacheUnavailable, SourceUnavailable
 from entitlegate_django.conf import current
 from entitlegate_django.entitlements import Entitlements
 from entitlegate_django.responses import aenforce, enforce, unavailable
@@ -67,7 +67,8 @@ class EntitlementMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
-        """Answer a view that met a Stripe outage (``SourceUnavailable``) with a 503."""
-        if isinstance(exception, SourceUnavailable):
+        """Answer a view that met an outage with a 503: Stripe's (``SourceUnavailable``), or a
+        shared cache's that could not take a change (``CacheUnavailable``)."""
+        if isinstance(exception, (SourceUnavailable, CacheUnavailable)):
             return unavailable()
         return None

@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import ServiceUnavailable
 
-from entitlegate import Resolver, SourceUnavailable
+from entitlegate import CacheUnavailable, Resolver, SourceUnavailable
 from entitlegate.resolver import answer_in_outage
 from entitlegate_flask import per_request, templating
 from entitlegate_flask.config import read_settings
@@ -72,6 +72,7 @@ class Entitlements:
         )
         app.teardown_request(per_request.forget)
         app.register_error_handler(SourceUnavailable, _unavailable)
+        app.register_error_handler(CacheUnavailable, _unavailable)
         app.add_template_global(templating.has_feature, "has_feature")
         app.add_template_global(templating.features, "features")
         if settings.webhook_url is not None:
@@ -158,9 +159,9 @@ class Entitlements:
         return customer
 
 
-def _unavailable(error: SourceUnavailable) -> ResponseReturnValue:
-    # A view that read features in an outage and left the error unhandled: 503, never a 500,
-    # rendered by the app's own 503 handler when it has one.
+def _unavailable(error: SourceUnavailable | CacheUnavailable) -> ResponseReturnValue:
+    # A view that met an outage (Stripe's, or a shared cache's on a change) and left the error
+    # unhandled: 503, never a 500, rendered by the app's own 503 handler when it has one.
     response: ResponseReturnValue = current_app.handle_http_exception(ServiceUnavailable())
     return response
 

@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from entitlegate import Resolver, StaticSource, StripeSource
+from entitlegate import CacheUnavailable, Resolver, StaticSource, StripeSource
 from entitlegate.gate import aportal_url
 from entitlegate.testing import override_features
 from entitlegate_asgi import EntitlementMiddleware
@@ -368,3 +368,12 @@ def test_cors_preflight_is_answered_by_corsmiddleware_placed_before_it(resolver:
 
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://example.test"
+
+
+def test_a_change_the_shared_cache_could_not_take_and_not_handled_answers_503(make_app: MakeApp) -> None:
+    async def invalidate(request: Request) -> Response:
+        raise CacheUnavailable("Redis is unavailable: 'cus_1' is invalidated in this process only")
+
+    response = TestClient(make_app([Route("/invalidate", invalidate)])).get("/invalidate", headers=JSON)
+
+    assert response.status_code == 503

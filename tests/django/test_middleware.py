@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 
 from tests.fake_stripe import FakeStripe
 
@@ -134,3 +134,18 @@ def test_the_middleware_checks_the_path_inside_the_script_prefix(
     response = customer_client.get("/pro/", SCRIPT_NAME="/shop")
 
     assert response.status_code == 403
+
+
+def test_a_change_the_shared_cache_could_not_take_answers_503(rf: RequestFactory) -> None:
+    from django.http import HttpResponse
+
+    from entitlegate import CacheUnavailable
+    from entitlegate_django.middleware import EntitlementMiddleware
+
+    middleware = EntitlementMiddleware(lambda request: HttpResponse())
+    error = CacheUnavailable("Redis is unavailable: 'cus_1' is invalidated in this process only")
+
+    response = middleware.process_exception(rf.get("/"), error)
+
+    assert response is not None
+    assert response.status_code == 503

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
+from entitlegate import CacheUnavailable
 from entitlegate_flask import Entitlements
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory, header_customer
@@ -76,3 +77,13 @@ def test_has_feature_in_code_follows_the_outage_policy(make_app: AppFactory, fak
     response = app.test_client().get("/check", headers={"X-Customer": "cus_1"})
 
     assert response.json == {"seats": False}
+
+
+def test_a_change_the_shared_cache_could_not_take_is_a_503_not_a_500(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.post("/invalidate")
+    def invalidate() -> ResponseReturnValue:
+        raise CacheUnavailable("Redis is unavailable: 'cus_1' is invalidated in this process only")
+
+    assert app.test_client().post("/invalidate").status_code == 503
