@@ -27,6 +27,8 @@ from redis.retry import Retry
 from entitlegate import Entry, RedisCache, Resolver, StaticSource, StripeSource
 from entitlegate.cache import supersedes
 from entitlegate.cache._base import invalidated
+from entitlegate.cache._local import LocalTier
+from entitlegate.cache._redis_listener import Invalidations
 from tests.fake_stripe import FakeStripe
 
 pytestmark = pytest.mark.redis
@@ -133,7 +135,19 @@ def test_clear_drops_this_namespace_only(make_cache: MakeCache, admin: redis.Red
 
     assert admin.keys(f"*{customer}") == [f"entitlegate:test:-:{customer}".encode()]
     assert live_cache.peek(customer) is None
-    assert test_cache.peek(customer) is not None
+
+
+def test_a_clear_message_of_another_namespace_leaves_this_tiers_copies() -> None:
+    # The listener's reading of a message, on its own: a listener thread may also clear its tier
+    # when it (re)connects, which would make this race in a test through a live Redis.
+    local = LocalTier(ttl=60.0, maxsize=10, clock=lambda: 0.0)
+    local.keep("cus_1", Entry(frozenset({"a"}), 1.0, 100.0, 100.0), local.generation)
+    invalidations = Invalidations(local, "entitlegate:invalidations", lambda: "entitlegate:test:-:", heartbeat=1.0)
+
+    invalidations.received(b"entitlegate:live:-:")
+    assert local.peek("cus_1") is not None
+    invalidations.received(b"entitlegate:test:-:")
+    assert local.peek("cus_1") is None
 
 
 # -- stored times -----------------------------------------------------------------------------------
