@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest
 
 from entitlegate_django.conf import Config
-from entitlegate_django.responses import acustomer_of, customer_of
 
-__all__ = ["Entitlements", "customer_for"]
+__all__ = ["Entitlements", "acustomer_for", "acustomer_of", "customer_for", "customer_of"]
 
 _UNSET: object = object()
+
+
+def customer_of(config: Config, request: HttpRequest) -> str | None:
+    """The request's Stripe customer id by the ``CUSTOMER`` function; "" counts as no customer."""
+    customer = config.customer(request)
+    if customer is None or isinstance(customer, str):
+        return customer or None
+    raise TypeError(f"ENTITLEGATE['CUSTOMER'] must return a Stripe customer id string or None, got {customer!r}")
+
+
+async def acustomer_of(config: Config, request: HttpRequest) -> str | None:
+    """:func:`customer_of` from the event loop: called directly, in a thread only if it must be.
+
+    A CUSTOMER function that reads what is already loaded costs nothing here. One that touches
+    the database (``request.user`` not loaded yet) makes Django raise SynchronousOnlyOperation
+    in the event loop; it is then called again in a worker thread, as Django runs sync code.
+    """
+    try:
+        return customer_of(config, request)
+    except SynchronousOnlyOperation:
+        return await sync_to_async(customer_of)(config, request)
 
 
 class Entitlements:
@@ -86,8 +108,18 @@ class Entitlements:
 
 
 def customer_for(config: Config, request: HttpRequest) -> str | None:
-    """The request's customer: the one the middleware already found, else by ``CUSTOMER``."""
+    """The request's customer: the one the middleware's ``request.entitlements`` holds (so the
+    ``CUSTOMER`` function runs once per request however many checks it makes), else by ``CUSTOMER``.
+    """
     entitlements = getattr(request, "entitlements", None)
     if isinstance(entitlements, Entitlements):
         return entitlements.customer
     return customer_of(config, request)
+
+
+async def acustomer_for(config: Config, request: HttpRequest) -> str | None:
+    """Async twin of :func:`customer_for`."""
+    entitlements = getattr(request, "entitlements", None)
+    if isinstance(entitlements, Entitlements):
+        return await entitlements.acustomer()
+    return await acustomer_of(config, request)

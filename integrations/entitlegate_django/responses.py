@@ -10,39 +10,18 @@ from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
-from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from entitlegate.gate import Outcome, Requirement, acheck, check
 from entitlegate_django.conf import Config, current
 from entitlegate_django.denied import FeatureDenied
+from entitlegate_django.entitlements import acustomer_for, customer_for
 
-__all__ = ["acustomer_of", "aenforce", "customer_of", "enforce", "unavailable"]
+__all__ = ["aenforce", "enforce", "unavailable"]
 
 _ALLOWED = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns: read it once
 
 UNAVAILABLE_MESSAGE = "This page is temporarily unavailable: your plan could not be checked. Try again shortly."
-
-
-def customer_of(config: Config, request: HttpRequest) -> str | None:
-    """The request's Stripe customer id by the ``CUSTOMER`` function; "" counts as no customer."""
-    customer = config.customer(request)
-    if customer is None or isinstance(customer, str):
-        return customer or None
-    raise TypeError(f"ENTITLEGATE['CUSTOMER'] must return a Stripe customer id string or None, got {customer!r}")
-
-
-async def acustomer_of(config: Config, request: HttpRequest) -> str | None:
-    """:func:`customer_of` from the event loop: called directly, in a thread only if it must be.
-
-    A CUSTOMER function that reads what is already loaded costs nothing here. One that touches
-    the database (``request.user`` not loaded yet) makes Django raise SynchronousOnlyOperation
-    in the event loop; it is then called again in a worker thread, as Django runs sync code.
-    """
-    try:
-        return customer_of(config, request)
-    except SynchronousOnlyOperation:
-        return await sync_to_async(customer_of)(config, request)
 
 
 def enforce(request: HttpRequest, requirement: Requirement, config: Config | None = None) -> HttpResponseBase | None:
@@ -52,7 +31,7 @@ def enforce(request: HttpRequest, requirement: Requirement, config: Config | Non
     """
     if config is None:
         config = current()
-    customer = customer_of(config, request)
+    customer = customer_for(config, request)
     verdict = check(config.resolver, customer, requirement)
     if verdict.outcome is _ALLOWED:
         return None
@@ -72,7 +51,7 @@ async def aenforce(
     """Async twin of :func:`enforce`: on a cache hit it never leaves the event loop."""
     if config is None:
         config = current()
-    customer = await acustomer_of(config, request)
+    customer = await acustomer_for(config, request)
     verdict = await acheck(config.resolver, customer, requirement)
     if verdict.outcome is _ALLOWED:
         return None
