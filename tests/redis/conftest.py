@@ -27,6 +27,15 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
+def server(redis_server: RedisServer, redis_url: str) -> Iterator[RedisServer]:
+    """The session's Redis, for this test to stop, freeze or restart; running again afterwards."""
+    yield redis_server
+    redis_server.thaw()
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+
+
+@pytest.fixture
 def admin(redis_url: str) -> Iterator[redis.Redis]:
     """A plain client for looking at what the cache stored."""
     client = redis.Redis.from_url(redis_url, socket_timeout=2)

@@ -30,6 +30,7 @@ from entitlegate.cache._base import invalidated
 from entitlegate.cache._local import LocalTier
 from entitlegate.cache._redis_listener import Invalidations
 from tests.fake_stripe import FakeStripe
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -53,17 +54,9 @@ class _Source:
         return self.features
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.001)
-
-
 def _copied(resolver: Resolver, cache: RedisCache, customer: str) -> frozenset[str]:
     """Read until the read leaves a local copy (the listener forgets copies when it first connects)."""
-    _wait_for(lambda: bool(resolver.features(customer)) and cache.peek(customer) is not None)
+    wait_for(lambda: bool(resolver.features(customer)) and cache.peek(customer) is not None)
     return resolver.features(customer)
 
 
@@ -320,7 +313,7 @@ def test_a_webhook_through_one_cache_drops_the_copy_in_another(make_cache: MakeC
 
     sender.apply_event(customer, ["after"], time.time())
 
-    _wait_for(lambda: receiver.features(customer) == {"after"})
+    wait_for(lambda: receiver.features(customer) == {"after"})
 
 
 def test_an_invalidation_through_one_cache_drops_the_copy_in_another(
@@ -334,7 +327,7 @@ def test_an_invalidation_through_one_cache_drops_the_copy_in_another(
 
     sender.invalidate(customer)
 
-    _wait_for(lambda: receiver.features(customer) == {"after"})
+    wait_for(lambda: receiver.features(customer) == {"after"})
 
 
 def test_a_refetch_that_finds_a_new_set_drops_the_copy_in_another(
@@ -348,7 +341,7 @@ def test_a_refetch_that_finds_a_new_set_drops_the_copy_in_another(
 
     sender.refresh(customer)  # what a truncated summary event does
 
-    _wait_for(lambda: receiver.features(customer) == {"after"})
+    wait_for(lambda: receiver.features(customer) == {"after"})
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -12,29 +12,13 @@ import redis
 from entitlegate import CacheUnavailable, RedisCache, Resolver, StaticSource, StripeSource, WebhookHandler
 from tests import stripe_events
 from tests.fake_stripe import FakeStripe
+from tests.polling import wait_for
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
 MakeCache = Callable[..., RedisCache]
 CUSTOMERS = {f"cus_{number:04d}": [f"plan-{number % 3}"] for number in range(400)}
-
-
-@pytest.fixture
-def server(redis_server: RedisServer, redis_url: str) -> Iterator[RedisServer]:
-    """The session's Redis, for this test to stop, freeze or restart; running again afterwards."""
-    yield redis_server
-    redis_server.thaw()
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.005)
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -63,7 +47,7 @@ def test_requests_answer_from_the_source_while_redis_is_down(
     server.start()
     admin = redis.Redis.from_url(server.url)
     key = resolver.cache.namespace + "cus_0019"  # type: ignore[attr-defined]
-    _wait_for(lambda: bool(resolver.refresh("cus_0019")) and bool(admin.exists(key)))  # sharing resumes
+    wait_for(lambda: bool(resolver.refresh("cus_0019")) and bool(admin.exists(key)))  # sharing resumes
     admin.close()
 
 
@@ -113,15 +97,15 @@ def test_after_a_restart_no_local_copy_survives_and_sharing_resumes(
     source = StripeSource(api_key=fake_stripe.api_key, api_base=fake_stripe.url, max_network_retries=0)
     writer_cache, reader_cache = make_cache(local_ttl=60), make_cache(local_ttl=60)
     writer, reader = Resolver(source, writer_cache), Resolver(source, reader_cache)
-    _wait_for(lambda: reader.features(customer) == {"before"} and reader_cache.peek(customer) is not None)
+    wait_for(lambda: reader.features(customer) == {"before"} and reader_cache.peek(customer) is not None)
     fake_stripe.set_customer(customer, ["after"])
 
     server.restart()
 
     # The copy had a minute left: only the listener forgetting it explains a new answer this soon.
-    _wait_for(lambda: reader.features(customer) == {"after"})
+    wait_for(lambda: reader.features(customer) == {"after"})
     created = time.time() + 5
-    _wait_for(lambda: writer.apply_event(customer, ["webhook"], created) and reader.features(customer) == {"webhook"})
+    wait_for(lambda: writer.apply_event(customer, ["webhook"], created) and reader.features(customer) == {"webhook"})
 
 
 def test_a_change_redis_cannot_take_is_an_error_so_it_is_made_again(server: RedisServer, make_cache: MakeCache) -> None:
@@ -149,5 +133,5 @@ def test_a_webhook_redis_cannot_share_answers_503_and_applies_when_stripe_delive
     assert (answer.status, answer.body["error"]) == (503, "source_unavailable")
 
     server.start()
-    _wait_for(lambda: handler.respond(*delivery).status == 200)
-    _wait_for(lambda: reader.features("cus_0003") == {"upgraded"})
+    wait_for(lambda: handler.respond(*delivery).status == 200)
+    wait_for(lambda: reader.features("cus_0003") == {"upgraded"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.redis
 
 def _customer() -> str:
     return f"cus_{uuid.uuid4().hex[:14]}"
-
-
-@pytest.fixture
-def server(redis_server: RedisServer, redis_url: str) -> Iterator[RedisServer]:
-    """The session's Redis, for this test to stop, freeze or restart; running again afterwards."""
-    yield redis_server
-    redis_server.thaw()
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
 
 
 def _propagation(workers: Workers, customer: str, lookup_keys: list[str], created: int) -> float:
