@@ -397,9 +397,7 @@ class RedisCache:
                     await self._arelease(client, customer, token)
 
     def _claim(self, customer: str, token: str) -> tuple[bool, Entry | None]:
-        deadline = self._clock() + self.lease_timeout
-        pause = _FIRST_POLL
-        generation = self._local.generation
+        generation, pauses = self._local.generation, self._pauses()
         while self._breaker.allows():
             try:
                 result = self._scripts.lease(keys=self._lease_keys(customer), args=self._lease_args(token))
@@ -407,20 +405,17 @@ class RedisCache:
                 self._breaker.failed(error)
                 break
             self._breaker.succeeded()
-            if result == 1:
-                return True, None
-            if result != 0:
-                return False, self._received(customer, result, generation)  # whoever held it stored this
-            if self._clock() + pause > deadline:
+            answer = self._lease_answer(customer, result, generation)
+            if answer is not None:
+                return answer
+            pause = next(pauses, None)
+            if pause is None:
                 break
             time.sleep(pause)
-            pause = min(pause * 1.5, _LONGEST_POLL)
         return False, None
 
     async def _aclaim(self, client: _LoopClient, customer: str, token: str) -> tuple[bool, Entry | None]:
-        deadline = self._clock() + self.lease_timeout
-        pause = _FIRST_POLL
-        generation = self._local.generation
+        generation, pauses = self._local.generation, self._pauses()
         while self._breaker.allows():
             try:
                 result = await client.scripts.lease(keys=self._lease_keys(customer), args=self._lease_args(token))
@@ -428,15 +423,34 @@ class RedisCache:
                 self._breaker.failed(error)
                 break
             self._breaker.succeeded()
-            if result == 1:
-                return True, None
-            if result != 0:
-                return False, self._received(customer, result, generation)  # whoever held it stored this
-            if self._clock() + pause > deadline:
+            answer = self._lease_answer(customer, result, generation)
+            if answer is not None:
+                return answer
+            pause = next(pauses, None)
+            if pause is None:
                 break
             await asyncio.sleep(pause)
-            pause = min(pause * 1.5, _LONGEST_POLL)
         return False, None
+
+    def _lease_answer(self, customer: str, result: Any, generation: int) -> tuple[bool, Entry | None] | None:
+        """What a LEASE reply means: claimed, whoever held it stored this, or None (held: wait)."""
+        if result == 1:
+            return True, None
+        if result != 0:
+            return False, self._received(customer, result, generation)
+        return None
+
+    def _pauses(self) -> Iterator[float]:
+        """The waits between lease attempts, growing, until ``lease_timeout`` from now is spent."""
+        deadline = self._clock() + self.lease_timeout  # from now, not from the first pause
+
+        def pauses() -> Iterator[float]:
+            pause = _FIRST_POLL
+            while self._clock() + pause <= deadline:
+                yield pause
+                pause = min(pause * 1.5, _LONGEST_POLL)
+
+        return pauses()
 
     def _release(self, customer: str, token: str) -> None:
         if not self._breaker.allows():
