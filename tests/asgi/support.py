@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -30,6 +31,7 @@ __all__ = [
     "echo_websocket",
     "ok",
     "show_features",
+    "websocket_refusal",
 ]
 
 JSON = {"accept": "application/json"}
@@ -75,3 +77,10 @@ def default_routes() -> list[BaseRoute]:
         WebSocketRoute("/pro/live", echo_websocket),
         WebSocketRoute("/free/live", echo_websocket),
     ]
+
+
+def websocket_refusal(client: TestClient, path: str, headers: dict[str, str] | None = None) -> WebSocketDenialResponse:
+    """The HTTP response a websocket handshake to ``path`` is refused with, before any accept."""
+    with pytest.raises(WebSocketDenialResponse) as denied, client.websocket_connect(path, headers=headers or {}):
+        pass
+    return denied.value

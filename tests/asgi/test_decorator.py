@@ -15,7 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from entitlegate_asgi import requires_feature
-from tests.asgi.support import JSON, TestClient, WebSocketDenialResponse, as_customer
+from tests.asgi.support import JSON, TestClient, as_customer, websocket_refusal
 from tests.fake_stripe import FakeStripe
 
 MakeApp = Callable[..., Starlette]
@@ -137,13 +137,9 @@ def test_http_endpoint_methods_are_gated(client: TestClient, fake_stripe: FakeSt
 def test_websocket_endpoint_is_refused_before_accept(client: TestClient, fake_stripe: FakeStripe) -> None:
     fake_stripe.set_customer("cus_1", [])
 
-    with (
-        pytest.raises(WebSocketDenialResponse) as denied,
-        client.websocket_connect("/live", headers=as_customer("cus_1")),
-    ):
-        pass
+    refusal = websocket_refusal(client, "/live", as_customer("cus_1"))
 
-    assert denied.value.status_code == 403
+    assert refusal.status_code == 403
 
 
 def test_websocket_endpoint_is_accepted_with_the_feature(client: TestClient, fake_stripe: FakeStripe) -> None:

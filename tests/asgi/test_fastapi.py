@@ -10,7 +10,13 @@ from fastapi.responses import RedirectResponse
 
 from entitlegate import Resolver, WebhookHandler
 from entitlegate_asgi import EntitlementMiddleware, Entitlements, RequiresFeature, webhook_app
-from tests.asgi.support import JSON, TestClient, WebSocketDenialResponse, as_customer, customer_from_header
+from tests.asgi.support import (
+    JSON,
+    TestClient,
+    as_customer,
+    customer_from_header,
+    websocket_refusal,
+)
 from tests.fake_stripe import FakeStripe
 from tests.stripe_events import SECRET, signed, summary_event
 
@@ -113,13 +119,9 @@ def test_route_without_the_dependency_asks_stripe_nothing(client: TestClient, fa
 def test_dependency_refuses_a_websocket_before_accept(client: TestClient, fake_stripe: FakeStripe) -> None:
     fake_stripe.set_customer("cus_1", [])
 
-    with (
-        pytest.raises(WebSocketDenialResponse) as denied,
-        client.websocket_connect("/live", headers=as_customer("cus_1")),
-    ):
-        pass
+    refusal = websocket_refusal(client, "/live", as_customer("cus_1"))
 
-    assert denied.value.status_code == 403
+    assert refusal.status_code == 403
 
 
 def test_dependency_lets_a_websocket_with_the_feature_in(client: TestClient, fake_stripe: FakeStripe) -> None:

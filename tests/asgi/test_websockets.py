@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.websockets import WebSocketDisconnect
 
-from tests.asgi.support import JSON, TestClient, WebSocketDenialResponse, as_customer
+from tests.asgi.support import JSON, TestClient, WebSocketDenialResponse, as_customer, websocket_refusal
 from tests.fake_stripe import FakeStripe
 
 MakeApp = Callable[..., Starlette]
@@ -36,21 +36,14 @@ def test_websocket_with_the_feature_is_accepted(make_app: MakeApp, fake_stripe: 
 def test_websocket_without_the_feature_is_refused_with_http_403(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
     fake_stripe.set_customer("cus_1", [])
 
-    with (
-        pytest.raises(WebSocketDenialResponse) as denied,
-        TestClient(make_app()).websocket_connect("/pro/live", headers=as_customer("cus_1", **JSON)),
-    ):
-        pass
+    refusal = websocket_refusal(TestClient(make_app()), "/pro/live", as_customer("cus_1", **JSON))
 
-    assert denied.value.status_code == 403
-    assert denied.value.json() == {"error": "feature_required", "feature": "seats-feature"}
+    assert refusal.status_code == 403
+    assert refusal.json() == {"error": "feature_required", "feature": "seats-feature"}
 
 
 def test_websocket_without_a_customer_is_refused_with_http_401(make_app: MakeApp) -> None:
-    with pytest.raises(WebSocketDenialResponse) as denied, TestClient(make_app()).websocket_connect("/pro/live"):
-        pass
-
-    assert denied.value.status_code == 401
+    assert websocket_refusal(TestClient(make_app()), "/pro/live").status_code == 401
 
 
 def test_websocket_refused_where_the_server_cannot_answer_http_is_closed_with_1008(
