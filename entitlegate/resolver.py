@@ -355,12 +355,12 @@ class Resolver:
         started = self._wall_clock()
         self._source_calls.incr()
         try:
-            features = frozenset(self.source.fetch(customer))
+            entry = self._entry(self.source.fetch(customer), started)
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
-            self.cache.put(customer, self._entry(features, started), event=False)
-            return features
+            self.cache.put(customer, entry, event=False)
+            return entry.features
         raise failure  # outside the handler, so the source's own chain is the only one shown
 
     # -- async I/O ------------------------------------------------------------------------------
@@ -408,12 +408,12 @@ class Resolver:
         started = self._wall_clock()
         self._source_calls.incr()
         try:
-            features = frozenset(await self._afetch(customer))
+            entry = self._entry(await self._afetch(customer), started)
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
-            await self.cache.aput(customer, self._entry(features, started), event=False)
-            return features
+            await self.cache.aput(customer, entry, event=False)
+            return entry.features
         raise failure
 
     async def _afetch(self, customer: str) -> Iterable[str]:
