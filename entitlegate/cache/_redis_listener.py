@@ -28,6 +28,7 @@ logger = logging.getLogger("entitlegate")
 _FIRST_PAUSE = 0.05
 _LONGEST_PAUSE = 2.0
 _T = TypeVar("_T")
+_SETTLE = 1.0  # how long a cancelled call may take to end before its connection is closed
 _WAKE = 0.1  # how often the thread looks at its stop flag while the channel is quiet
 
 
@@ -136,6 +137,10 @@ async def _settled(call: Awaitable[_T]) -> _T:
         await asyncio.wait({task})
     except asyncio.CancelledError:
         task.cancel()
+        # Let the call end (redis-py may finish it regardless) before the caller's cleanup closes
+        # the connection under it: else it writes to a closed one, and the socket is left open.
+        # Bounded, as every Redis call is, so a stuck call cannot hold up the loop's shutdown.
+        await asyncio.wait({task}, timeout=_SETTLE)
         task.add_done_callback(_retrieve)
         raise
     return task.result()
