@@ -9,6 +9,9 @@ ASGI decide alike.
 from __future__ import annotations
 
 import enum
+import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,11 +28,64 @@ __all__ = [
     "acheck",
     "aportal_url",
     "check",
+    "customer_failed",
     "judge",
     "portal_url",
+    "read_customer",
     "safe_features",
     "safe_has_feature",
 ]
+
+
+logger = logging.getLogger("entitlegate")
+
+_WARN_EVERY = 60.0  # seconds between two log lines about the same misbehaving customer callable
+_warned: dict[tuple[str, str], float] = {}
+_warned_lock = threading.Lock()
+
+
+def read_customer(value: object, where: str) -> str | None:
+    """What a site's customer callable returned, as a Stripe customer id or None (no customer).
+
+    The one rule every adapter applies: ``None`` and ``""`` mean "no customer"; a string with no
+    surrounding whitespace is the id. Anything else (a blank or padded string, a number, a user
+    object) is a bug in the callable named by ``where`` (``ENTITLEGATE['CUSTOMER']``, ...): it is
+    logged, at most once a minute per callable, and treated as no customer, so the request gets
+    the no-customer answer (401 / login / 403) rather than a 500, and nothing odd reaches Stripe.
+    """
+    if type(value) is str and value and value == value.strip():
+        return value
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        problem = "a blank string" if not value.strip() else "an id with whitespace around it"
+    else:
+        problem = f"a {type(value).__name__}, not a string"
+    _warn_once(where, problem, f"{where} returned {problem}: the request is treated as having no customer")
+    return None
+
+
+def customer_failed(where: str, error: BaseException) -> None:
+    """Log (at most once a minute per callable) that the customer callable ``where`` raised ``error``.
+
+    The adapters then treat the request as having no customer: a 401 / login / 403, never a 500.
+    """
+    _warn_once(
+        where,
+        type(error).__name__,
+        f"{where} raised {type(error).__name__}: the request is treated as having no customer",
+        error,
+    )
+
+
+def _warn_once(where: str, problem: str, message: str, error: BaseException | None = None) -> None:
+    now = time.monotonic()
+    with _warned_lock:
+        last = _warned.get((where, problem))
+        if last is not None and now - last < _WARN_EVERY:
+            return
+        _warned[(where, problem)] = now
+    logger.error(message, exc_info=error)
 
 
 @dataclass(frozen=True, slots=True)

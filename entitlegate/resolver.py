@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
+from entitlegate._values import OnUnavailable
 from entitlegate.cache._base import Bindable, Cache, Entry, Leasing
 from entitlegate.cache.memory import MemoryCache
 from entitlegate.errors import SourceUnavailable
@@ -22,8 +23,7 @@ __all__ = ["OnUnavailable", "Resolver", "ResolverStats", "answer_in_outage"]
 
 logger = logging.getLogger("entitlegate")
 
-OnUnavailable = Literal["raise", "deny", "allow"]
-_POLICIES = ("raise", "deny", "allow")
+_POLICIES = get_args(OnUnavailable)
 
 
 @dataclass(frozen=True, slots=True)

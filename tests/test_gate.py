@@ -7,7 +7,17 @@ import asyncio
 import pytest
 
 from entitlegate import Resolver
-from entitlegate.gate import Outcome, Requirement, Rules, acheck, check, safe_features, safe_has_feature
+from entitlegate.gate import (
+    Outcome,
+    Requirement,
+    Rules,
+    acheck,
+    check,
+    customer_failed,
+    read_customer,
+    safe_features,
+    safe_has_feature,
+)
 from tests.doubles import CountingSource, outage
 
 
@@ -101,3 +111,41 @@ def test_a_root_rule_covers_everything() -> None:
 def test_malformed_rules_are_a_value_error_naming_the_rule(rules: object) -> None:
     with pytest.raises(ValueError, match="rule"):
         Rules(rules)  # type: ignore[arg-type]
+
+
+# -- the one rule for what a customer callable returns ---------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["cus_1", "cus_A9"])
+def test_read_customer_takes_a_plain_id(value: str) -> None:
+    assert read_customer(value, "CUSTOMER") == value
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_read_customer_takes_none_and_empty_as_no_customer_quietly(
+    value: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert read_customer(value, "CUSTOMER") is None
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("value", ["   ", " cus_1", "cus_1\n", 42, b"cus_1", ["cus_1"]])
+def test_read_customer_refuses_anything_else_as_no_customer_and_says_so(
+    value: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    where = f"test callable {value!r}"
+    assert read_customer(value, where) is None
+    assert [record.getMessage() for record in caplog.records if where in record.getMessage()]
+
+
+def test_read_customer_logs_the_same_problem_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    for _ in range(3):
+        read_customer("  ", "test callable logged once")
+    assert len([r for r in caplog.records if "test callable logged once" in r.getMessage()]) == 1
+
+
+def test_customer_failed_logs_the_error_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    customer_failed("test callable that raised", KeyError("user"))
+    (record,) = [r for r in caplog.records if "test callable that raised" in r.getMessage()]
+    assert "KeyError" in record.getMessage()
+    assert record.exc_info is not None
