@@ -1,0 +1,198 @@
+"""One request's entitlements: its customer, found once, and that customer's answer, asked once.
+
+Every web adapter gives its views one of these (Django's ``request.entitlements``, Flask's
+``entitlements.current``, ASGI's ``request.state.entitlements``), so a request behaves the same
+whatever the framework: the site's customer callable runs at most once and is read by one rule
+(:func:`entitlegate.gate.read_customer`), and the resolver is asked at most once — an outage
+included, so a page with many checks makes one trip to Stripe, not one per check. It holds no
+framework object; the adapter hands it the resolver and a customer thunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from entitlegate.errors import SourceUnavailable
+from entitlegate.gate import Outcome, Requirement, Verdict, customer_failed, judge, read_customer
+from entitlegate.resolver import Resolver, answer_in_outage
+
+__all__ = ["Entitlements"]
+
+_EMPTY: frozenset[str] = frozenset()
+_NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
+_UNSET: object = object()
+
+
+class Entitlements:
+    """The entitlements of one request's customer, looked up only when something asks.
+
+    ``customer`` is a zero-argument callable returning the request's Stripe customer id or None
+    (the site's customer function, bound to this request), called on first need; ``acustomer`` is
+    its async twin, for async views (without it, the async reads call ``customer``). ``where``
+    names the site's callable in log lines (``ENTITLEGATE['CUSTOMER']``, ...). What it returns is
+    read by :func:`~entitlegate.gate.read_customer`; if it raises, the error is logged and the
+    request has no customer: a 401 / login / 403, never a 500.
+
+    :attr:`features` raises :class:`~entitlegate.SourceUnavailable` in an outage and
+    :meth:`has_feature` answers as the resolver's ``on_unavailable`` says; :meth:`check` never
+    raises (the outage is its verdict); the ``safe_`` reads never break a template. Whichever comes
+    first, the resolver is asked once per request and its answer, or its outage, is kept. One
+    object belongs to one request and is not thread-safe.
+    """
+
+    __slots__ = ("_acustomer", "_answer", "_customer", "_find", "_where", "resolver")
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        customer: Callable[[], object] | None,
+        *,
+        acustomer: Callable[[], Awaitable[object]] | None = None,
+        where: str = "the customer callable",
+    ) -> None:
+        self.resolver = resolver
+        self._find = customer
+        self._acustomer = acustomer
+        self._where = where
+        self._customer: object = _UNSET
+        self._answer: frozenset[str] | SourceUnavailable | None = None
+
+    def __repr__(self) -> str:
+        if self._customer is _UNSET:
+            return f"<{type(self).__name__} (not looked up)>"
+        if isinstance(self._answer, SourceUnavailable):
+            return f"<{type(self).__name__} customer={self._customer!r} unavailable>"
+        shown = "not asked" if self._answer is None else sorted(self._answer)
+        return f"<{type(self).__name__} customer={self._customer!r} features={shown!r}>"
+
+    # -- the customer ---------------------------------------------------------------------------
+
+    @property
+    def customer(self) -> str | None:
+        """The request's Stripe customer id, or None (nobody signed in, or no customer id)."""
+        customer = self._customer
+        if customer is _UNSET:
+            if self._find is None:
+                raise RuntimeError(self._not_found())
+            try:
+                customer = read_customer(self._find(), self._where)
+            except Exception as error:
+                customer_failed(self._where, error)
+                customer = None
+            self._customer = customer
+        return customer  # type: ignore[return-value]  # a str or None once set
+
+    async def acustomer(self) -> str | None:
+        """Async twin of :attr:`customer`."""
+        customer = self._customer
+        if customer is _UNSET:
+            if self._acustomer is None:
+                return self.customer
+            try:
+                customer = read_customer(await self._acustomer(), self._where)
+            except Exception as error:
+                customer_failed(self._where, error)
+                customer = None
+            self._customer = customer
+        return customer  # type: ignore[return-value]
+
+    @property
+    def found(self) -> bool:
+        """Whether the customer has been looked up (:attr:`customer` reads without calling anything)."""
+        return self._customer is not _UNSET
+
+    def _not_found(self) -> str:
+        """The message when the customer is read before an async-only lookup ran (adapters may say more)."""
+        return "the request's customer has not been looked up yet: await acustomer() (or afeatures()) first"
+
+    # -- the answer: features, or the outage that kept them away ---------------------------------
+
+    def answer(self) -> frozenset[str] | SourceUnavailable:
+        """The customer's features or the outage met asking for them, asked once (empty: no customer)."""
+        answer = self._answer
+        if answer is None:
+            customer = self.customer
+            if customer is None:
+                answer = _EMPTY
+            else:
+                try:
+                    answer = self.resolver.features(customer)
+                except SourceUnavailable as error:
+                    answer = error
+            self._answer = answer
+        return answer
+
+    async def aanswer(self) -> frozenset[str] | SourceUnavailable:
+        """Async twin of :meth:`answer`."""
+        answer = self._answer
+        if answer is None:
+            customer = await self.acustomer()
+            if customer is None:
+                answer = _EMPTY
+            else:
+                try:
+                    answer = await self.resolver.afeatures(customer)
+                except SourceUnavailable as error:
+                    answer = error
+            self._answer = answer
+        return answer
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The customer's active lookup_keys (empty without a customer); raises in an outage."""
+        answer = self.answer()
+        if isinstance(answer, SourceUnavailable):
+            raise answer
+        return answer
+
+    async def afeatures(self) -> frozenset[str]:
+        """Async twin of :attr:`features`."""
+        answer = await self.aanswer()
+        if isinstance(answer, SourceUnavailable):
+            raise answer
+        return answer
+
+    def has_feature(self, lookup_key: str) -> bool:
+        """Whether the customer holds ``lookup_key``; in an outage, as ``on_unavailable`` says."""
+        answer = self.answer()
+        if isinstance(answer, SourceUnavailable):
+            return answer_in_outage(self.resolver.on_unavailable, answer)
+        return lookup_key in answer
+
+    __contains__ = has_feature
+
+    async def ahas_feature(self, lookup_key: str) -> bool:
+        """Async twin of :meth:`has_feature`."""
+        answer = await self.aanswer()
+        if isinstance(answer, SourceUnavailable):
+            return answer_in_outage(self.resolver.on_unavailable, answer)
+        return lookup_key in answer
+
+    # -- the gate's verdict ---------------------------------------------------------------------
+
+    def check(self, requirement: Requirement) -> Verdict:
+        """The gate's verdict on this request: allowed, no customer, denied (naming a feature), unavailable."""
+        if self.customer is None:
+            return _NO_CUSTOMER
+        return judge(requirement, self.answer(), self.resolver.on_unavailable)
+
+    async def acheck(self, requirement: Requirement) -> Verdict:
+        """Async twin of :meth:`check`."""
+        if await self.acustomer() is None:
+            return _NO_CUSTOMER
+        return judge(requirement, await self.aanswer(), self.resolver.on_unavailable)
+
+    # -- reads for templates, which must never break a page ---------------------------------------
+
+    def safe_has_feature(self, lookup_key: str) -> bool:
+        """:meth:`has_feature` for a template: False without a customer; an outage answers as
+        ``on_unavailable`` says, with False under ``"raise"``."""
+        answer = self.answer()
+        if isinstance(answer, SourceUnavailable):
+            return self.resolver.on_unavailable == "allow"
+        return lookup_key in answer
+
+    def safe_features(self) -> frozenset[str]:
+        """:attr:`features` for a template: the empty set without a customer or in an outage."""
+        answer = self.answer()
+        return _EMPTY if isinstance(answer, SourceUnavailable) else answer
