@@ -62,6 +62,7 @@ class Config:
 
     resolver: Resolver
     customer: CustomerFunc
+    customer_name: str  # how log lines name the CUSTOMER function: the setting and its dotted path
     rules: Rules
     denied: DeniedHandler | None
     webhook_handler: WebhookHandler | None
@@ -198,6 +199,7 @@ def build(raw: Mapping[str, Any]) -> Config:
     return Config(
         resolver=resolver,
         customer=customer,
+        customer_name=f"{name('CUSTOMER')} ({value(raw, 'CUSTOMER')})",
         rules=rules,
         denied=denied,
         webhook_handler=WebhookHandler(resolver, secret) if secret is not None else None,
