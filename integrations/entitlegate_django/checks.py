@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core import checks
 
 from entitlegate_django import conf
+from entitlegate_django.middleware import before_authentication
 
 __all__ = ["check_secrets", "check_settings"]
 
@@ -127,12 +128,13 @@ def _check_middleware(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
                 )
             ]
         return []
-    if _AUTH_MIDDLEWARE in middleware and middleware.index(_MIDDLEWARE) < middleware.index(_AUTH_MIDDLEWARE):
+    if before_authentication(middleware):
         return [
             checks.Warning(
-                "EntitlementMiddleware comes before AuthenticationMiddleware: it cannot tell a signed-in "
-                "user from an anonymous one.",
-                hint="Move it after AuthenticationMiddleware in MIDDLEWARE.",
+                "EntitlementMiddleware comes before AuthenticationMiddleware, so RULES are enforced just "
+                "before the view: a response that a middleware listed after it gives on its own (without "
+                "calling the view) is not gated.",
+                hint=f"Move {_MIDDLEWARE!r} below {_AUTH_MIDDLEWARE!r} in MIDDLEWARE.",
                 id="entitlegate.W004",
             )
         ]
