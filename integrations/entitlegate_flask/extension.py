@@ -15,6 +15,7 @@ from entitlegate.gate import customer_failed, read_customer
 from entitlegate.resolver import answer_in_outage
 from entitlegate_flask import per_request, templating
 from entitlegate_flask.config import read_settings
+from entitlegate_flask.gating import watch_decorator_order
 from entitlegate_flask.portal import makes_portal_sessions, portal_redirect
 from entitlegate_flask.state import EXTENSION_KEY, State, state_of
 from entitlegate_flask.webhook import make_blueprint
@@ -73,6 +74,7 @@ class Entitlements:
             login_view=settings.login_view,
         )
         app.teardown_request(per_request.forget)
+        watch_decorator_order(app)
         app.register_error_handler(SourceUnavailable, _unavailable)
         app.register_error_handler(CacheUnavailable, _unavailable)
         app.add_template_global(templating.has_feature, "has_feature")
