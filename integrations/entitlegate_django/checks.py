@@ -4,7 +4,8 @@ Each key is read by the same reader that builds it at runtime (``conf.py``), so 
 checks pass builds. Ids are stable: E001 the dict itself; E002 STRIPE_API_KEY; E003 CACHE;
 E004 CUSTOMER; E005 RESOLVER; E006 DENIED; E007 RULES; E008 TTL/STALE_TTL; E009 ON_UNAVAILABLE;
 E010 STRIPE_ACCOUNT/STRIPE_API_BASE; E011 RULES without the middleware; E012 WEBHOOK_SECRET;
-W001 no WEBHOOK_SECRET; W002 unknown keys; W003 keys RESOLVER replaces; W004 middleware order.
+E013 unknown keys; W001 no WEBHOOK_SECRET; W003 keys RESOLVER replaces; W004 middleware order.
+(W002, unknown keys as a warning, is retired: an ignored typo turned a setting off silently.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.core import checks
 
 from entitlegate_django import conf
+from entitlegate_django.middleware import before_authentication
 
 __all__ = ["check_secrets", "check_settings"]
 
@@ -86,15 +88,9 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     except conf.Invalid as invalid:
         return [checks.Error(str(invalid), id="entitlegate.E001")]
     messages: list[checks.CheckMessage] = []
-    unknown = sorted(str(key) for key in raw if key not in conf.DEFAULTS)
-    if unknown:
-        messages.append(
-            checks.Warning(
-                f"ENTITLEGATE has unknown keys, which are ignored: {', '.join(unknown)}",
-                hint=f"The keys are: {', '.join(conf.DEFAULTS)}.",
-                id="entitlegate.W002",
-            )
-        )
+    error = _error(conf.read_keys, raw, "entitlegate.E013")
+    if error is not None:
+        messages.append(error)
     uses_resolver = conf.value(raw, "RESOLVER") is not None
     if uses_resolver:
         error = _error(conf.read_resolver_path, raw, "entitlegate.E005")
@@ -132,12 +128,13 @@ def _check_middleware(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
                 )
             ]
         return []
-    if _AUTH_MIDDLEWARE in middleware and middleware.index(_MIDDLEWARE) < middleware.index(_AUTH_MIDDLEWARE):
+    if before_authentication(middleware):
         return [
             checks.Warning(
-                "EntitlementMiddleware comes before AuthenticationMiddleware: it cannot tell a signed-in "
-                "user from an anonymous one.",
-                hint="Move it after AuthenticationMiddleware in MIDDLEWARE.",
+                "EntitlementMiddleware comes before AuthenticationMiddleware, so RULES are enforced just "
+                "before the view: a response that a middleware listed after it gives on its own (without "
+                "calling the view) is not gated.",
+                hint=f"Move {_MIDDLEWARE!r} below {_AUTH_MIDDLEWARE!r} in MIDDLEWARE.",
                 id="entitlegate.W004",
             )
         ]

@@ -9,6 +9,7 @@ follow the rules of ``entitlegate._settings``, the same as Flask's ``ENTITLEGATE
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Config:
 
     resolver: Resolver
     customer: CustomerFunc
+    customer_name: str  # how log lines name the CUSTOMER function: the setting and its dotted path
     rules: Rules
     denied: DeniedHandler | None
     webhook_handler: WebhookHandler | None
@@ -82,6 +84,25 @@ def raw_settings() -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise Invalid(None, f"ENTITLEGATE must be a dict, not {type(raw).__name__}")
     return raw
+
+
+def read_keys(raw: Mapping[str, Any]) -> None:
+    """Raise :class:`Invalid` for a key of ``ENTITLEGATE`` that is not one of :data:`DEFAULTS`.
+
+    An ignored typo would silently turn a setting off (``RULSE``: no rule enforced, paid pages
+    served to everyone), so it is an error, with the closest real key.
+    """
+    unknown = [key for key in raw if key not in DEFAULTS]
+    if not unknown:
+        return
+    named = ", ".join(f"{key!r}{_closest(key)}" for key in unknown)
+    noun = "an unknown key" if len(unknown) == 1 else "unknown keys"
+    raise Invalid(None, f"ENTITLEGATE has {noun} {named}; the keys are: {', '.join(DEFAULTS)}")
+
+
+def _closest(key: object) -> str:
+    matches = difflib.get_close_matches(str(key).upper(), DEFAULTS, n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
 
 
 def value(raw: Mapping[str, Any], key: str) -> Any:
@@ -193,11 +214,13 @@ def _import(raw: Mapping[str, Any], key: str) -> Any:
 def build(raw: Mapping[str, Any]) -> Config:
     """Read every key and build the objects. Raises :class:`Invalid` naming the first bad key."""
     # Everything that cannot fail late is read before the resolver opens any connection.
+    read_keys(raw)
     customer, rules, denied, secret = read_customer(raw), read_rules(raw), read_denied(raw), read_webhook_secret(raw)
     resolver = _build_resolver(raw)
     return Config(
         resolver=resolver,
         customer=customer,
+        customer_name=f"{name('CUSTOMER')} ({value(raw, 'CUSTOMER')})",
         rules=rules,
         denied=denied,
         webhook_handler=WebhookHandler(resolver, secret) if secret is not None else None,

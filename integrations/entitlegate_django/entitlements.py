@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import SynchronousOnlyOperation
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied, SynchronousOnlyOperation
+from django.http import Http404, HttpRequest
 
+from entitlegate.gate import customer_failed, read_customer
 from entitlegate_django.conf import Config
 
 __all__ = ["Entitlements", "acustomer_for", "acustomer_of", "customer_for", "customer_of"]
@@ -14,11 +15,19 @@ _UNSET: object = object()
 
 
 def customer_of(config: Config, request: HttpRequest) -> str | None:
-    """The request's Stripe customer id by the ``CUSTOMER`` function; "" counts as no customer."""
-    customer = config.customer(request)
-    if customer is None or isinstance(customer, str):
-        return customer or None
-    raise TypeError(f"ENTITLEGATE['CUSTOMER'] must return a Stripe customer id string or None, got {customer!r}")
+    """The request's Stripe customer id by the ``CUSTOMER`` function, or None for no customer.
+
+    ``entitlegate.gate.read_customer``'s rule: None and "" are no customer; a function that raises
+    (other than ``Http404`` / ``PermissionDenied``, which Django answers itself), or answers a blank
+    or padded string or a non-string, is logged and counts as no customer: a 403 or the login page,
+    never a 500, and nothing odd reaches Stripe.
+    """
+    try:
+        return _call(config, request)
+    except SynchronousOnlyOperation as error:
+        # Sync code in the event loop (a template rendered by an async view) cannot load the user.
+        customer_failed(config.customer_name, error)
+        return None
 
 
 async def acustomer_of(config: Config, request: HttpRequest) -> str | None:
@@ -29,9 +38,21 @@ async def acustomer_of(config: Config, request: HttpRequest) -> str | None:
     in the event loop; it is then called again in a worker thread, as Django runs sync code.
     """
     try:
-        return customer_of(config, request)
+        return _call(config, request)
     except SynchronousOnlyOperation:
         return await sync_to_async(customer_of)(config, request)
+
+
+def _call(config: Config, request: HttpRequest) -> str | None:
+    # Lets SynchronousOnlyOperation through, for the async twin to retry in a thread.
+    try:
+        answer: object = config.customer(request)
+    except (SynchronousOnlyOperation, Http404, PermissionDenied):
+        raise
+    except Exception as error:
+        customer_failed(config.customer_name, error)
+        return None
+    return read_customer(answer, config.customer_name)
 
 
 class Entitlements:

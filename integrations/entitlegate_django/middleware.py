@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
@@ -12,7 +13,7 @@ from entitlegate_django.conf import current
 from entitlegate_django.entitlements import Entitlements
 from entitlegate_django.responses import aenforce, enforce, unavailable
 
-__all__ = ["EntitlementMiddleware"]
+__all__ = ["EntitlementMiddleware", "before_authentication"]
 
 _GetResponse = Callable[[HttpRequest], HttpResponseBase]
 _AGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -25,12 +26,17 @@ class EntitlementMiddleware:
     boundaries (``/pro`` covers ``/pro`` and ``/pro/x``, not ``/products``). Nothing is fetched
     for a request that no rule gates and nothing reads, so a Stripe outage never breaks such a
     page; a view that reads ``request.entitlements.features`` in an outage gets a 503. Place it
-    after ``AuthenticationMiddleware``. Sync and async capable. Loading it (server start) builds
-    the ``ENTITLEGATE`` settings, so a wrong value raises ``ImproperlyConfigured`` there.
+    after ``AuthenticationMiddleware``: the rules are then enforced before any later middleware
+    runs. Placed before it, the rules are enforced just before the view instead (once
+    ``request.user`` exists), so a response a later middleware gives on its own is not gated
+    (system check W004). Sync and async capable. Loading it (server start) builds the
+    ``ENTITLEGATE`` settings, so a wrong value raises ``ImproperlyConfigured`` there.
     """
 
     sync_capable = True
     async_capable = True
+    # Set on an instance (and so called by Django) only when the rules wait for the view.
+    process_view: Callable[..., HttpResponseBase | Awaitable[HttpResponseBase | None] | None]
 
     def __init__(self, get_response: _GetResponse | _AGetResponse) -> None:
         self.get_response = get_response
@@ -40,13 +46,19 @@ class EntitlementMiddleware:
         # Django loads middleware when the server starts: a wrong ENTITLEGATE fails there, by name,
         # rather than on the first request. (Nothing here talks to Stripe.)
         current()
+        # Before AuthenticationMiddleware, request.user does not exist yet when a request comes
+        # in, and a CUSTOMER function reading it would fail on every gated path: the rules then
+        # wait for process_view, which Django calls after every middleware's way in.
+        self._rules_at_view = before_authentication(getattr(settings, "MIDDLEWARE", None) or ())
+        if self._rules_at_view:
+            self.process_view = self._aenforce_rules if self.is_async else self._enforce_rules
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.is_async:
             return self.__acall__(request)
         config = current()
         request.entitlements = Entitlements(request, config)  # type: ignore[attr-defined]
-        if config.rules:
+        if config.rules and not self._rules_at_view:
             requirement = config.rules.match(request.path_info)
             if requirement is not None:
                 denial = enforce(request, requirement, config)
@@ -57,7 +69,7 @@ class EntitlementMiddleware:
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         config = current()
         request.entitlements = Entitlements(request, config)  # type: ignore[attr-defined]
-        if config.rules:
+        if config.rules and not self._rules_at_view:
             requirement = config.rules.match(request.path_info)
             if requirement is not None:
                 denial = await aenforce(request, requirement, config)
@@ -66,9 +78,30 @@ class EntitlementMiddleware:
         response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
         return response
 
+    # process_view(request, view_func, view_args, view_kwargs), when the rules wait for the view.
+    def _enforce_rules(self, request: HttpRequest, *view: object) -> HttpResponseBase | None:
+        config = current()
+        requirement = config.rules.match(request.path_info)
+        return None if requirement is None else enforce(request, requirement, config)
+
+    async def _aenforce_rules(self, request: HttpRequest, *view: object) -> HttpResponseBase | None:
+        config = current()
+        requirement = config.rules.match(request.path_info)
+        return None if requirement is None else await aenforce(request, requirement, config)
+
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
         """Answer a view that met an outage with a 503: Stripe's (``SourceUnavailable``), or a
         shared cache's that could not take a change (``CacheUnavailable``)."""
         if isinstance(exception, (SourceUnavailable, CacheUnavailable)):
             return unavailable()
         return None
+
+
+_THIS = f"{EntitlementMiddleware.__module__}.{EntitlementMiddleware.__qualname__}"
+_AUTHENTICATION = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+def before_authentication(middleware: Sequence[str]) -> bool:
+    """Whether ``MIDDLEWARE`` lists EntitlementMiddleware before AuthenticationMiddleware."""
+    listed = list(middleware)
+    return _THIS in listed and _AUTHENTICATION in listed and listed.index(_THIS) < listed.index(_AUTHENTICATION)

@@ -1,15 +1,17 @@
 """The Stripe webhook endpoint: ``path("stripe/webhook/", stripe_webhook)`` in the urlconf.
 
 Answers as every entitlegate adapter does (:class:`entitlegate.webhooks.WebhookAnswer`): 200 with
-the event id, type, customer and action; 400 for a bad signature or body; 503 when the event could
-not be applied now, or ``WEBHOOK_SECRET`` is unset, so Stripe delivers it again later. Never a
-500 for anything a request can carry.
+the event id, type, customer and action; 400 for a bad signature or body (a body over
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` too, in the same JSON rather than Django's HTML page); 503 when
+the event could not be applied now, or ``WEBHOOK_SECRET`` is unset, so Stripe delivers it again
+later. Never a 500 for anything a request can carry.
 """
 
 from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -29,7 +31,11 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     handler = _handler()
     if handler is None:
         return _not_configured()
-    return _render(handler.respond(request.body, request.headers.get("Stripe-Signature")))
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _too_big()
+    return _render(handler.respond(body, request.headers.get("Stripe-Signature")))
 
 
 async def astripe_webhook(request: HttpRequest) -> HttpResponse:
@@ -40,7 +46,11 @@ async def astripe_webhook(request: HttpRequest) -> HttpResponse:
     handler = _handler()
     if handler is None:
         return _not_configured()
-    return _render(await handler.arespond(request.body, request.headers.get("Stripe-Signature")))
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _too_big()
+    return _render(await handler.arespond(body, request.headers.get("Stripe-Signature")))
 
 
 # csrf_exempt only wraps async views from Django 5.0; the attribute is all the CSRF middleware reads.
@@ -53,6 +63,14 @@ def _handler() -> WebhookHandler | None:
 
 def _render(answer: WebhookAnswer) -> JsonResponse:
     return JsonResponse(answer.body, status=answer.status)
+
+
+def _too_big() -> JsonResponse:
+    # Django's own answer is its HTML 400 page; Stripe (and whoever reads its delivery log) gets
+    # the JSON 400 of every adapter. The limit stays: a Stripe event is far below Django's default.
+    message = "the request body is larger than the site's DATA_UPLOAD_MAX_MEMORY_SIZE"
+    logger.warning("Stripe webhook refused (400 invalid_payload): %s", message)
+    return JsonResponse({"error": "invalid_payload", "message": message}, status=400)
 
 
 def _not_configured() -> JsonResponse:

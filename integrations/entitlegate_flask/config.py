@@ -7,6 +7,7 @@ rules of ``entitlegate._settings``, the same as Django's ``ENTITLEGATE`` dict.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,9 @@ def _reject_unknown_keys(config: Mapping[str, Any]) -> None:
     for key in config:
         if isinstance(key, str) and key.startswith(PREFIX) and key[len(PREFIX) :] not in KEYS:
             known = ", ".join(PREFIX + name for name in KEYS)
-            raise ValueError(f"{key} is not an entitlegate setting (a typo?); the settings are: {known}")
+            closest = difflib.get_close_matches(key[len(PREFIX) :].upper(), KEYS, n=1)
+            typo = f"(did you mean {PREFIX}{closest[0]}?)" if closest else "(a typo?)"
+            raise ValueError(f"{key} is not an entitlegate setting {typo}; the settings are: {known}")
 
 
 def _build_resolver(config: Mapping[str, Any]) -> Resolver:

@@ -8,12 +8,14 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from entitlegate import CacheUnavailable, Resolver, SourceUnavailable
+from entitlegate.gate import customer_failed, read_customer
 from entitlegate.resolver import answer_in_outage
 from entitlegate_flask import per_request, templating
 from entitlegate_flask.config import read_settings
+from entitlegate_flask.gating import watch_decorator_order
 from entitlegate_flask.portal import makes_portal_sessions, portal_redirect
 from entitlegate_flask.state import EXTENSION_KEY, State, state_of
 from entitlegate_flask.webhook import make_blueprint
@@ -43,6 +45,7 @@ class Entitlements:
             raise TypeError(f"Entitlements(resolver=...) needs an entitlegate.Resolver, got {type(resolver).__name__}")
         self._resolver = resolver
         self._customer_loader: CustomerLoader | None = None
+        self._customer_loader_name = "the customer_loader"  # how log lines name it
         self._denied_handler: DeniedHandler | None = None
         if app is not None:
             self.init_app(app)
@@ -71,6 +74,7 @@ class Entitlements:
             login_view=settings.login_view,
         )
         app.teardown_request(per_request.forget)
+        watch_decorator_order(app)
         app.register_error_handler(SourceUnavailable, _unavailable)
         app.register_error_handler(CacheUnavailable, _unavailable)
         app.add_template_global(templating.has_feature, "has_feature")
@@ -113,7 +117,10 @@ class Entitlements:
         """Register ``loader() -> customer id | None``, the Stripe customer of the current request.
 
         Called at most once per request, and only when something checks a feature. Return None (or
-        ``""``) when there is no customer. It must be a plain function: it also answers the Jinja
+        ``""``) when there is no customer. A loader that raises (other than an HTTP error such as
+        ``abort(401)``, which Flask answers as usual) or returns a blank or padded string or a
+        non-string is logged and counts as no customer (``entitlegate.gate.read_customer``): a 401
+        or the login view, never a 500. It must be a plain function: it also answers the Jinja
         globals, which run in sync code. Usable as a decorator.
         """
         if not callable(loader):
@@ -123,6 +130,7 @@ class Entitlements:
                 "customer_loader must be a plain (not async) function: templates call it too, from sync code"
             )
         self._customer_loader = loader
+        self._customer_loader_name = f"the customer_loader {_qualified_name(loader)}"
         return loader
 
     def denied_handler(self, handler: _Handler) -> _Handler:
@@ -140,8 +148,8 @@ class Entitlements:
     def load_customer(self) -> str | None:
         """The current request's customer id from the registered loader (None: no customer).
 
-        Raises ``RuntimeError`` when no loader is registered and ``TypeError`` when it returns
-        something other than a string or None.
+        Raises ``RuntimeError`` when no loader is registered. A loader with a bug counts as no
+        customer, as :meth:`customer_loader` says.
         """
         loader = self._customer_loader
         if loader is None:
@@ -149,14 +157,20 @@ class Entitlements:
                 "entitlegate_flask has no customer loader: decorate a function returning the current "
                 "Stripe customer id (or None) with @entitlements.customer_loader"
             )
-        customer = loader()
-        if customer is None or customer == "":
+        try:
+            answer: object = loader()
+        except HTTPException:
+            raise
+        except Exception as error:
+            customer_failed(self._customer_loader_name, error)
             return None
-        if not isinstance(customer, str):
-            raise TypeError(
-                f"the customer_loader must return a Stripe customer id string or None, not {type(customer).__name__}"
-            )
-        return customer
+        return read_customer(answer, self._customer_loader_name)
+
+
+def _qualified_name(func: Callable[..., object]) -> str:
+    module = getattr(func, "__module__", None)
+    name = getattr(func, "__qualname__", None) or type(func).__qualname__
+    return f"{module}.{name}" if module else name
 
 
 def _unavailable(error: SourceUnavailable | CacheUnavailable) -> ResponseReturnValue:

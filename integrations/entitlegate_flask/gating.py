@@ -6,13 +6,16 @@ Flask expects. Denials raise werkzeug HTTP exceptions, so the app's own error ha
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import logging
+import threading
 from collections.abc import Callable, Iterable
 from inspect import iscoroutinefunction
 from typing import Any, TypeVar, cast
 
-from flask import abort, current_app, redirect, request, url_for
+from flask import Flask, abort, current_app, redirect, request, request_started, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import BuildError
 
@@ -20,7 +23,9 @@ from entitlegate.gate import Outcome, Requirement, Verdict, check
 from entitlegate_flask import per_request
 from entitlegate_flask.state import state_of
 
-__all__ = ["requires_feature"]
+__all__ = ["requires_feature", "watch_decorator_order"]
+
+logger = logging.getLogger("entitlegate")
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 _ALLOWED = Outcome.ALLOWED
@@ -36,7 +41,8 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
     (403 for a Flask-Login user who is signed in but has no Stripe customer). Without the feature:
     the denied handler's response, or 403. Source unavailable: 503 (or the
     ``ENTITLEGATE_ON_UNAVAILABLE`` policy). Raises ``ValueError`` at decoration for no or blank
-    lookup_keys.
+    lookup_keys. Put it below the route decorator: above it, it wraps a function Flask never calls;
+    the extension then gates the view at the first request and logs an error naming it.
     """
     requirement = Requirement.of(*features, any_of=any_of)
 
@@ -50,6 +56,7 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
                     return current_app.ensure_sync(view)(*args, **kwargs)
                 return _deny(verdict)
 
+            _remember(view, gated_async)
             return cast(_View, gated_async)
 
         @functools.wraps(view)
@@ -59,9 +66,60 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
                 return view(*args, **kwargs)
             return _deny(verdict)
 
+        _remember(view, gated)
         return cast(_View, gated)
 
     return decorate
+
+
+# -- @requires_feature above @app.route -----------------------------------------------------------
+# The route decorator registers the function it is given, so a @requires_feature above it wraps a
+# function that is never called, and the page is served to everyone. Each wrapped view carries its
+# wrapper (an attribute: it lives exactly as long as the view, in an app factory too); at an app's
+# first request, after which Flask allows no new route, a registered view whose wrapper the app
+# registered nowhere is replaced by its outermost wrapper.
+
+_WRAPPER = "_entitlegate_gated_by"
+
+
+def _remember(view: Callable[..., Any], gated: Callable[..., Any]) -> None:
+    # functools.wraps copied the view's attributes, and with them a wrapper of an earlier wrap.
+    vars(gated).pop(_WRAPPER, None)
+    # A view that takes no attributes (a builtin) cannot be found misordered either.
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(view, _WRAPPER, gated)
+
+
+def watch_decorator_order(app: Flask) -> None:
+    """At ``app``'s first request, gate the views ``@requires_feature`` was written above the route of.
+
+    Each one is logged as an error naming the endpoint. Costs nothing after the first request.
+    """
+    lock = threading.Lock()
+
+    def first_request(sender: Flask, **extra: object) -> None:
+        with lock:
+            request_started.disconnect(first_request, sender)
+            _gate_misordered_views(sender)
+
+    request_started.connect(first_request, app, weak=False)
+
+
+def _gate_misordered_views(app: Flask) -> None:
+    registered = {id(view) for view in app.view_functions.values()}
+    for endpoint, view in list(app.view_functions.items()):
+        gated = getattr(view, _WRAPPER, None)
+        if gated is None or id(gated) in registered:
+            continue  # not gated, or the app registered its wrapper too (used both ways)
+        while getattr(gated, _WRAPPER, None) is not None:  # stacked: @requires_feature twice
+            gated = getattr(gated, _WRAPPER)
+        app.view_functions[endpoint] = gated
+        logger.error(
+            "entitlegate: @requires_feature is above the route decorator of the view %r, which so served it "
+            "ungated; it is gated now, but put @requires_feature below the route decorator "
+            "(@app.get(...) first, then @requires_feature(...))",
+            endpoint,
+        )
 
 
 def _check(requirement: Requirement) -> Verdict:
@@ -105,7 +163,23 @@ def _signed_in() -> bool:
 
 def _login_url(login_view: str) -> str:
     here = request.full_path if request.query_string else request.path
+    # A login page under the same URL values as the gated page (/<lang>/login for /<lang>/seats)
+    # takes them from this request; url_for fills in only what the app's url_defaults give.
+    rules = list(current_app.url_map.iter_rules(login_view)) if login_view in current_app.view_functions else []
+    view_args = request.view_args or {}
+    values = {name: view_args[name] for rule in rules for name in rule.arguments if name in view_args}
     try:
-        return url_for(login_view, next=here)
-    except BuildError:
-        raise RuntimeError(f"ENTITLEGATE_LOGIN_VIEW is {login_view!r}, which is not an endpoint of this app") from None
+        return url_for(login_view, **values, next=here)
+    except BuildError as error:
+        failure = error
+    if not rules:
+        raise RuntimeError(f"ENTITLEGATE_LOGIN_VIEW is {login_view!r}, which is not an endpoint of this app")
+    missing = sorted({name for rule in rules for name in rule.arguments} - set(values))
+    if not missing:
+        raise RuntimeError(f"ENTITLEGATE_LOGIN_VIEW is {login_view!r}, whose URL cannot be built: {failure}")
+    named = ", ".join(repr(name) for name in missing)
+    raise RuntimeError(
+        f"ENTITLEGATE_LOGIN_VIEW is {login_view!r}, whose URL needs the URL value{'s' if len(missing) > 1 else ''} "
+        f"{named}, which the request {request.path!r} does not have: name a login endpoint without URL values, "
+        f"or give them with app.url_defaults"
+    )

@@ -22,3 +22,24 @@ def no_customer_yet(request: HttpRequest) -> str:
 def wrong_type(request: HttpRequest) -> int:
     """A CUSTOMER with a bug: it returns a number."""
     return 42
+
+
+def raises(request: HttpRequest) -> str | None:
+    """A CUSTOMER with a bug: it raises (a profile that does not exist, a missing attribute)."""
+    raise LookupError("this user has no billing profile")
+
+
+def blank(request: HttpRequest) -> str:
+    """A CUSTOMER with a bug: a CharField of spaces."""
+    return "   "
+
+
+def padded(request: HttpRequest) -> str:
+    """A CUSTOMER with a bug: the id with the newline it was stored with."""
+    return "cus_1\n"
+
+
+def username_of(request: HttpRequest) -> str | None:
+    """A CUSTOMER written as most sites write one: it reads ``request.user`` without a guard."""
+    username: str = request.user.username  # type: ignore[union-attr]
+    return username if username.startswith("cus_") else None

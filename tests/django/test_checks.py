@@ -56,7 +56,7 @@ def test_check_command_fails_on_an_entitlegate_error(configure: Callable[..., No
         ({"WEBHOOK_SECRET": "sk_test_1"}, "entitlegate.E012"),
         ({"WEBHOOK_SECRET": " whsec_1"}, "entitlegate.E012"),
         ({"WEBHOOK_SECRET": None}, "entitlegate.W001"),
-        ({"WEBHOOK_SECRETS": "whsec_typo"}, "entitlegate.W002"),
+        ({"WEBHOOK_SECRETS": "whsec_typo"}, "entitlegate.E013"),
         ({"RESOLVER": "tests.django.factories.static_resolver"}, "entitlegate.W003"),
     ],
 )

@@ -163,3 +163,17 @@ def test_without_a_webhook_secret_the_view_answers_503(client: Client, configure
     response = _post(client, *signed(summary_event("cus_1", ["seats-feature"])))
 
     assert response.status_code == 503
+
+
+@pytest.mark.parametrize("url", ["/stripe/webhook/", "/stripe/awebhook/"])
+def test_a_body_over_the_upload_limit_is_a_json_400_like_every_adapter_gives(
+    client: Client, settings: Any, resolver: Resolver, url: str
+) -> None:
+    body, header = signed(summary_event("cus_1", ["seats-feature"]))
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(body) - 1
+
+    response = client.post(url, body, content_type="application/json", headers={"Stripe-Signature": header})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_payload"
+    assert "DATA_UPLOAD_MAX_MEMORY_SIZE" in response.json()["message"]

@@ -82,6 +82,11 @@ def test_unknown_key_is_reported_as_a_likely_typo(make_app: AppFactory) -> None:
         make_app(ENTITLEGATE_TTLS=30)
 
 
+def test_unknown_key_names_the_closest_setting(make_app: AppFactory) -> None:
+    with pytest.raises(ValueError, match=r"ENTITLEGATE_LOGIN_VEIW .*\(did you mean ENTITLEGATE_LOGIN_VIEW\?\)"):
+        make_app(ENTITLEGATE_LOGIN_VEIW="login")
+
+
 def test_settings_build_the_resolver(make_app: AppFactory) -> None:
     app = make_app(ENTITLEGATE_TTL=30, ENTITLEGATE_STALE_TTL=60, ENTITLEGATE_ON_UNAVAILABLE="deny")
     resolver = app.extensions["entitlegate"].resolver

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +10,7 @@ from flask import Flask
 
 from tests.fake_stripe import FakeStripe
 from tests.flask.conftest import AppFactory
+from tests.polling import wait_for
 from tests.redis_server import RedisServer
 from tests.stripe_events import signed, summary_event
 
@@ -30,13 +30,8 @@ def redis_apps(make_app: AppFactory, redis_server: RedisServer) -> Iterator[tupl
             close()
 
 
-def wait_for_status(app: Flask, path: str, customer: str, status: int, timeout: float = 5.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = app.test_client().get(path, headers={"X-Customer": customer}).status_code
-        if seen == status or time.monotonic() > deadline:
-            return seen
-        time.sleep(0.01)
+def status_of(app: Flask, path: str, customer: str) -> int:
+    return app.test_client().get(path, headers={"X-Customer": customer}).status_code
 
 
 def test_redis_url_builds_a_redis_cache(redis_apps: tuple[Flask, Flask]) -> None:
@@ -56,4 +51,4 @@ def test_webhook_applied_by_one_app_changes_the_answer_in_the_other(
         first.test_client().post("/stripe/webhook", data=body, headers={"Stripe-Signature": signature}).status_code
         == 200
     )
-    assert wait_for_status(second, "/seats", customer, 200) == 200
+    wait_for(lambda: status_of(second, "/seats", customer) == 200)
