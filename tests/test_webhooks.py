@@ -93,9 +93,16 @@ def test_an_event_in_the_same_second_as_a_fetch_applies(handler: WebhookHandler,
     assert resolver.features("cus_1") == {"upgraded"}
 
 
-def test_an_event_from_the_second_before_a_fetch_is_stale(handler: WebhookHandler, resolver: Resolver) -> None:
-    resolver.features("cus_1")  # fetched at NOW + 0.5
-    assert deliver(handler, ev.summary_event("cus_1", ["older"], created=NOW - 1)).action == "stale"
+def test_an_event_within_the_clock_skew_before_a_fetch_applies(handler: WebhookHandler, resolver: Resolver) -> None:
+    resolver.features("cus_1")  # fetched at NOW + 0.5 by this host's clock: versioned NOW - 1.5
+    result = deliver(handler, ev.summary_event("cus_1", ["upgraded"], created=NOW - 1))
+    assert result.action == "applied"  # the host's clock may be ahead: the fetch may predate it
+    assert resolver.features("cus_1") == {"upgraded"}
+
+
+def test_an_event_from_before_a_fetch_less_the_clock_skew_is_stale(handler: WebhookHandler, resolver: Resolver) -> None:
+    resolver.features("cus_1")  # fetched at NOW + 0.5: versioned NOW - 1.5, in second NOW - 2
+    assert deliver(handler, ev.summary_event("cus_1", ["older"], created=NOW - 3)).action == "stale"
 
 
 def test_a_redelivered_event_is_a_duplicate(handler: WebhookHandler) -> None:

@@ -17,8 +17,10 @@ __all__ = ["Bindable", "Cache", "Entry", "Leasing", "supersedes"]
 class Entry:
     """One customer's cached active entitlements.
 
-    ``version`` is the Stripe-side time (epoch seconds) the set is known to reflect: an event's
-    ``created``, the wall-clock moment a fetch started, or the moment of an invalidation.
+    ``version`` is the latest Stripe time (epoch seconds) the set is known to reflect. An event's
+    set is versioned at the end of the second its ``created`` names (the change may have happened
+    at any moment of it); a fetch at the moment it started, and an invalidation at the moment it
+    happened, each less the resolver's ``clock_skew`` (this host's clock may be ahead of Stripe's).
     ``expires`` and ``stale_until`` are readings of the resolver's monotonic clock: before
     ``expires`` the entry answers checks; before ``stale_until`` it may be served while the
     source is down. An invalidated entry keeps its set for that purpose but is never fresh.
@@ -34,9 +36,13 @@ def supersedes(version: float, current: Entry | None, *, event: bool) -> bool:
     """Whether a write versioned ``version`` may replace ``current``.
 
     Stripe's ``created`` has one-second resolution, so an event is older than the entry only when
-    it falls before the second the entry's version lies in (a tie applies the event). A fetch's
-    version is exact, so a fetch loses to anything newer than the moment it started; that is what
-    keeps a slow fetch from undoing a webhook or an invalidation that landed while it ran.
+    it falls before the second the entry's version lies in (a tie applies the event). Other writes
+    compare exactly. With versions as :class:`Entry` sets them, that reads: an event replaces a
+    fetch unless ``created < floor(started - skew)`` (a fetch may not reflect an event of its own
+    second or of the skew before it); a fetch replaces an event only when ``started - skew >=
+    created + 1`` (it surely started after the event's whole second), so a slow fetch that read
+    Stripe before a change never undoes its webhook; a fetch loses to a fetch or an invalidation
+    that started after it.
     """
     if current is None:
         return True

@@ -77,7 +77,8 @@ if current then
   -- Which write wins: the rule of entitlegate.cache._base.supersedes, kept in step with it (a
   -- property test checks they agree). Stripe's `created` has one-second resolution, so an event
   -- is older only when it falls before the second the held version lies in (a tie applies it);
-  -- a fetch's version is exact, so a fetch loses to anything newer than the moment it started.
+  -- other writes compare exactly. An event's version is the end of its second and a fetch's the
+  -- moment it started less the clock skew, so a fetch never overwrites an event it may predate.
   local held = version_of(current)
   if event then
     if version < math.floor(held) then return current end
