@@ -239,19 +239,28 @@ class Resolver:
 
     # -- changes --------------------------------------------------------------------------------
 
-    def invalidate(self, customer: str) -> None:
+    def invalidate(self, customer: str, *, ended: bool = False) -> None:
         """Make the next check for ``customer`` ask the source.
 
-        The old set stays available to serve during an outage, and a fetch already in flight
-        cannot write back what it read before this call. Raises
-        :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it then holds
-        in this process only).
+        The old set stays available to serve during an outage, unless ``ended=True`` says the
+        customer's access may have ended (a subscription deleted): then an outage is answered by
+        ``on_unavailable``. A fetch already in flight cannot write back what it read before this
+        call. Raises :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it
+        then holds in this process only).
         """
-        self.cache.invalidate(_check_customer(customer), self._now_at_stripe())
+        customer = _check_customer(customer)
+        if ended:
+            self.cache.invalidate(customer, self._now_at_stripe(), ended=True)
+        else:  # a user's own cache may not know the keyword: it is passed only when it matters
+            self.cache.invalidate(customer, self._now_at_stripe())
 
-    async def ainvalidate(self, customer: str) -> None:
+    async def ainvalidate(self, customer: str, *, ended: bool = False) -> None:
         """Async twin of :meth:`invalidate`."""
-        await self.cache.ainvalidate(_check_customer(customer), self._now_at_stripe())
+        customer = _check_customer(customer)
+        if ended:
+            await self.cache.ainvalidate(customer, self._now_at_stripe(), ended=True)
+        else:
+            await self.cache.ainvalidate(customer, self._now_at_stripe())
 
     def refresh(self, customer: str) -> frozenset[str]:
         """Ask the source now, bypassing the cache, and store the answer."""

@@ -22,6 +22,10 @@ logger = logging.getLogger("entitlegate")
 SUMMARY_UPDATED = "entitlements.active_entitlement_summary.updated"
 _CUSTOMER_DELETED = "customer.deleted"
 _SUBSCRIPTION_PREFIX = "customer.subscription."
+# Events and subscription statuses that say the customer's access may have ended: the old set
+# must not be served through an outage any more. past_due keeps access while Stripe retries.
+_ENDED_EVENTS = frozenset({"customer.subscription.deleted", "customer.subscription.paused"})
+_ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid", "paused"})
 _REMEMBERED_EVENTS = 10_000
 
 Action = Literal["applied", "invalidated", "ignored", "stale", "duplicate"]
@@ -60,17 +64,21 @@ class _Event:
     created: int
     livemode: bool | None
     customer: str | None
-    lookup_keys: frozenset[str] | None  # for a summary event: its entitlements
+    lookup_keys: frozenset[str] | None  # the set the event says the customer holds, if it says
     truncated: bool  # a summary event whose list says has_more (Stripe sends at most 10)
+    ended: bool  # an invalidating event that says access may have ended
 
 
 class WebhookHandler:
     """Verifies Stripe webhooks and applies them to a resolver's cache.
 
     ``entitlements.active_entitlement_summary.updated`` replaces the customer's set (re-fetched
-    from the source when the event's list is truncated); ``customer.deleted`` and
-    ``customer.subscription.*`` invalidate the customer; other events are ignored, and so is an
-    event whose livemode differs from the source's. An event older than the cached entry is
+    from the source when the event's list is truncated); ``customer.deleted`` replaces it with the
+    empty set; ``customer.subscription.*`` invalidate the customer, and one that says access may
+    have ended (``deleted``, ``paused``, or a status of ``canceled``, ``incomplete_expired``,
+    ``unpaid`` or ``paused``) also ends the stale fallback: in an outage ``on_unavailable``
+    answers rather than the old set. Other events are ignored, and so is an event whose livemode
+    differs from the source's. An event older than the cached entry is
     ``stale`` and changes nothing; an event id seen before is a ``duplicate``.
 
     Raises :class:`~entitlegate.InvalidSignature` or :class:`~entitlegate.InvalidPayload` for
@@ -100,15 +108,14 @@ class WebhookHandler:
         action = self._screen(event)
         if action is None:
             assert event.customer is not None
-            if event.type != SUMMARY_UPDATED:
-                self.resolver.invalidate(event.customer)
+            if event.lookup_keys is None:
+                self.resolver.invalidate(event.customer, ended=event.ended)
                 action = "invalidated"
             elif not _is_stale(event, self.resolver.cache.get(event.customer)):
                 if event.truncated:
                     self._refetch(event)
                     action = "applied"
                 else:
-                    assert event.lookup_keys is not None
                     applied = self.resolver.apply_event(event.customer, event.lookup_keys, event.created)
                     action = "applied" if applied else "stale"
             else:
@@ -121,15 +128,14 @@ class WebhookHandler:
         action = self._screen(event)
         if action is None:
             assert event.customer is not None
-            if event.type != SUMMARY_UPDATED:
-                await self.resolver.ainvalidate(event.customer)
+            if event.lookup_keys is None:
+                await self.resolver.ainvalidate(event.customer, ended=event.ended)
                 action = "invalidated"
             elif not _is_stale(event, await self.resolver.cache.aget(event.customer)):
                 if event.truncated:
                     await self._arefetch(event)
                     action = "applied"
                 else:
-                    assert event.lookup_keys is not None
                     applied = await self.resolver.aapply_event(event.customer, event.lookup_keys, event.created)
                     action = "applied" if applied else "stale"
             else:
@@ -269,7 +275,7 @@ def _parse(payload: bytes | str) -> _Event:
     obj = _field(body, "object", dict, event_id)
     customer: str | None = None
     lookup_keys: frozenset[str] | None = None
-    truncated = False
+    truncated = ended = False
     if event_type == SUMMARY_UPDATED:
         customer = _customer_id(obj.get("customer"), event_id)
         listing = _field(obj, "entitlements", dict, event_id)
@@ -282,10 +288,14 @@ def _parse(payload: bytes | str) -> _Event:
             raise InvalidPayload(f"event {event_id}: entitlements.has_more must be a boolean")
         truncated = has_more
     elif event_type == _CUSTOMER_DELETED:
+        # A deleted customer holds nothing, and Stripe will never say otherwise: the empty set,
+        # fresh, so an outage cannot bring the old set back.
         customer = _customer_id(obj.get("id"), event_id)
+        lookup_keys = frozenset()
     elif event_type.startswith(_SUBSCRIPTION_PREFIX):
         customer = _customer_id(obj.get("customer"), event_id)
-    return _Event(event_id, event_type, created, livemode, customer, lookup_keys, truncated)
+        ended = event_type in _ENDED_EVENTS or obj.get("status") in _ENDED_STATUSES
+    return _Event(event_id, event_type, created, livemode, customer, lookup_keys, truncated, ended)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type, event_id: str) -> Any:

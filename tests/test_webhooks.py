@@ -123,13 +123,13 @@ def test_subscription_events_invalidate_the_customer(
     assert source.calls == 2
 
 
-def test_customer_deleted_invalidates_the_customer(
+def test_customer_deleted_leaves_the_customer_the_empty_set(
     handler: WebhookHandler, resolver: Resolver, source: CountingSource
 ) -> None:
     resolver.features("cus_1")
-    del source.mapping["cus_1"]
-    assert deliver(handler, ev.customer_deleted_event("cus_1")).action == "invalidated"
+    assert deliver(handler, ev.customer_deleted_event("cus_1")).action == "applied"
     assert resolver.features("cus_1") == frozenset()
+    assert source.calls == 1
 
 
 def test_an_invalidation_is_never_stale(handler: WebhookHandler, resolver: Resolver) -> None:

@@ -51,15 +51,17 @@ def supersedes(version: float, current: Entry | None, *, event: bool) -> bool:
     return version >= current.version
 
 
-def invalidated(current: Entry | None, version: float) -> Entry:
+def invalidated(current: Entry | None, version: float, *, ended: bool = False) -> Entry:
     """The entry that replaces ``current`` when the customer is invalidated at ``version``.
 
     It is never fresh, so the next check asks the source; it keeps the old set (and how long that
-    may be served in an outage) so an invalidation never turns an outage into a denial; and its
-    version is at least the old one, so an invalidation is never stale.
+    may be served in an outage) so an invalidation never turns an outage into a denial, unless
+    ``ended`` says the customer's access may have ended (a subscription deleted): then nothing is
+    kept to serve and an outage is answered by the resolver's ``on_unavailable``. Its version is
+    at least the old one, so an invalidation is never stale.
     """
-    if current is None:
-        return Entry(frozenset(), version, -math.inf, -math.inf)
+    if current is None or ended:
+        return Entry(frozenset(), version if current is None else max(version, current.version), -math.inf, -math.inf)
     return Entry(current.features, max(version, current.version), -math.inf, current.stale_until)
 
 
@@ -94,11 +96,15 @@ class Cache(Protocol):
         """Async twin of :meth:`put`."""
         ...
 
-    def invalidate(self, customer: str, version: float) -> None:
-        """Make the customer's entry stale at ``version`` (see :func:`invalidated`)."""
+    def invalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
+        """Make the customer's entry stale at ``version`` (see :func:`invalidated`).
+
+        ``ended`` is passed (as True) only when the customer's access may have ended: the old set
+        must then no longer be served during an outage.
+        """
         ...
 
-    async def ainvalidate(self, customer: str, version: float) -> None:
+    async def ainvalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
         """Async twin of :meth:`invalidate`."""
         ...
 

@@ -96,21 +96,23 @@ return 1
 """
 )
 
-# KEYS[1] entry. ARGV: packed version, minimum key TTL in ms, channel. Returns the stored value.
-# The rule of entitlegate.cache._base.invalidated: never fresh, the old set kept for outages, and
-# a version at least the old one, so an invalidation is never stale.
+# KEYS[1] entry. ARGV: packed version, minimum key TTL in ms, channel, "1" when access may have
+# ended. Returns the stored value. The rule of entitlegate.cache._base.invalidated: never fresh,
+# the old set kept for outages (none of it when access ended), and a version at least the old
+# one, so an invalidation is never stale.
 INVALIDATE = (
     _LUA_READ
     + """
 local version = struct.unpack('>d', ARGV[1])
 local ttl = tonumber(ARGV[2])
+local ended = ARGV[4] == '1'
 local current = redis.call('GET', KEYS[1])
 local value
 if ours(current) then
   local held = version_of(current)
-  local stale_until = struct.unpack('>d', current, 18)
-  value = string.char(FORMAT) .. struct.pack('>ddd', math.max(version, held), -math.huge, stale_until)
-    .. string.sub(current, 26)
+  local stale_until, keys = struct.unpack('>d', current, 18), string.sub(current, 26)
+  if ended then stale_until, keys = -math.huge, '' end
+  value = string.char(FORMAT) .. struct.pack('>ddd', math.max(version, held), -math.huge, stale_until) .. keys
   local left = redis.call('PTTL', KEYS[1])
   if left == -1 then ttl = 0 else ttl = math.max(ttl, left) end  -- -1: a key kept for ever stays so
 else
