@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import stripe
 
+from entitlegate._values import read_webhook_secret
 from entitlegate.cache._base import supersedes
 from entitlegate.errors import CacheUnavailable, InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver
@@ -89,13 +90,14 @@ class WebhookHandler:
     """
 
     def __init__(self, resolver: Resolver, secret: str, *, tolerance: int = 300) -> None:
-        if not isinstance(secret, str) or not secret.strip():
-            raise ValueError("WebhookHandler secret must be the endpoint's signing secret ('whsec_…')")
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-            raise ValueError(f"WebhookHandler tolerance must be a whole number of seconds >= 0, got {tolerance!r}")
+        # The same check the Django and Flask settings make; the message never quotes the secret.
+        self._secret = read_webhook_secret(secret, "WebhookHandler secret")
+        # The SDK reads a tolerance of 0 as "no age check", which would accept a replay of any
+        # delivery ever signed with this secret.
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
+            raise ValueError(f"WebhookHandler tolerance must be a whole number of seconds > 0, got {tolerance!r}")
         self.resolver = resolver
         self.tolerance = tolerance
-        self._secret = secret
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._seen_lock = threading.Lock()
 
@@ -282,6 +284,8 @@ def _parse(payload: bytes | str) -> _Event:
         entries = _field(listing, "data", list, event_id)
         if not all(isinstance(entry, dict) and _is_key(entry.get("lookup_key")) for entry in entries):
             raise InvalidPayload(f"event {event_id}: every entitlement needs a string lookup_key")
+        for entry in entries:
+            _utf8(entry["lookup_key"], "a lookup_key", event_id)
         lookup_keys = frozenset(entry["lookup_key"] for entry in entries)
         has_more = listing.get("has_more", False)
         if not isinstance(has_more, bool):
@@ -302,7 +306,18 @@ def _field(obj: dict[str, Any], name: str, kind: type, event_id: str) -> Any:
     value = obj.get(name)
     if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value):
         raise InvalidPayload(f"{event_id}: {name!r} must be a {kind.__name__}")
+    if isinstance(value, str):
+        _utf8(value, repr(name), event_id)
     return value
+
+
+def _utf8(value: str, what: str, event_id: str) -> None:
+    # JSON can escape a lone surrogate ("\ud800"), which no UTF-8 text holds: a cache that stores
+    # text could never take it, and a 503 would have Stripe redeliver it for days.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidPayload(f"event {event_id[:64]!r}: {what} is not UTF-8 text (a lone surrogate)") from None
 
 
 def _is_key(value: object) -> bool:
@@ -315,4 +330,5 @@ def _customer_id(value: object, event_id: str) -> str:
         value = value.get("id")
     if not isinstance(value, str) or not value.strip():
         raise InvalidPayload(f"event {event_id}: no customer id")
+    _utf8(value, "the customer id", event_id)
     return value

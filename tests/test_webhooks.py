@@ -373,3 +373,23 @@ async def test_arespond_is_the_async_twin(handler: WebhookHandler) -> None:
     answer = await handler.arespond(*ev.signed(ev.summary_event("cus_1", ["a"], created=NOW)))
     assert answer.status == 200
     assert (await handler.arespond(b"", None)).status == 400
+
+
+@pytest.mark.parametrize("secret", ["sk_test_not_a_webhook_secret", "test_secret", " whsec_padded "])
+def test_a_secret_that_is_not_a_signing_secret_fails_at_construction(resolver: Resolver, secret: str) -> None:
+    with pytest.raises(ValueError, match="WebhookHandler secret") as raised:
+        WebhookHandler(resolver, secret)
+    assert secret.strip() not in str(raised.value)
+
+
+@pytest.mark.parametrize("tolerance", [0, -1, 1.5, True])
+def test_tolerance_must_be_a_positive_whole_number_of_seconds(resolver: Resolver, tolerance: object) -> None:
+    with pytest.raises(ValueError, match="tolerance"):
+        WebhookHandler(resolver, ev.SECRET, tolerance=tolerance)  # type: ignore[arg-type]
+
+
+def test_a_ten_year_old_signature_is_refused_at_the_smallest_tolerance(resolver: Resolver) -> None:
+    handler = WebhookHandler(resolver, ev.SECRET, tolerance=1)
+    body, header = ev.signed(ev.summary_event("cus_1", ["a"]), timestamp=int(time.time()) - 10 * 365 * 86400)
+    with pytest.raises(InvalidSignature, match="tolerance"):
+        handler.handle(body, header)
