@@ -89,11 +89,14 @@ def summary_event(
     livemode: bool = False,
     created: int | None = None,
     event_id: str | None = None,
+    account: str | None = None,
 ) -> dict[str, Any]:
     """An ``entitlements.active_entitlement_summary.updated`` event: ``customer`` holds ``lookup_keys``.
 
     A summary replaces the customer's whole set: list every feature they should hold.
     ``has_more=True`` says Stripe truncated the list (entitlegate then re-fetches the set).
+    ``account`` makes it a connected account's event, as a Connect endpoint receives it (every
+    builder takes it).
     """
     entitlements = [
         {
@@ -116,7 +119,7 @@ def summary_event(
         },
         "livemode": livemode,
     }
-    return _event("entitlements.active_entitlement_summary.updated", summary, livemode, created, event_id)
+    return _event("entitlements.active_entitlement_summary.updated", summary, livemode, created, event_id, account)
 
 
 def subscription_event(
@@ -127,6 +130,7 @@ def subscription_event(
     livemode: bool = False,
     created: int | None = None,
     event_id: str | None = None,
+    account: str | None = None,
 ) -> dict[str, Any]:
     """A ``customer.subscription.<kind>`` event for ``customer``'s subscription in ``status``.
 
@@ -238,22 +242,32 @@ def subscription_event(
         "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
         "trial_start": None,
     }
-    return _event(f"customer.subscription.{kind}", subscription, livemode, moment, event_id)
+    return _event(f"customer.subscription.{kind}", subscription, livemode, moment, event_id, account)
 
 
 def customer_deleted_event(
-    customer: str, *, livemode: bool = False, created: int | None = None, event_id: str | None = None
+    customer: str,
+    *,
+    livemode: bool = False,
+    created: int | None = None,
+    event_id: str | None = None,
+    account: str | None = None,
 ) -> dict[str, Any]:
     """A ``customer.deleted`` event: entitlegate leaves ``customer`` the empty set, even in an outage."""
     # Stripe's deleted_customer object is exactly these three fields.
     deleted = {"id": customer, "object": "customer", "deleted": True}
-    return _event("customer.deleted", deleted, livemode, created, event_id)
+    return _event("customer.deleted", deleted, livemode, created, event_id, account)
 
 
 def _event(
-    event_type: str, obj: dict[str, Any], livemode: bool, created: int | None, event_id: str | None
+    event_type: str,
+    obj: dict[str, Any],
+    livemode: bool,
+    created: int | None,
+    event_id: str | None,
+    account: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    event: dict[str, Any] = {
         "id": event_id or f"evt_test_{uuid.uuid4().hex[:24]}",
         "object": "event",
         "api_version": "2026-07-29.dahlia",
@@ -264,6 +278,9 @@ def _event(
         "request": {"id": None, "idempotency_key": None},
         "type": event_type,
     }
+    if account is not None:  # Stripe sets it on a connected account's event (a Connect endpoint's)
+        event["account"] = account
+    return event
 
 
 def sign(body: bytes, secret: str, *, timestamp: int | None = None) -> str:

@@ -64,6 +64,7 @@ class _Event:
     type: str
     created: int
     livemode: bool | None
+    account: str | None  # the connected account the event happened in (Connect), or None
     customer: str | None
     lookup_keys: frozenset[str] | None  # the set the event says the customer holds, if it says
     truncated: bool  # a summary event whose list says has_more (Stripe sends at most 10)
@@ -78,9 +79,11 @@ class WebhookHandler:
     empty set; ``customer.subscription.*`` invalidate the customer, and one that says access may
     have ended (``deleted``, ``paused``, or a status of ``canceled``, ``incomplete_expired``,
     ``unpaid`` or ``paused``) also ends the stale fallback: in an outage ``on_unavailable``
-    answers rather than the old set. Other events are ignored, and so is an event whose livemode
-    differs from the source's. An event older than the cached entry is
-    ``stale`` and changes nothing; an event id seen before is a ``duplicate``.
+    answers rather than the old set. Other events are ignored, and so are an event whose livemode
+    differs from the source's and one from another Stripe account than the source's
+    ``stripe_account`` (a connected account's event carries ``account``; the platform's does not).
+    An event older than the cached entry is ``stale`` and changes nothing; an event id seen before
+    is a ``duplicate``.
 
     Raises :class:`~entitlegate.InvalidSignature` or :class:`~entitlegate.InvalidPayload` for
     any bad input (adapters answer 400), :class:`~entitlegate.SourceUnavailable` when a truncated
@@ -173,6 +176,10 @@ class WebhookHandler:
             return "ignored"
         livemode = getattr(self.resolver.source, "livemode", None)
         if livemode is not None and event.livemode is not None and event.livemode != livemode:
+            return "ignored"
+        # A Connect endpoint receives every connected account's events, each naming its account;
+        # a customer id means something only in its own account.
+        if event.account != getattr(self.resolver.source, "stripe_account", None):
             return "ignored"
         return None
 
@@ -273,6 +280,9 @@ def _parse(payload: bytes | str) -> _Event:
     livemode = data.get("livemode")
     if livemode is not None and not isinstance(livemode, bool):
         raise InvalidPayload(f"event {event_id}: livemode must be a boolean")
+    account = data.get("account")
+    if account is not None:
+        account = _field(data, "account", str, event_id)
     body = _field(data, "data", dict, event_id)
     obj = _field(body, "object", dict, event_id)
     customer: str | None = None
@@ -299,7 +309,7 @@ def _parse(payload: bytes | str) -> _Event:
     elif event_type.startswith(_SUBSCRIPTION_PREFIX):
         customer = _customer_id(obj.get("customer"), event_id)
         ended = event_type in _ENDED_EVENTS or obj.get("status") in _ENDED_STATUSES
-    return _Event(event_id, event_type, created, livemode, customer, lookup_keys, truncated, ended)
+    return _Event(event_id, event_type, created, livemode, account, customer, lookup_keys, truncated, ended)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type, event_id: str) -> Any:
