@@ -22,6 +22,7 @@ logger = logging.getLogger("entitlegate")
 
 SUMMARY_UPDATED = "entitlements.active_entitlement_summary.updated"
 _CUSTOMER_DELETED = "customer.deleted"
+_THIN_EVENT = "v2.core.event"
 _SUBSCRIPTION_PREFIX = "customer.subscription."
 # Events and subscription statuses that say the customer's access may have ended: the old set
 # must not be served through an outage any more. past_due keeps access while Stripe retries.
@@ -83,7 +84,7 @@ class WebhookHandler:
     differs from the source's and one from another Stripe account than the source's
     ``stripe_account`` (a connected account's event carries ``account``; the platform's does not).
     An event older than the cached entry is ``stale`` and changes nothing; an event id seen before
-    is a ``duplicate``.
+    is a ``duplicate``. A thin event (``v2.core.event``) is verified and ignored.
 
     Raises :class:`~entitlegate.InvalidSignature` or :class:`~entitlegate.InvalidPayload` for
     any bad input (adapters answer 400), :class:`~entitlegate.SourceUnavailable` when a truncated
@@ -270,10 +271,14 @@ def _parse(payload: bytes | str) -> _Event:
         data = json.loads(payload)
     except (ValueError, RecursionError):
         raise InvalidPayload("webhook body is not JSON") from None
-    if not isinstance(data, dict) or data.get("object") != "event":
-        raise InvalidPayload("webhook body is not a Stripe event (object != 'event'; thin events are not supported)")
+    if not isinstance(data, dict) or data.get("object") not in ("event", _THIN_EVENT):
+        raise InvalidPayload("webhook body is not a Stripe event (object is neither 'event' nor 'v2.core.event')")
     event_id = _field(data, "id", str, "event")
     event_type = _field(data, "type", str, event_id)
+    if data["object"] == _THIN_EVENT:
+        # A thin event (an event destination's) names no set, only an object to fetch; answered
+        # 200 "ignored", since anything but a 2xx has Stripe retry it for days.
+        return _Event(event_id, event_type, 0, None, None, None, None, False, False)
     created = _field(data, "created", int, event_id)
     if not 0 <= created < 2**53:
         raise InvalidPayload(f"event {event_id}: created is not a Unix time")
