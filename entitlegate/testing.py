@@ -77,8 +77,8 @@ class override_features:  # noqa: N801 - reads like Django's override_settings, 
 
 
 # -- Stripe events, signed as Stripe signs them ---------------------------------------------------
-# Shapes follow Stripe's API description of the event and the summary object; only the fields
-# entitlegate reads vary.
+# Shapes follow Stripe's API description (github stripe/openapi: the event, summary, subscription
+# and deleted_customer objects, every field of its fixtures); only the fields entitlegate reads vary.
 
 
 def summary_event(
@@ -154,6 +154,7 @@ def subscription_event(
         "billing_cycle_anchor": moment,
         "billing_cycle_anchor_config": None,
         "billing_mode": {"type": "classic"},
+        "billing_schedules": [],
         "billing_thresholds": None,
         "cancel_at": None,
         "cancel_at_period_end": False,
@@ -211,6 +212,27 @@ def subscription_event(
                         "unit_amount": 2000,
                         "unit_amount_decimal": "2000",
                     },
+                    "plan": {
+                        "id": "price_test_1",
+                        "object": "plan",
+                        "active": True,
+                        "amount": 2000,
+                        "amount_decimal": "2000",
+                        "billing_scheme": "per_unit",
+                        "created": moment,
+                        "currency": "usd",
+                        "interval": "month",
+                        "interval_count": 1,
+                        "livemode": livemode,
+                        "metadata": {},
+                        "meter": None,
+                        "nickname": None,
+                        "product": "prod_test_1",
+                        "tiers_mode": None,
+                        "transform_usage": None,
+                        "trial_period_days": None,
+                        "usage_type": "licensed",
+                    },
                     "quantity": 1,
                     "subscription": "sub_test_1",
                     "tax_rates": [],
@@ -221,6 +243,7 @@ def subscription_event(
         },
         "latest_invoice": None,
         "livemode": livemode,
+        "managed_payments": None,
         "metadata": {},
         "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None,
