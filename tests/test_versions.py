@@ -4,6 +4,7 @@ makes a webhook stale. Through the real stripe SDK, a real fake Stripe over HTTP
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,8 +13,10 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
-from entitlegate import MemoryCache, RedisCache, Resolver, StripeSource, WebhookHandler
+from entitlegate import MemoryCache, RedisCache, Resolver, StaticSource, StripeSource, WebhookHandler
 from entitlegate.cache import Cache
 from tests import fake_stripe
 from tests import stripe_events as ev
@@ -180,3 +183,54 @@ def test_a_fetch_started_more_than_the_skew_after_an_events_second_replaces_it(
 def test_clock_skew_must_be_a_number_of_seconds() -> None:
     with pytest.raises(ValueError, match="clock_skew"):
         Resolver(StripeSource(api_key="sk_test_x"), clock_skew=-1)
+
+
+_created = st.integers(1_767_225_598, 1_767_225_602)
+_started = st.floats(1_767_225_596.0, 1_767_225_606.0)
+_skew = st.sampled_from([0.0, 0.5, 2.0])
+
+
+class _Wall:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@given(created=_created, started=_started, skew=_skew)
+def test_a_fetch_replaces_an_events_set_only_when_it_started_after_the_events_second_and_the_skew(
+    created: int, started: float, skew: float
+) -> None:
+    wall = _Wall()
+    resolver = Resolver(StaticSource({CUSTOMER: ["fetched"]}), clock_skew=skew, wall_clock=wall)
+    resolver.apply_event(CUSTOMER, ["from-event"], created)
+    wall.now = started
+
+    resolver.refresh(CUSTOMER)
+
+    replaced = resolver.cache.get(CUSTOMER).features == {"fetched"}  # type: ignore[union-attr]
+    assert replaced == (started - skew >= created + 1)
+
+
+@given(created=_created, started=_started, skew=_skew)
+def test_an_event_replaces_a_fetched_set_unless_older_than_the_fetchs_start_less_the_skew(
+    created: int, started: float, skew: float
+) -> None:
+    wall = _Wall()
+    wall.now = started
+    resolver = Resolver(StaticSource({CUSTOMER: ["fetched"]}), clock_skew=skew, wall_clock=wall)
+    resolver.features(CUSTOMER)
+
+    applied = resolver.apply_event(CUSTOMER, ["from-event"], created)
+
+    assert applied == (created >= math.floor(started - skew))
+
+
+@given(created=_created)
+def test_two_events_of_one_second_tie_and_the_later_delivery_applies(created: int) -> None:
+    resolver = Resolver(StaticSource({}))
+    assert resolver.apply_event(CUSTOMER, ["first"], created)
+    assert resolver.apply_event(CUSTOMER, ["second"], created)
+    assert not resolver.apply_event(CUSTOMER, ["older"], created - 1)
+    assert resolver.features(CUSTOMER) == {"second"}
