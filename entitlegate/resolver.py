@@ -70,6 +70,16 @@ def answer_in_outage(on_unavailable: OnUnavailable, error: SourceUnavailable) ->
     return on_unavailable == "allow"
 
 
+def _end_of_second(created: float) -> float:
+    """The version of an event's set: the last moment of the second ``created`` names.
+
+    Stripe's ``created`` is whole seconds, so the change may have happened at any moment of that
+    second; a fetch must have started after all of it to be sure it reflects the change. The floor
+    is still ``created``, so two events of one second tie (and the later delivery applies).
+    """
+    return math.nextafter(math.floor(created) + 1, 0)
+
+
 def _check_customer(customer: object) -> str:
     if not isinstance(customer, str) or not customer.strip():
         raise ValueError(f"customer must be a non-blank Stripe customer id string, got {customer!r}")
@@ -89,6 +99,10 @@ class Resolver:
     of one event loop, and across processes when the cache can coalesce them
     (:class:`~entitlegate.cache.Leasing`, as :class:`~entitlegate.RedisCache` does). Thread-safe;
     the ``a``-prefixed twins never block the event loop.
+    ``clock_skew`` (seconds, default 2) is how far this host's clock may be from Stripe's: a
+    fetch or an invalidation is versioned that much earlier than this host's clock says, so an
+    event is never taken for older than a fetch that may not reflect it, and a fetch that may have
+    read Stripe before an event's change never overwrites it (see :class:`~entitlegate.cache.Entry`).
     ``clock`` (monotonic seconds) and ``wall_clock`` (epoch seconds, comparable with Stripe's
     event times) can be replaced in tests.
     """
@@ -101,12 +115,13 @@ class Resolver:
         ttl: float = 300.0,
         stale_ttl: float = 86400.0,
         on_unavailable: OnUnavailable = "raise",
+        clock_skew: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not callable(getattr(source, "fetch", None)):
             raise TypeError(f"Resolver source must have a fetch(customer) method, got {source!r}")
-        for name, value in (("ttl", ttl), ("stale_ttl", stale_ttl)):
+        for name, value in (("ttl", ttl), ("stale_ttl", stale_ttl), ("clock_skew", clock_skew)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"Resolver {name} must be a number of seconds >= 0, got {value!r}")
         if stale_ttl < ttl:
@@ -118,6 +133,7 @@ class Resolver:
         self.ttl = float(ttl)
         self.stale_ttl = float(stale_ttl)
         self.on_unavailable: OnUnavailable = on_unavailable
+        self.clock_skew = float(clock_skew)
         self._clock = clock
         self._wall_clock = wall_clock
         if isinstance(self.cache, Bindable):
@@ -223,19 +239,28 @@ class Resolver:
 
     # -- changes --------------------------------------------------------------------------------
 
-    def invalidate(self, customer: str) -> None:
+    def invalidate(self, customer: str, *, ended: bool = False) -> None:
         """Make the next check for ``customer`` ask the source.
 
-        The old set stays available to serve during an outage, and a fetch already in flight
-        cannot write back what it read before this call. Raises
-        :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it then holds
-        in this process only).
+        The old set stays available to serve during an outage, unless ``ended=True`` says the
+        customer's access may have ended (a subscription deleted): then an outage is answered by
+        ``on_unavailable``. A fetch already in flight cannot write back what it read before this
+        call. Raises :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it
+        then holds in this process only).
         """
-        self.cache.invalidate(_check_customer(customer), self._wall_clock())
+        customer = _check_customer(customer)
+        if ended:
+            self.cache.invalidate(customer, self._now_at_stripe(), ended=True)
+        else:  # a user's own cache may not know the keyword: it is passed only when it matters
+            self.cache.invalidate(customer, self._now_at_stripe())
 
-    async def ainvalidate(self, customer: str) -> None:
+    async def ainvalidate(self, customer: str, *, ended: bool = False) -> None:
         """Async twin of :meth:`invalidate`."""
-        await self.cache.ainvalidate(_check_customer(customer), self._wall_clock())
+        customer = _check_customer(customer)
+        if ended:
+            await self.cache.ainvalidate(customer, self._now_at_stripe(), ended=True)
+        else:
+            await self.cache.ainvalidate(customer, self._now_at_stripe())
 
     def refresh(self, customer: str) -> frozenset[str]:
         """Ask the source now, bypassing the cache, and store the answer."""
@@ -254,13 +279,19 @@ class Resolver:
         :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it then holds
         in this process only).
         """
-        return self.cache.put(_check_customer(customer), self._entry(lookup_keys, created), event=True)
+        entry = self._entry(lookup_keys, _end_of_second(created))
+        return self.cache.put(_check_customer(customer), entry, event=True)
 
     async def aapply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
         """Async twin of :meth:`apply_event`."""
-        return await self.cache.aput(_check_customer(customer), self._entry(lookup_keys, created), event=True)
+        entry = self._entry(lookup_keys, _end_of_second(created))
+        return await self.cache.aput(_check_customer(customer), entry, event=True)
 
     # -- decisions both twins share ---------------------------------------------------------------
+
+    def _now_at_stripe(self) -> float:
+        """The earliest Stripe time it may be now: the version of a fetch starting, or of an invalidation."""
+        return self._wall_clock() - self.clock_skew
 
     def _entry(self, lookup_keys: Iterable[str], version: float) -> Entry:
         now = self._clock()
@@ -352,7 +383,7 @@ class Resolver:
             return answer if answer is not None else self._fetch_and_store(customer)
 
     def _fetch_and_store(self, customer: str) -> frozenset[str]:
-        started = self._wall_clock()
+        started = self._now_at_stripe()
         self._source_calls.incr()
         try:
             entry = self._entry(self.source.fetch(customer), started)
@@ -405,7 +436,7 @@ class Resolver:
             return answer if answer is not None else await self._afetch_and_store(customer)
 
     async def _afetch_and_store(self, customer: str) -> frozenset[str]:
-        started = self._wall_clock()
+        started = self._now_at_stripe()
         self._source_calls.incr()
         try:
             entry = self._entry(await self._afetch(customer), started)

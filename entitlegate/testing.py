@@ -77,8 +77,8 @@ class override_features:  # noqa: N801 - reads like Django's override_settings, 
 
 
 # -- Stripe events, signed as Stripe signs them ---------------------------------------------------
-# Shapes follow Stripe's API description of the event and the summary object; only the fields
-# entitlegate reads vary.
+# Shapes follow Stripe's API description (github stripe/openapi: the event, summary, subscription
+# and deleted_customer objects, every field of its fixtures); only the fields entitlegate reads vary.
 
 
 def summary_event(
@@ -89,11 +89,14 @@ def summary_event(
     livemode: bool = False,
     created: int | None = None,
     event_id: str | None = None,
+    account: str | None = None,
 ) -> dict[str, Any]:
     """An ``entitlements.active_entitlement_summary.updated`` event: ``customer`` holds ``lookup_keys``.
 
     A summary replaces the customer's whole set: list every feature they should hold.
     ``has_more=True`` says Stripe truncated the list (entitlegate then re-fetches the set).
+    ``account`` makes it a connected account's event, as a Connect endpoint receives it (every
+    builder takes it).
     """
     entitlements = [
         {
@@ -116,34 +119,178 @@ def summary_event(
         },
         "livemode": livemode,
     }
-    return _event("entitlements.active_entitlement_summary.updated", summary, livemode, created, event_id)
+    return _event("entitlements.active_entitlement_summary.updated", summary, livemode, created, event_id, account)
 
 
 def subscription_event(
     customer: str,
     kind: str = "updated",
     *,
+    status: str | None = None,
     livemode: bool = False,
     created: int | None = None,
     event_id: str | None = None,
+    account: str | None = None,
 ) -> dict[str, Any]:
-    """A ``customer.subscription.<kind>`` event for ``customer`` (entitlegate invalidates them)."""
-    subscription = {"id": "sub_test_1", "object": "subscription", "customer": customer, "status": "active"}
-    return _event(f"customer.subscription.{kind}", subscription, livemode, created, event_id)
+    """A ``customer.subscription.<kind>`` event for ``customer``'s subscription in ``status``.
+
+    ``status`` defaults to what Stripe sends with ``kind``: ``canceled`` for ``deleted``,
+    ``paused`` for ``paused``, else ``active``.
+
+    entitlegate invalidates the customer for every one; a subscription deleted, paused or in an
+    ended status (``canceled``, ``incomplete_expired``, ``unpaid``, ``paused``) also ends the
+    stale fallback for the customer's old set.
+    """
+    moment = int(time.time()) if created is None else created
+    if status is None:
+        status = {"deleted": "canceled", "paused": "paused"}.get(kind, "active")
+    ended = status in {"canceled", "incomplete_expired"}
+    subscription: dict[str, Any] = {
+        "id": "sub_test_1",
+        "object": "subscription",
+        "application": None,
+        "application_fee_percent": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": moment,
+        "billing_cycle_anchor_config": None,
+        "billing_mode": {"type": "classic"},
+        "billing_schedules": [],
+        "billing_thresholds": None,
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": moment if ended else None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "collection_method": "charge_automatically",
+        "created": moment,
+        "currency": "usd",
+        "customer": customer,
+        "customer_account": None,
+        "days_until_due": None,
+        "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discounts": [],
+        "ended_at": moment if ended else None,
+        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": "si_test_1",
+                    "object": "subscription_item",
+                    "billing_thresholds": None,
+                    "created": moment,
+                    "current_period_end": moment + 30 * 86400,
+                    "current_period_start": moment,
+                    "discounts": [],
+                    "metadata": {},
+                    "price": {
+                        "id": "price_test_1",
+                        "object": "price",
+                        "active": True,
+                        "billing_scheme": "per_unit",
+                        "created": moment,
+                        "currency": "usd",
+                        "custom_unit_amount": None,
+                        "livemode": livemode,
+                        "lookup_key": None,
+                        "metadata": {},
+                        "nickname": None,
+                        "product": "prod_test_1",
+                        "recurring": {
+                            "interval": "month",
+                            "interval_count": 1,
+                            "meter": None,
+                            "trial_period_days": None,
+                            "usage_type": "licensed",
+                        },
+                        "tax_behavior": "unspecified",
+                        "tiers_mode": None,
+                        "transform_quantity": None,
+                        "type": "recurring",
+                        "unit_amount": 2000,
+                        "unit_amount_decimal": "2000",
+                    },
+                    "plan": {
+                        "id": "price_test_1",
+                        "object": "plan",
+                        "active": True,
+                        "amount": 2000,
+                        "amount_decimal": "2000",
+                        "billing_scheme": "per_unit",
+                        "created": moment,
+                        "currency": "usd",
+                        "interval": "month",
+                        "interval_count": 1,
+                        "livemode": livemode,
+                        "metadata": {},
+                        "meter": None,
+                        "nickname": None,
+                        "product": "prod_test_1",
+                        "tiers_mode": None,
+                        "transform_usage": None,
+                        "trial_period_days": None,
+                        "usage_type": "licensed",
+                    },
+                    "quantity": 1,
+                    "subscription": "sub_test_1",
+                    "tax_rates": [],
+                }
+            ],
+            "has_more": False,
+            "url": "/v1/subscription_items?subscription=sub_test_1",
+        },
+        "latest_invoice": None,
+        "livemode": livemode,
+        "managed_payments": None,
+        "metadata": {},
+        "next_pending_invoice_item_invoice": None,
+        "on_behalf_of": None,
+        "pause_collection": None,
+        "payment_settings": {
+            "payment_method_options": None,
+            "payment_method_types": None,
+            "save_default_payment_method": "off",
+        },
+        "pending_invoice_item_interval": None,
+        "pending_setup_intent": None,
+        "pending_update": None,
+        "schedule": None,
+        "start_date": moment,
+        "status": status,
+        "test_clock": None,
+        "transfer_data": None,
+        "trial_end": None,
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_start": None,
+    }
+    return _event(f"customer.subscription.{kind}", subscription, livemode, moment, event_id, account)
 
 
 def customer_deleted_event(
-    customer: str, *, livemode: bool = False, created: int | None = None, event_id: str | None = None
+    customer: str,
+    *,
+    livemode: bool = False,
+    created: int | None = None,
+    event_id: str | None = None,
+    account: str | None = None,
 ) -> dict[str, Any]:
-    """A ``customer.deleted`` event (entitlegate invalidates the customer)."""
+    """A ``customer.deleted`` event: entitlegate leaves ``customer`` the empty set, even in an outage."""
+    # Stripe's deleted_customer object is exactly these three fields.
     deleted = {"id": customer, "object": "customer", "deleted": True}
-    return _event("customer.deleted", deleted, livemode, created, event_id)
+    return _event("customer.deleted", deleted, livemode, created, event_id, account)
 
 
 def _event(
-    event_type: str, obj: dict[str, Any], livemode: bool, created: int | None, event_id: str | None
+    event_type: str,
+    obj: dict[str, Any],
+    livemode: bool,
+    created: int | None,
+    event_id: str | None,
+    account: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    event: dict[str, Any] = {
         "id": event_id or f"evt_test_{uuid.uuid4().hex[:24]}",
         "object": "event",
         "api_version": "2026-07-29.dahlia",
@@ -154,6 +301,9 @@ def _event(
         "request": {"id": None, "idempotency_key": None},
         "type": event_type,
     }
+    if account is not None:  # Stripe sets it on a connected account's event (a Connect endpoint's)
+        event["account"] = account
+    return event
 
 
 def sign(body: bytes, secret: str, *, timestamp: int | None = None) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import stripe
 
+from entitlegate._values import read_webhook_secret
 from entitlegate.cache._base import supersedes
 from entitlegate.errors import CacheUnavailable, InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver
@@ -21,7 +22,12 @@ logger = logging.getLogger("entitlegate")
 
 SUMMARY_UPDATED = "entitlements.active_entitlement_summary.updated"
 _CUSTOMER_DELETED = "customer.deleted"
+_THIN_EVENT = "v2.core.event"
 _SUBSCRIPTION_PREFIX = "customer.subscription."
+# Events and subscription statuses that say the customer's access may have ended: the old set
+# must not be served through an outage any more. past_due keeps access while Stripe retries.
+_ENDED_EVENTS = frozenset({"customer.subscription.deleted", "customer.subscription.paused"})
+_ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid", "paused"})
 _REMEMBERED_EVENTS = 10_000
 
 Action = Literal["applied", "invalidated", "ignored", "stale", "duplicate"]
@@ -59,19 +65,26 @@ class _Event:
     type: str
     created: int
     livemode: bool | None
+    account: str | None  # the connected account the event happened in (Connect), or None
     customer: str | None
-    lookup_keys: frozenset[str] | None  # for a summary event: its entitlements
+    lookup_keys: frozenset[str] | None  # the set the event says the customer holds, if it says
     truncated: bool  # a summary event whose list says has_more (Stripe sends at most 10)
+    ended: bool  # an invalidating event that says access may have ended
 
 
 class WebhookHandler:
     """Verifies Stripe webhooks and applies them to a resolver's cache.
 
     ``entitlements.active_entitlement_summary.updated`` replaces the customer's set (re-fetched
-    from the source when the event's list is truncated); ``customer.deleted`` and
-    ``customer.subscription.*`` invalidate the customer; other events are ignored, and so is an
-    event whose livemode differs from the source's. An event older than the cached entry is
-    ``stale`` and changes nothing; an event id seen before is a ``duplicate``.
+    from the source when the event's list is truncated); ``customer.deleted`` replaces it with the
+    empty set; ``customer.subscription.*`` invalidate the customer, and one that says access may
+    have ended (``deleted``, ``paused``, or a status of ``canceled``, ``incomplete_expired``,
+    ``unpaid`` or ``paused``) also ends the stale fallback: in an outage ``on_unavailable``
+    answers rather than the old set. Other events are ignored, and so are an event whose livemode
+    differs from the source's and one from another Stripe account than the source's
+    ``stripe_account`` (a connected account's event carries ``account``; the platform's does not).
+    An event older than the cached entry is ``stale`` and changes nothing; an event id seen before
+    is a ``duplicate``. A thin event (``v2.core.event``) is verified and ignored.
 
     Raises :class:`~entitlegate.InvalidSignature` or :class:`~entitlegate.InvalidPayload` for
     any bad input (adapters answer 400), :class:`~entitlegate.SourceUnavailable` when a truncated
@@ -81,13 +94,14 @@ class WebhookHandler:
     """
 
     def __init__(self, resolver: Resolver, secret: str, *, tolerance: int = 300) -> None:
-        if not isinstance(secret, str) or not secret.strip():
-            raise ValueError("WebhookHandler secret must be the endpoint's signing secret ('whsec_…')")
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-            raise ValueError(f"WebhookHandler tolerance must be a whole number of seconds >= 0, got {tolerance!r}")
+        # The same check the Django and Flask settings make; the message never quotes the secret.
+        self._secret = read_webhook_secret(secret, "WebhookHandler secret")
+        # The SDK reads a tolerance of 0 as "no age check", which would accept a replay of any
+        # delivery ever signed with this secret.
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
+            raise ValueError(f"WebhookHandler tolerance must be a whole number of seconds > 0, got {tolerance!r}")
         self.resolver = resolver
         self.tolerance = tolerance
-        self._secret = secret
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._seen_lock = threading.Lock()
 
@@ -100,15 +114,14 @@ class WebhookHandler:
         action = self._screen(event)
         if action is None:
             assert event.customer is not None
-            if event.type != SUMMARY_UPDATED:
-                self.resolver.invalidate(event.customer)
+            if event.lookup_keys is None:
+                self.resolver.invalidate(event.customer, ended=event.ended)
                 action = "invalidated"
             elif not _is_stale(event, self.resolver.cache.get(event.customer)):
                 if event.truncated:
                     self._refetch(event)
                     action = "applied"
                 else:
-                    assert event.lookup_keys is not None
                     applied = self.resolver.apply_event(event.customer, event.lookup_keys, event.created)
                     action = "applied" if applied else "stale"
             else:
@@ -121,15 +134,14 @@ class WebhookHandler:
         action = self._screen(event)
         if action is None:
             assert event.customer is not None
-            if event.type != SUMMARY_UPDATED:
-                await self.resolver.ainvalidate(event.customer)
+            if event.lookup_keys is None:
+                await self.resolver.ainvalidate(event.customer, ended=event.ended)
                 action = "invalidated"
             elif not _is_stale(event, await self.resolver.cache.aget(event.customer)):
                 if event.truncated:
                     await self._arefetch(event)
                     action = "applied"
                 else:
-                    assert event.lookup_keys is not None
                     applied = await self.resolver.aapply_event(event.customer, event.lookup_keys, event.created)
                     action = "applied" if applied else "stale"
             else:
@@ -165,6 +177,10 @@ class WebhookHandler:
             return "ignored"
         livemode = getattr(self.resolver.source, "livemode", None)
         if livemode is not None and event.livemode is not None and event.livemode != livemode:
+            return "ignored"
+        # A Connect endpoint receives every connected account's events, each naming its account;
+        # a customer id means something only in its own account.
+        if event.account != getattr(self.resolver.source, "stripe_account", None):
             return "ignored"
         return None
 
@@ -255,44 +271,68 @@ def _parse(payload: bytes | str) -> _Event:
         data = json.loads(payload)
     except (ValueError, RecursionError):
         raise InvalidPayload("webhook body is not JSON") from None
-    if not isinstance(data, dict) or data.get("object") != "event":
-        raise InvalidPayload("webhook body is not a Stripe event (object != 'event'; thin events are not supported)")
+    if not isinstance(data, dict) or data.get("object") not in ("event", _THIN_EVENT):
+        raise InvalidPayload("webhook body is not a Stripe event (object is neither 'event' nor 'v2.core.event')")
     event_id = _field(data, "id", str, "event")
     event_type = _field(data, "type", str, event_id)
+    if data["object"] == _THIN_EVENT:
+        # A thin event (an event destination's) names no set, only an object to fetch; answered
+        # 200 "ignored", since anything but a 2xx has Stripe retry it for days.
+        return _Event(event_id, event_type, 0, None, None, None, None, False, False)
     created = _field(data, "created", int, event_id)
     if not 0 <= created < 2**53:
         raise InvalidPayload(f"event {event_id}: created is not a Unix time")
     livemode = data.get("livemode")
     if livemode is not None and not isinstance(livemode, bool):
         raise InvalidPayload(f"event {event_id}: livemode must be a boolean")
+    account = data.get("account")
+    if account is not None:
+        account = _field(data, "account", str, event_id)
     body = _field(data, "data", dict, event_id)
     obj = _field(body, "object", dict, event_id)
     customer: str | None = None
     lookup_keys: frozenset[str] | None = None
-    truncated = False
+    truncated = ended = False
     if event_type == SUMMARY_UPDATED:
         customer = _customer_id(obj.get("customer"), event_id)
         listing = _field(obj, "entitlements", dict, event_id)
         entries = _field(listing, "data", list, event_id)
         if not all(isinstance(entry, dict) and _is_key(entry.get("lookup_key")) for entry in entries):
             raise InvalidPayload(f"event {event_id}: every entitlement needs a string lookup_key")
+        for entry in entries:
+            _utf8(entry["lookup_key"], "a lookup_key", event_id)
         lookup_keys = frozenset(entry["lookup_key"] for entry in entries)
         has_more = listing.get("has_more", False)
         if not isinstance(has_more, bool):
             raise InvalidPayload(f"event {event_id}: entitlements.has_more must be a boolean")
         truncated = has_more
     elif event_type == _CUSTOMER_DELETED:
+        # A deleted customer holds nothing, and Stripe will never say otherwise: the empty set,
+        # fresh, so an outage cannot bring the old set back.
         customer = _customer_id(obj.get("id"), event_id)
+        lookup_keys = frozenset()
     elif event_type.startswith(_SUBSCRIPTION_PREFIX):
         customer = _customer_id(obj.get("customer"), event_id)
-    return _Event(event_id, event_type, created, livemode, customer, lookup_keys, truncated)
+        ended = event_type in _ENDED_EVENTS or obj.get("status") in _ENDED_STATUSES
+    return _Event(event_id, event_type, created, livemode, account, customer, lookup_keys, truncated, ended)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type, event_id: str) -> Any:
     value = obj.get(name)
     if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value):
         raise InvalidPayload(f"{event_id}: {name!r} must be a {kind.__name__}")
+    if isinstance(value, str):
+        _utf8(value, repr(name), event_id)
     return value
+
+
+def _utf8(value: str, what: str, event_id: str) -> None:
+    # JSON can escape a lone surrogate ("\ud800"), which no UTF-8 text holds: a cache that stores
+    # text could never take it, and a 503 would have Stripe redeliver it for days.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidPayload(f"event {event_id[:64]!r}: {what} is not UTF-8 text (a lone surrogate)") from None
 
 
 def _is_key(value: object) -> bool:
@@ -305,4 +345,5 @@ def _customer_id(value: object, event_id: str) -> str:
         value = value.get("id")
     if not isinstance(value, str) or not value.strip():
         raise InvalidPayload(f"event {event_id}: no customer id")
+    _utf8(value, "the customer id", event_id)
     return value

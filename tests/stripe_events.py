@@ -24,9 +24,10 @@ def event(
     created: int | None = None,
     livemode: bool = False,
     event_id: str | None = None,
+    account: str | None = None,
 ) -> dict[str, Any]:
     """An event of any type (``invoice.paid``, …) around ``obj``."""
-    return testing._event(event_type, obj, livemode, created, event_id)
+    return testing._event(event_type, obj, livemode, created, event_id, account)
 
 
 def sign(body: bytes, secret: str = SECRET, *, timestamp: int | None = None) -> str:

@@ -35,7 +35,13 @@ def test_version_comes_from_the_installed_metadata() -> None:
 
 
 def test_override_features_is_exported_from_testing() -> None:
-    assert callable(entitlegate.testing.override_features)
+    from entitlegate.testing import override_features
+
+    assert "override_features" in entitlegate.testing.__all__
+    resolver = entitlegate.Resolver(entitlegate.StaticSource({"cus_1": ["basic"]}))
+    with override_features(resolver, {"cus_1": {"pinned"}}):
+        assert resolver.features("cus_1") == {"pinned"}
+    assert resolver.features("cus_1") == {"basic"}
 
 
 def test_redis_cache_is_exported_lazily() -> None:

@@ -73,7 +73,7 @@ def test_signed_events_from_the_helpers_are_accepted_as_stripes(source: Counting
     assert handler.handle(*signed(summary_event("cus_1", ["pro"]), "whsec_app_tests")).action == "applied"
     assert resolver.features("cus_1") == {"pro"}
     assert handler.handle(*signed(subscription_event("cus_1"), "whsec_app_tests")).action == "invalidated"
-    assert handler.handle(*signed(customer_deleted_event("cus_1"), "whsec_app_tests")).action == "invalidated"
+    assert handler.handle(*signed(customer_deleted_event("cus_1"), "whsec_app_tests")).action == "applied"
 
 
 def test_a_signature_with_another_secret_is_refused(source: CountingSource) -> None:
@@ -83,3 +83,40 @@ def test_a_signature_with_another_secret_is_refused(source: CountingSource) -> N
     handler = WebhookHandler(Resolver(source), "whsec_app_tests")
     with pytest.raises(InvalidSignature):
         handler.handle(*signed(summary_event("cus_1", ["pro"]), "whsec_other"))
+
+
+def _fields_the_sdk_knows(cls: type) -> set[str]:
+    # stripe-python's resource classes are generated from Stripe's OpenAPI description: one
+    # annotation per field the API may send.
+    return {name for name in cls.__annotations__ if name != "OBJECT_NAME"}
+
+
+def test_subscription_event_carries_stripes_whole_subscription_object() -> None:
+    import stripe
+
+    from entitlegate.testing import subscription_event
+
+    subscription = subscription_event("cus_1", "deleted")["data"]["object"]
+    item = subscription["items"]["data"][0]
+    # Fields the OpenAPI fixtures leave out too: Stripe sends them only when the feature is in use.
+    optional = {"presentment_details", "status_details"}
+    assert set(subscription) <= _fields_the_sdk_knows(stripe.Subscription)
+    assert _fields_the_sdk_knows(stripe.Subscription) - set(subscription) <= optional
+    assert set(item) <= _fields_the_sdk_knows(stripe.SubscriptionItem)
+    assert _fields_the_sdk_knows(stripe.SubscriptionItem) - set(item) <= {"billed_until", "current_trial", "deleted"}
+    assert set(item["price"]) <= _fields_the_sdk_knows(stripe.Price)
+    assert set(item["plan"]) <= _fields_the_sdk_knows(stripe.Plan)
+    assert (subscription["customer"], subscription["status"]) == ("cus_1", "canceled")
+
+
+def test_customer_deleted_event_carries_stripes_deleted_customer_object() -> None:
+    import stripe
+
+    from entitlegate.testing import customer_deleted_event
+
+    event = stripe.Event.construct_from(customer_deleted_event("cus_1"), "sk_test_x")
+    deleted = event.data.object
+    # Stripe's deleted_customer: exactly id, object "customer", deleted true.
+    assert deleted.to_dict() == {"id": "cus_1", "object": "customer", "deleted": True}
+    assert isinstance(deleted, stripe.Customer)
+    assert set(deleted.to_dict()) <= _fields_the_sdk_knows(stripe.Customer)

@@ -93,9 +93,16 @@ def test_an_event_in_the_same_second_as_a_fetch_applies(handler: WebhookHandler,
     assert resolver.features("cus_1") == {"upgraded"}
 
 
-def test_an_event_from_the_second_before_a_fetch_is_stale(handler: WebhookHandler, resolver: Resolver) -> None:
-    resolver.features("cus_1")  # fetched at NOW + 0.5
-    assert deliver(handler, ev.summary_event("cus_1", ["older"], created=NOW - 1)).action == "stale"
+def test_an_event_within_the_clock_skew_before_a_fetch_applies(handler: WebhookHandler, resolver: Resolver) -> None:
+    resolver.features("cus_1")  # fetched at NOW + 0.5 by this host's clock: versioned NOW - 1.5
+    result = deliver(handler, ev.summary_event("cus_1", ["upgraded"], created=NOW - 1))
+    assert result.action == "applied"  # the host's clock may be ahead: the fetch may predate it
+    assert resolver.features("cus_1") == {"upgraded"}
+
+
+def test_an_event_from_before_a_fetch_less_the_clock_skew_is_stale(handler: WebhookHandler, resolver: Resolver) -> None:
+    resolver.features("cus_1")  # fetched at NOW + 0.5: versioned NOW - 1.5, in second NOW - 2
+    assert deliver(handler, ev.summary_event("cus_1", ["older"], created=NOW - 3)).action == "stale"
 
 
 def test_a_redelivered_event_is_a_duplicate(handler: WebhookHandler) -> None:
@@ -116,13 +123,13 @@ def test_subscription_events_invalidate_the_customer(
     assert source.calls == 2
 
 
-def test_customer_deleted_invalidates_the_customer(
+def test_customer_deleted_leaves_the_customer_the_empty_set(
     handler: WebhookHandler, resolver: Resolver, source: CountingSource
 ) -> None:
     resolver.features("cus_1")
-    del source.mapping["cus_1"]
-    assert deliver(handler, ev.customer_deleted_event("cus_1")).action == "invalidated"
+    assert deliver(handler, ev.customer_deleted_event("cus_1")).action == "applied"
     assert resolver.features("cus_1") == frozenset()
+    assert source.calls == 1
 
 
 def test_an_invalidation_is_never_stale(handler: WebhookHandler, resolver: Resolver) -> None:
@@ -366,3 +373,23 @@ async def test_arespond_is_the_async_twin(handler: WebhookHandler) -> None:
     answer = await handler.arespond(*ev.signed(ev.summary_event("cus_1", ["a"], created=NOW)))
     assert answer.status == 200
     assert (await handler.arespond(b"", None)).status == 400
+
+
+@pytest.mark.parametrize("secret", ["sk_test_not_a_webhook_secret", "test_secret", " whsec_padded "])
+def test_a_secret_that_is_not_a_signing_secret_fails_at_construction(resolver: Resolver, secret: str) -> None:
+    with pytest.raises(ValueError, match="WebhookHandler secret") as raised:
+        WebhookHandler(resolver, secret)
+    assert secret.strip() not in str(raised.value)
+
+
+@pytest.mark.parametrize("tolerance", [0, -1, 1.5, True])
+def test_tolerance_must_be_a_positive_whole_number_of_seconds(resolver: Resolver, tolerance: object) -> None:
+    with pytest.raises(ValueError, match="tolerance"):
+        WebhookHandler(resolver, ev.SECRET, tolerance=tolerance)  # type: ignore[arg-type]
+
+
+def test_a_ten_year_old_signature_is_refused_at_the_smallest_tolerance(resolver: Resolver) -> None:
+    handler = WebhookHandler(resolver, ev.SECRET, tolerance=1)
+    body, header = ev.signed(ev.summary_event("cus_1", ["a"]), timestamp=int(time.time()) - 10 * 365 * 86400)
+    with pytest.raises(InvalidSignature, match="tolerance"):
+        handler.handle(body, header)

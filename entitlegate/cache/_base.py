@@ -17,8 +17,10 @@ __all__ = ["Bindable", "Cache", "Entry", "Leasing", "supersedes"]
 class Entry:
     """One customer's cached active entitlements.
 
-    ``version`` is the Stripe-side time (epoch seconds) the set is known to reflect: an event's
-    ``created``, the wall-clock moment a fetch started, or the moment of an invalidation.
+    ``version`` is the latest Stripe time (epoch seconds) the set is known to reflect. An event's
+    set is versioned at the end of the second its ``created`` names (the change may have happened
+    at any moment of it); a fetch at the moment it started, and an invalidation at the moment it
+    happened, each less the resolver's ``clock_skew`` (this host's clock may be ahead of Stripe's).
     ``expires`` and ``stale_until`` are readings of the resolver's monotonic clock: before
     ``expires`` the entry answers checks; before ``stale_until`` it may be served while the
     source is down. An invalidated entry keeps its set for that purpose but is never fresh.
@@ -34,9 +36,13 @@ def supersedes(version: float, current: Entry | None, *, event: bool) -> bool:
     """Whether a write versioned ``version`` may replace ``current``.
 
     Stripe's ``created`` has one-second resolution, so an event is older than the entry only when
-    it falls before the second the entry's version lies in (a tie applies the event). A fetch's
-    version is exact, so a fetch loses to anything newer than the moment it started; that is what
-    keeps a slow fetch from undoing a webhook or an invalidation that landed while it ran.
+    it falls before the second the entry's version lies in (a tie applies the event). Other writes
+    compare exactly. With versions as :class:`Entry` sets them, that reads: an event replaces a
+    fetch unless ``created < floor(started - skew)`` (a fetch may not reflect an event of its own
+    second or of the skew before it); a fetch replaces an event only when ``started - skew >=
+    created + 1`` (it surely started after the event's whole second), so a slow fetch that read
+    Stripe before a change never undoes its webhook; a fetch loses to a fetch or an invalidation
+    that started after it.
     """
     if current is None:
         return True
@@ -45,15 +51,17 @@ def supersedes(version: float, current: Entry | None, *, event: bool) -> bool:
     return version >= current.version
 
 
-def invalidated(current: Entry | None, version: float) -> Entry:
+def invalidated(current: Entry | None, version: float, *, ended: bool = False) -> Entry:
     """The entry that replaces ``current`` when the customer is invalidated at ``version``.
 
     It is never fresh, so the next check asks the source; it keeps the old set (and how long that
-    may be served in an outage) so an invalidation never turns an outage into a denial; and its
-    version is at least the old one, so an invalidation is never stale.
+    may be served in an outage) so an invalidation never turns an outage into a denial, unless
+    ``ended`` says the customer's access may have ended (a subscription deleted): then nothing is
+    kept to serve and an outage is answered by the resolver's ``on_unavailable``. Its version is
+    at least the old one, so an invalidation is never stale.
     """
-    if current is None:
-        return Entry(frozenset(), version, -math.inf, -math.inf)
+    if current is None or ended:
+        return Entry(frozenset(), version if current is None else max(version, current.version), -math.inf, -math.inf)
     return Entry(current.features, max(version, current.version), -math.inf, current.stale_until)
 
 
@@ -88,11 +96,15 @@ class Cache(Protocol):
         """Async twin of :meth:`put`."""
         ...
 
-    def invalidate(self, customer: str, version: float) -> None:
-        """Make the customer's entry stale at ``version`` (see :func:`invalidated`)."""
+    def invalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
+        """Make the customer's entry stale at ``version`` (see :func:`invalidated`).
+
+        ``ended`` is passed (as True) only when the customer's access may have ended: the old set
+        must then no longer be served during an outage.
+        """
         ...
 
-    async def ainvalidate(self, customer: str, version: float) -> None:
+    async def ainvalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
         """Async twin of :meth:`invalidate`."""
         ...
 

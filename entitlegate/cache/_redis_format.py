@@ -77,7 +77,8 @@ if current then
   -- Which write wins: the rule of entitlegate.cache._base.supersedes, kept in step with it (a
   -- property test checks they agree). Stripe's `created` has one-second resolution, so an event
   -- is older only when it falls before the second the held version lies in (a tie applies it);
-  -- a fetch's version is exact, so a fetch loses to anything newer than the moment it started.
+  -- other writes compare exactly. An event's version is the end of its second and a fetch's the
+  -- moment it started less the clock skew, so a fetch never overwrites an event it may predate.
   local held = version_of(current)
   if event then
     if version < math.floor(held) then return current end
@@ -95,21 +96,23 @@ return 1
 """
 )
 
-# KEYS[1] entry. ARGV: packed version, minimum key TTL in ms, channel. Returns the stored value.
-# The rule of entitlegate.cache._base.invalidated: never fresh, the old set kept for outages, and
-# a version at least the old one, so an invalidation is never stale.
+# KEYS[1] entry. ARGV: packed version, minimum key TTL in ms, channel, "1" when access may have
+# ended. Returns the stored value. The rule of entitlegate.cache._base.invalidated: never fresh,
+# the old set kept for outages (none of it when access ended), and a version at least the old
+# one, so an invalidation is never stale.
 INVALIDATE = (
     _LUA_READ
     + """
 local version = struct.unpack('>d', ARGV[1])
 local ttl = tonumber(ARGV[2])
+local ended = ARGV[4] == '1'
 local current = redis.call('GET', KEYS[1])
 local value
 if ours(current) then
   local held = version_of(current)
-  local stale_until = struct.unpack('>d', current, 18)
-  value = string.char(FORMAT) .. struct.pack('>ddd', math.max(version, held), -math.huge, stale_until)
-    .. string.sub(current, 26)
+  local stale_until, keys = struct.unpack('>d', current, 18), string.sub(current, 26)
+  if ended then stale_until, keys = -math.huge, '' end
+  value = string.char(FORMAT) .. struct.pack('>ddd', math.max(version, held), -math.huge, stale_until) .. keys
   local left = redis.call('PTTL', KEYS[1])
   if left == -1 then ttl = 0 else ttl = math.max(ttl, left) end  -- -1: a key kept for ever stays so
 else

@@ -72,14 +72,14 @@ class MemoryCache:
         """Async twin of :meth:`put`."""
         return self.put(customer, entry, event=event)
 
-    def invalidate(self, customer: str, version: float) -> None:
-        """Make the customer's entry stale; it stays servable during an outage."""
+    def invalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
+        """Make the customer's entry stale; it stays servable during an outage unless ``ended``."""
         with self._lock:
-            self._store(customer, invalidated(self._entries.get(customer), version))
+            self._store(customer, invalidated(self._entries.get(customer), version, ended=ended))
 
-    async def ainvalidate(self, customer: str, version: float) -> None:
+    async def ainvalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
         """Async twin of :meth:`invalidate`."""
-        self.invalidate(customer, version)
+        self.invalidate(customer, version, ended=ended)
 
     def clear(self) -> None:
         """Drop every entry."""

@@ -298,47 +298,49 @@ class RedisCache:
         self._breaker.succeeded()
         return self._put_done(customer, entry, result, generation)
 
-    def invalidate(self, customer: str, version: float) -> None:
+    def invalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
         """Make the customer's entry stale at ``version`` in Redis and in every process.
 
-        While Redis is unavailable it is done in this process only and raises
-        :class:`~entitlegate.CacheUnavailable`.
+        ``ended``: nothing of the old set is kept to serve during an outage. While Redis is
+        unavailable it is done in this process only and raises :class:`~entitlegate.CacheUnavailable`.
         """
         self._ensure_listener()
         held = self._local.peek(customer)
         self._local.drop(customer)
         generation = self._local.generation
         if not self._breaker.allows():
-            self._invalidate_here(customer, held, version, generation)
+            self._invalidate_here(customer, held, version, ended, generation)
             return
         try:
-            value = self._scripts.invalidate(keys=[self._namespace + customer], args=self._invalidate_args(version))
+            value = self._scripts.invalidate(
+                keys=[self._namespace + customer], args=self._invalidate_args(version, ended)
+            )
         except _ERRORS as error:
             self._breaker.failed(error)
-            self._invalidate_here(customer, held, version, generation)
+            self._invalidate_here(customer, held, version, ended, generation)
             return
         self._breaker.succeeded()
         self._received(customer, value, generation)
 
-    async def ainvalidate(self, customer: str, version: float) -> None:
+    async def ainvalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
         """Async twin of :meth:`invalidate`."""
         client = self._client_for_running_loop()
         if client is None:
-            await asyncio.to_thread(self.invalidate, customer, version)
+            await asyncio.to_thread(self.invalidate, customer, version, ended=ended)
             return
         held = self._local.peek(customer)
         self._local.drop(customer)
         generation = self._local.generation
         if not self._breaker.allows():
-            self._invalidate_here(customer, held, version, generation)
+            self._invalidate_here(customer, held, version, ended, generation)
             return
         try:
             value = await client.scripts.invalidate(
-                keys=[self._namespace + customer], args=self._invalidate_args(version)
+                keys=[self._namespace + customer], args=self._invalidate_args(version, ended)
             )
         except _ERRORS as error:
             self._breaker.failed(error)
-            self._invalidate_here(customer, held, version, generation)
+            self._invalidate_here(customer, held, version, ended, generation)
             return
         self._breaker.succeeded()
         self._received(customer, value, generation)
@@ -527,8 +529,8 @@ class RedisCache:
         milliseconds = math.ceil(key_ttl * 1000) if math.isfinite(key_ttl) else 0  # 0: kept for ever
         return [value, "1" if event else "0", milliseconds, self._channel]
 
-    def _invalidate_args(self, version: float) -> list[Any]:
-        return [stored.pack_version(version), math.ceil(_VERSION_KEPT * 1000), self._channel]
+    def _invalidate_args(self, version: float, ended: bool) -> list[Any]:
+        return [stored.pack_version(version), math.ceil(_VERSION_KEPT * 1000), self._channel, "1" if ended else "0"]
 
     def _received(self, customer: str, data: object, generation: int) -> Entry | None:
         """The entry in bytes read from Redis, translated to this process's clock, and copied here."""
@@ -561,9 +563,9 @@ class RedisCache:
             raise CacheUnavailable(f"Redis is unavailable: the change for {customer!r} holds in this process only")
         return stored
 
-    def _invalidate_here(self, customer: str, held: Entry | None, version: float, generation: int) -> None:
+    def _invalidate_here(self, customer: str, held: Entry | None, version: float, ended: bool, generation: int) -> None:
         # Never fresh, so it answers nothing; it keeps the set to serve if the source fails too.
-        self._local.keep(customer, invalidated(held, version), generation)
+        self._local.keep(customer, invalidated(held, version, ended=ended), generation)
         raise CacheUnavailable(f"Redis is unavailable: {customer!r} is invalidated in this process only")
 
     def _describe(self, error: BaseException) -> str:

@@ -208,7 +208,13 @@ def test_an_invalidation_keeps_the_set_for_outages_and_is_never_stale(make_cache
 
 
 # Versions around one second boundary, whole and fractional, so ties and same-second cases come up.
-_versions = st.integers(1_767_225_598, 1_767_225_601).map(float) | st.floats(1_767_225_598.0, 1_767_225_601.0)
+# The last double of a second is what an event's set is versioned at (the resolver's end of second).
+_seconds = st.integers(1_767_225_598, 1_767_225_601)
+_versions = (
+    _seconds.map(float)
+    | _seconds.map(lambda second: math.nextafter(second + 1.0, 0))
+    | st.floats(1_767_225_598.0, 1_767_225_601.0)
+)
 _WALL = 1_767_225_600.0
 
 
@@ -234,17 +240,19 @@ def test_the_put_script_follows_supersedes(plain_cache: RedisCache, held: float,
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(held=st.none() | _versions, version=_versions)
-def test_the_invalidate_script_follows_invalidated(plain_cache: RedisCache, held: float | None, version: float) -> None:
+@given(held=st.none() | _versions, version=_versions, ended=st.booleans())
+def test_the_invalidate_script_follows_invalidated(
+    plain_cache: RedisCache, held: float | None, version: float, ended: bool
+) -> None:
     cache = plain_cache
     customer = f"cus_{uuid.uuid4().hex[:14]}"
     current = None if held is None else Entry(frozenset({"held"}), held, _WALL + 300, _WALL + 86400)
     if current is not None:
         cache.put(customer, current, event=False)
 
-    cache.invalidate(customer, version)
+    cache.invalidate(customer, version, ended=ended)
 
-    assert cache.get(customer) == invalidated(current, version)
+    assert cache.get(customer) == invalidated(current, version, ended=ended)
 
 
 def test_a_customer_with_five_features_takes_at_most_200_bytes(make_cache: MakeCache, admin: redis.Redis) -> None:
