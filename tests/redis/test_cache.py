@@ -598,3 +598,24 @@ def test_an_outage_warns_once_and_reads_raise_nothing(make_cache: MakeCache, cap
             assert resolver.has_feature(f"cus_{number}", "a")
 
     assert len(caplog.records) == 1
+
+
+def test_copies_kept_whole_in_an_outage_are_dropped_on_release_and_cut_copies_stay() -> None:
+    now = 0.0
+    local = LocalTier(ttl=2.0, maxsize=10, clock=lambda: now)
+    entry = Entry(frozenset({"a"}), 1.0, 300.0, 86400.0)
+    local.keep("cus_read", entry, local.generation)
+    local.keep("cus_extended", entry, local.generation)
+    local.hold("cus_fetched", entry, local.generation)
+    now = 5.0  # past local_ttl: a cut copy no longer answers on the hot path
+
+    read, extended = local.peek("cus_read"), local.held("cus_extended", local.generation)
+    assert read is not None
+    assert read.expires == 2.0
+    assert extended == entry
+    assert local.peek("cus_extended") == entry  # whole again, for the hot path
+
+    local.release()
+    assert local.peek("cus_read") is not None
+    assert local.peek("cus_extended") is None
+    assert local.peek("cus_fetched") is None
