@@ -135,15 +135,16 @@ def _customer() -> str:
 
 
 def _copied(resolver: Resolver, cache: RedisCache, customer: str, timeout: float = 5.0) -> None:
-    """Read until a local copy stays (a listener forgets every copy when it first connects)."""
+    """Read once the listener has subscribed (subscribing forgets every copy), leaving a copy."""
+    resolver.features(customer)  # starts the listener
     deadline = time.monotonic() + timeout
-    while True:
-        resolver.features(customer)
-        if cache.peek(customer) is not None:
-            return
+    while not cache.listening:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no local copy of {customer} within {timeout} s")
+            raise RuntimeError(f"the Redis listener did not subscribe within {timeout} s")
         time.sleep(0.001)
+    resolver.features(customer)
+    if cache.peek(customer) is None:
+        raise RuntimeError(f"no local copy of {customer}")
 
 
 def _remove(redis_url: str, *keys: str) -> None:

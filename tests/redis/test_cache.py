@@ -55,9 +55,16 @@ class _Source:
 
 
 def _copied(resolver: Resolver, cache: RedisCache, customer: str) -> frozenset[str]:
-    """Read until the read leaves a local copy (the listener forgets copies when it first connects)."""
-    wait_for(lambda: bool(resolver.features(customer)) and cache.peek(customer) is not None)
-    return resolver.features(customer)
+    """Read once the listener has subscribed, so the local copy the read leaves stays.
+
+    A listener forgets every copy when it subscribes: a copy made before that is no sign of one
+    that lasts.
+    """
+    resolver.features(customer)  # starts the listener
+    wait_for(lambda: cache.listening)
+    answer = resolver.features(customer)
+    assert cache.peek(customer) is not None
+    return answer
 
 
 def _stripe_source(fake: FakeStripe, **options: object) -> StripeSource:
