@@ -81,9 +81,8 @@ class LocalTier:
 
     def release(self) -> None:
         """The shared cache answers again: drop every copy kept whole while it did not."""
-        if not self._whole:
-            return
         with self._lock:
+            # Bumped even with none to drop: a copy fetched in the outage may be on its way here.
             self.generation += 1
             for customer in self._whole:
                 self._entries.pop(customer, None)

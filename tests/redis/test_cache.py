@@ -626,3 +626,13 @@ def test_copies_kept_whole_in_an_outage_are_dropped_on_release_and_cut_copies_st
     assert local.peek("cus_read") is not None
     assert local.peek("cus_extended") is None
     assert local.peek("cus_fetched") is None
+
+
+def test_a_copy_fetched_in_an_outage_that_lands_after_the_release_is_not_kept_whole() -> None:
+    local = LocalTier(ttl=2.0, maxsize=10, clock=lambda: 0.0)
+    seen = local.generation  # read as the fetch began, while the shared cache was down
+
+    local.release()  # the shared cache answered meanwhile (nothing was kept whole yet)
+    local.hold("cus_late", Entry(frozenset({"a"}), 1.0, 300.0, 86400.0), seen)
+
+    assert local.peek("cus_late") is None
