@@ -23,7 +23,7 @@ class LocalTier:
 
     A read is one ``dict.get`` with no lock: a copy's ``expires`` is cut to ``ttl`` from when it
     was made, so the resolver's own freshness check retires it. Whatever drops copies (a message
-    that a customer changed, a lost connection) bumps :attr:`generation`; a copy read from the
+    that a customer changed, a listener subscribing again) bumps :attr:`generation`; a copy read from the
     shared cache before such a drop is not kept (:meth:`keep` is given the generation seen before
     the read), so a drop can never be undone by a read that was already on its way. Holds at most
     ``maxsize`` customers, forgetting the least recently written. ``ttl`` 0 keeps nothing.
