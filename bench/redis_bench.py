@@ -1,4 +1,4 @@
-"""The Redis tier: a local-copy hit, a Redis hit, webhook propagation across processes, memory.
+"""The Redis tier: a local-copy hit, a Redis hit, propagation across processes, memory, an outage.
 
 Functions for the benchmark runner, each given the URL of a redis-server it may write to (keys
 under the ``entitlegate-bench`` prefix, removed afterwards). Importing this module starts
@@ -8,21 +8,28 @@ nothing; each call sets up what it measures and closes it again.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
+import threading
 import time
 import timeit
+import tracemalloc
 import uuid
 from multiprocessing.connection import Connection
 from typing import Any
 
 import redis
 
-from entitlegate import RedisCache, Resolver, StaticSource, WebhookHandler
+from bench import memory
+from entitlegate import RedisCache, Resolver, SourceUnavailable, StaticSource, StripeSource, WebhookHandler
+from tests.fake_stripe import FakeStripe
+from tests.redis_server import RedisServer
 from tests.stripe_events import SECRET, signed, summary_event
 
 FEATURES = ["seats-feature", "analytics", "export", "sso", "audit-log"]
 PREFIX = "entitlegate-bench"
 _WORKERS = 4
+logger = logging.getLogger("entitlegate")
 _REPLY_TIMEOUT = 30.0
 
 
@@ -127,6 +134,96 @@ def memory_per_customer(features: int, redis_url: str) -> int:
         _remove(redis_url, cache.namespace + customer)
 
 
+def local_tier_bytes(features: int, customers: int, redis_url: str) -> float:
+    """Bytes per customer a RedisCache's local tier holds in this process (default ``local_ttl``).
+
+    Measured with ``tracemalloc`` while each customer is read through the resolver (a miss, the
+    fetch stored in Redis, a copy kept here), as :mod:`bench.memory` does for ``MemoryCache``;
+    the lookup_keys are interned, the customer id and the copy are counted.
+    """
+    keys = memory.lookup_keys(features)  # the names of the MemoryCache row
+    names = [f"cus_{uuid.uuid4().hex[:14]}" for _ in range(customers)]
+    cache = RedisCache(redis_url, prefix=PREFIX, local_maxsize=customers)
+    resolver = Resolver(StaticSource(dict.fromkeys(names, keys)), cache)
+    try:
+        _copied(resolver, cache, names[0])
+        cache.clear()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for customer in names:
+                resolver.features(customer)
+            after = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        if sum(cache.peek(customer) is not None for customer in names) != customers:
+            raise RuntimeError("not every customer was copied: the bench is broken")
+        return (after - before) / customers
+    finally:
+        cache.clear()
+        cache.close()
+
+
+def outage(
+    fake: FakeStripe, *, customers: int, ttl: float, local_ttl: float, seconds: float, threads: int = 4
+) -> tuple[float, int]:
+    """Stripe calls per second while Redis is killed, and the checks that got no answer.
+
+    A redis-server of its own (this one is killed); a resolver with ``ttl`` on a RedisCache with
+    ``local_ttl``, over the real StripeSource and SDK to the fake Stripe. Every customer is read
+    once (a copy each), then redis-server is killed and ``threads`` threads ask for every
+    customer in turn, as fast as they can, for ``seconds``. Only the calls made in that window count.
+    """
+    server = RedisServer()
+    server.start()
+    names = [f"cus_outage{number:010d}" for number in range(customers)]
+    for number, customer in enumerate(names):
+        fake.set_customer(customer, [f"plan-{number % 3}"])
+    source = StripeSource(api_key=fake.api_key, api_base=fake.url, max_network_retries=0)
+    cache = RedisCache(server.url, prefix=PREFIX, local_ttl=local_ttl)
+    resolver = Resolver(source, cache, ttl=ttl)
+    try:
+        _copied(resolver, cache, names[0])
+        for customer in names:
+            resolver.features(customer)
+        logger.disabled = True  # the outage's one warning is expected: not for the report
+        server.stop()
+        before = resolver.stats.source_calls
+        failed = _ask_for_all(resolver, names, threads=threads, seconds=seconds)
+        return (resolver.stats.source_calls - before) / seconds, failed
+    finally:
+        logger.disabled = False
+        cache.close()
+        server.stop()
+        with fake.lock:
+            for customer in names:
+                fake.customers.pop(customer, None)
+
+
+def _ask_for_all(resolver: Resolver, customers: list[str], *, threads: int, seconds: float) -> int:
+    """``threads`` threads asking for every customer in turn for ``seconds``: the checks that failed."""
+    until = time.monotonic() + seconds
+    failed: list[int] = []
+
+    def ask(offset: int) -> None:
+        count = 0
+        order = customers[offset:] + customers[:offset]
+        while time.monotonic() < until:
+            for customer in order:
+                try:
+                    resolver.features(customer)
+                except SourceUnavailable:
+                    count += 1
+        failed.append(count)
+
+    workers = [threading.Thread(target=ask, args=(n * len(customers) // threads,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(failed)
+
+
 # -- helpers ----------------------------------------------------------------------------------------
 
 
@@ -135,15 +232,16 @@ def _customer() -> str:
 
 
 def _copied(resolver: Resolver, cache: RedisCache, customer: str, timeout: float = 5.0) -> None:
-    """Read until a local copy stays (a listener forgets every copy when it first connects)."""
+    """Read once the listener has subscribed (subscribing forgets every copy), leaving a copy."""
+    resolver.features(customer)  # starts the listener
     deadline = time.monotonic() + timeout
-    while True:
-        resolver.features(customer)
-        if cache.peek(customer) is not None:
-            return
+    while not cache.listening:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no local copy of {customer} within {timeout} s")
+            raise RuntimeError(f"the Redis listener did not subscribe within {timeout} s")
         time.sleep(0.001)
+    resolver.features(customer)
+    if cache.peek(customer) is None:
+        raise RuntimeError(f"no local copy of {customer}")
 
 
 def _remove(redis_url: str, *keys: str) -> None:

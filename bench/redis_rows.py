@@ -1,4 +1,4 @@
-"""The Redis tier's rows: hits (local copy, and a Redis GET), propagation, memory in Redis.
+"""The Redis tier's rows: hits (local copy, and a Redis GET), propagation, memory in Redis, an outage.
 
 The measuring is :mod:`bench.redis_bench`'s; this module repeats it for medians and spread and
 holds the figures to their goals.
@@ -13,9 +13,12 @@ import redis
 
 from bench import core, redis_bench
 from bench._timing import Row, percentile, spread
+from tests.fake_stripe import FakeStripe
 
 GOAL_PROPAGATION_MS = 50.0  # p99 from a webhook to every process answering the new set
 GOAL_REDIS_BYTES = 200  # per customer with 5 features
+GOAL_OUTAGE_CALLS = 1.25  # Stripe calls per customer per ttl while Redis is down, at most
+OUTAGE_TTL, OUTAGE_LOCAL_TTL = 4.0, 0.4  # the defaults (300 s, 2 s) scaled down, ratio kept near
 
 
 def hits(redis_url: str, *, quick: bool = False) -> list[Row]:
@@ -138,6 +141,64 @@ def memory(redis_url: str, *, quick: bool = False) -> list[Row]:
                 f"{customers} customers; the key with its value, as Redis counts it",
                 goal=f"<= {GOAL_REDIS_BYTES} B" if features == 5 else "",
                 met=size <= GOAL_REDIS_BYTES if features == 5 else None,
+            )
+        )
+    return rows
+
+
+def outage(fake: FakeStripe, *, quick: bool = False) -> list[Row]:
+    """Section 6: Stripe calls per second while Redis is killed, now and as it was."""
+    customers = 20 if quick else 200
+    runs = 1 if quick else 3
+    seconds = OUTAGE_TTL / 2 if quick else 2 * OUTAGE_TTL
+    method = (
+        f"{customers} customers, each read once, then redis-server killed; 4 threads ask for all of them "
+        f"in turn for {seconds:g} s; ttl {OUTAGE_TTL:g} s, local_ttl {OUTAGE_LOCAL_TTL:g} s; {runs} runs"
+    )
+    rows = []
+    for label, ttl in (("now", OUTAGE_TTL), ("as it was: answers good for local_ttl", OUTAGE_LOCAL_TTL)):
+        measured = [
+            redis_bench.outage(fake, customers=customers, ttl=ttl, local_ttl=OUTAGE_LOCAL_TTL, seconds=seconds)
+            for _ in range(runs)
+        ]
+        rates = [rate for rate, _ in measured]
+        failed = sum(failures for _, failures in measured)
+        rate = statistics.median(rates)
+        per_ttl = rate * OUTAGE_TTL / customers  # calls per customer per ttl
+        now = ttl == OUTAGE_TTL
+        rows.append(
+            Row(
+                "6 Redis outage",
+                f"Stripe calls/s with Redis down, {customers} customers, {label}",
+                rate,
+                spread(rates),
+                "/s",
+                f"{per_ttl:.2f} calls per customer per ttl; {failed} checks unanswered; "
+                + (method if now else f"modelled as ttl = local_ttl {OUTAGE_LOCAL_TTL:g} s, the rest as above"),
+                goal=f"<= {GOAL_OUTAGE_CALLS * customers / OUTAGE_TTL:g}/s" if now else "",
+                met=(per_ttl <= GOAL_OUTAGE_CALLS and failed == 0) if now else None,
+                why="an outage sends a customer to Stripe more than once per ttl, or a check went unanswered",
+            )
+        )
+    return rows
+
+
+def local_tier_memory(redis_url: str, *, quick: bool = False) -> list[Row]:
+    """Section 5: the bytes a customer's copy costs in a RedisCache's local tier, 5 and 50 features."""
+    customers = 500 if quick else 5_000
+    repeat = 2 if quick else 3
+    rows = []
+    for features in (5, 50):
+        samples = [redis_bench.local_tier_bytes(features, customers, redis_url) for _ in range(repeat)]
+        rows.append(
+            Row(
+                "5 memory",
+                f"in process (RedisCache local tier), {features} features",
+                statistics.median(samples),
+                spread(samples),
+                "B",
+                f"tracemalloc over {customers:,} customers read through the resolver, {repeat} runs; "
+                "a copy cut to local_ttl keeps its entry's own expiry (one slot and a float)",
             )
         )
     return rows

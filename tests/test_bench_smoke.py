@@ -19,7 +19,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> str:
     return output.read_text()
 
 
-@pytest.mark.parametrize("section", ["| 1 hit |", "| 2 view |", "| 3 cold miss |", "| 4 propagation |", "| 5 memory |"])
+@pytest.mark.parametrize(
+    "section", ["| 1 hit |", "| 2 view |", "| 3 cold miss |", "| 4 propagation |", "| 5 memory |", "| 6 Redis outage |"]
+)
 def test_every_section_reports_rows(report: str, section: str) -> None:
     assert section in report
 

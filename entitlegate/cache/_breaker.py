@@ -18,6 +18,7 @@ class Breaker:
     one caller a timeout per ``retry_after``. The first failure of an outage logs a warning and so
     does at most one failure per ``warn_every`` seconds after it; the recovery logs once. ``name``
     says what failed in those lines and ``describe`` words an error; neither may reveal a secret.
+    ``on_recovery`` is called once per outage, by the caller that records the server's answer.
     Thread-safe; ``allows`` takes no lock while the server is up.
     """
 
@@ -29,8 +30,10 @@ class Breaker:
         clock: Callable[[], float],
         describe: Callable[[BaseException], str] = str,
         warn_every: float = 30.0,
+        on_recovery: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_recovery = on_recovery
         self._describe = describe
         self.retry_after = retry_after
         self.warn_every = warn_every
@@ -65,6 +68,8 @@ class Breaker:
         with self._lock:
             since, self._down_since, self._down_until = self._down_since, None, 0.0
         if since is not None:  # another caller may have recorded the recovery first
+            if self.on_recovery is not None:
+                self.on_recovery()
             logger.info("entitlegate: %s is answering again after %.1f s", self.name, self._clock() - since)
 
     def failed(self, error: BaseException) -> None:

@@ -4,7 +4,7 @@
 ``redis.asyncio.Redis``. Both follow the same steps, deciding nothing themselves: subscribe, clear
 the local tier once the server confirms (messages may have been missed before), drop the copy each
 message names, ping when the channel has been quiet for a heartbeat and give up on a server that
-has not answered for another, then clear again and reconnect with a growing pause.
+has not answered for another, then reconnect with a growing pause (and clear once subscribed).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Invalidations:
 
     ``namespace`` returns the key prefix (``prefix:livemode:account:``) this tier holds copies
     for; a key outside it is another namespace's business, and the bare prefix means all of them.
+    ``answered`` is told that the server answered (a subscription it confirmed).
     """
 
     def __init__(
@@ -51,12 +52,21 @@ class Invalidations:
         *,
         heartbeat: float,
         clock: Callable[[], float] = time.monotonic,
+        answered: Callable[[], None] = lambda: None,
     ) -> None:
         self.local = local
+        self.answered = answered
         self.channel = channel
         self.heartbeat = heartbeat
         self._namespace = namespace
         self.clock = clock
+        self.listening = 0  # listeners subscribed now (a thread, and a task per event loop)
+        self._lock = threading.Lock()
+
+    def after_fork(self) -> None:
+        """In a forked child: none of the parent's listeners runs here."""
+        self._lock = threading.Lock()
+        self.listening = 0
 
     def received(self, key: bytes) -> None:
         """A message: drop the copy of the customer whose key it names."""
@@ -72,11 +82,23 @@ class Invalidations:
 
     def connected(self) -> None:
         """The server confirmed the subscription: from now on no change goes unheard."""
+        # The server is back for the commands too, before the clear: a copy fetched meanwhile is
+        # then either stopped by the clear or written to Redis, never kept whole past the outage.
+        self.answered()
         self.local.clear()  # anything published while this subscriber was away was missed
+        with self._lock:
+            self.listening += 1
 
-    def lost(self, error: BaseException | None) -> None:
-        """The subscription ended (``error`` says why, if it failed): copies can no longer be trusted."""
-        self.local.clear()
+    def lost(self, error: BaseException | None, *, was_connected: bool) -> None:
+        """The subscription ended (``error`` says why, if it failed).
+
+        The copies stay: each is cut to the tier's ttl while the shared cache answers, and while it
+        does not they are all there is to answer from (forgetting them would send every check to
+        the source). Whatever changed meanwhile is forgotten by :meth:`connected`, on the way back.
+        """
+        if was_connected:
+            with self._lock:
+                self.listening -= 1
         if error is not None and not isinstance(error, (redis.RedisError, OSError, _Silent)):
             logger.error("entitlegate: the Redis invalidation listener failed; reconnecting", exc_info=error)
 
@@ -87,17 +109,19 @@ def listen(client: redis.Redis, invalidations: Invalidations, stopping: threadin
     while not stopping.is_set():
         pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         error: BaseException | None = None
+        connected = False
         try:
             pubsub.subscribe(invalidations.channel)
             _confirm(pubsub.get_message, invalidations)
             invalidations.connected()
+            connected = True
             pause = _FIRST_PAUSE
             _follow(pubsub, invalidations, stopping)
         except Exception as failure:
             error = failure
         finally:
             _quietly(pubsub.close)
-            invalidations.lost(error)
+            invalidations.lost(error, was_connected=connected)
         stopping.wait(pause)
         pause = min(pause * 2, _LONGEST_PAUSE)
 
@@ -109,10 +133,12 @@ async def alisten(client: redis.asyncio.Redis, invalidations: Invalidations) -> 
         pubsub = client.pubsub()
         reader = _Reader(pubsub)
         error: BaseException | None = None
+        connected = False
         try:
             await _settled(pubsub.subscribe(invalidations.channel))
             await _aconfirm(reader, invalidations)
             invalidations.connected()
+            connected = True
             pause = _FIRST_PAUSE
             await _afollow(pubsub, reader, invalidations)
         except Exception as failure:
@@ -120,7 +146,7 @@ async def alisten(client: redis.asyncio.Redis, invalidations: Invalidations) -> 
         finally:
             await reader.stop()
             await _aquietly(pubsub)
-            invalidations.lost(error)
+            invalidations.lost(error, was_connected=connected)
         await asyncio.sleep(pause)
         pause = min(pause * 2, _LONGEST_PAUSE)
 

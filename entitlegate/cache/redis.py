@@ -86,10 +86,14 @@ class RedisCache:
     checks never leave it. A webhook, an invalidation or a changed set published on
     ``prefix:invalidations`` drops every process's copy at once; a listener (a daemon thread, or a
     task on each event loop that uses the cache) reconnects by itself and forgets every copy after
-    a gap. When Redis fails, reads fall through to the source, writes are skipped, a warning is
-    logged (at most one per 30 s) and Redis is left alone for ``retry_after`` seconds; nothing is
-    raised. ``clock``/``wall_clock`` (monotonic and epoch seconds) must be the resolver's.
-    Thread-safe, and usable from any number of event loops.
+    a gap. When Redis fails, a warning is logged (at most one per 30 s), Redis is left alone for
+    ``retry_after`` seconds and nothing is raised: a copy this process holds answers for as long as
+    its entry is fresh (the resolver's ``ttl``, not ``local_ttl``), a miss goes to the source (once
+    per customer, however many threads ask) and its answer is kept the same way, so an outage
+    costs the source about one call per customer per ``ttl``; writes to Redis are skipped. The
+    copies kept so are dropped once Redis answers again, as it may hold newer entries.
+    ``clock``/``wall_clock`` (monotonic and epoch seconds) must be the resolver's. Thread-safe,
+    and usable from any number of event loops.
     """
 
     peek: Callable[[str], Entry | None]
@@ -181,11 +185,14 @@ class RedisCache:
         self._scripts = _Scripts(self._client)
         self._local = LocalTier(float(local_ttl), local_maxsize, clock)
         self.peek = self._local.peek  # the hot path: a bound dict.get
-        self._breaker = Breaker(
-            f"Redis at {self.location}", retry_after=float(retry_after), clock=clock, describe=self._describe
-        )
+        self._breaker = self._new_breaker(f"Redis at {self.location}", float(retry_after))
         self._invalidations = Invalidations(
-            self._local, self._channel, lambda: self._namespace, heartbeat=float(heartbeat), clock=clock
+            self._local,
+            self._channel,
+            lambda: self._namespace,
+            heartbeat=float(heartbeat),
+            clock=clock,
+            answered=lambda: self._breaker.succeeded(),  # the breaker is replaced in a forked child
         )
         self._async_client = async_client
         self._async_client_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
@@ -203,6 +210,11 @@ class RedisCache:
     def local_ttl(self) -> float:
         """How long (seconds) a copy read from Redis answers checks in this process."""
         return self._local.ttl
+
+    @property
+    def listening(self) -> bool:
+        """Whether a listener is subscribed to invalidations now, so this process hears every change."""
+        return self._invalidations.listening > 0
 
     @property
     def namespace(self) -> str:
@@ -235,14 +247,14 @@ class RedisCache:
     def get(self, customer: str) -> Entry | None:
         """The customer's entry in Redis (this process's copy while Redis is unavailable)."""
         self._ensure_listener()
+        generation = self._local.generation  # before the breaker: a recovery's release wins
         if not self._breaker.allows():
-            return self._local.peek(customer)
-        generation = self._local.generation
+            return self._local.held(customer, generation)
         try:
             data = self._client.get(self._namespace + customer)
         except _ERRORS as error:
             self._breaker.failed(error)
-            return self._local.peek(customer)
+            return self._local.held(customer, generation)
         self._breaker.succeeded()
         return self._received(customer, data, generation)
 
@@ -251,14 +263,14 @@ class RedisCache:
         client = self._client_for_running_loop()
         if client is None:
             return await asyncio.to_thread(self.get, customer)
-        if not self._breaker.allows():
-            return self._local.peek(customer)
         generation = self._local.generation
+        if not self._breaker.allows():
+            return self._local.held(customer, generation)
         try:
             data = await client.redis.get(self._namespace + customer)
         except _ERRORS as error:
             self._breaker.failed(error)
-            return self._local.peek(customer)
+            return self._local.held(customer, generation)
         self._breaker.succeeded()
         return self._received(customer, data, generation)
 
@@ -271,14 +283,14 @@ class RedisCache:
         for an event's entry that raises :class:`~entitlegate.CacheUnavailable` (after keeping it).
         """
         self._ensure_listener()
-        if not self._breaker.allows():
-            return self._put_here(customer, entry, event)
         generation = self._local.generation
+        if not self._breaker.allows():
+            return self._put_here(customer, entry, event, generation)
         try:
             result = self._scripts.put(keys=[self._namespace + customer], args=self._put_args(entry, event))
         except _ERRORS as error:
             self._breaker.failed(error)
-            return self._put_here(customer, entry, event)
+            return self._put_here(customer, entry, event, generation)
         self._breaker.succeeded()
         return self._put_done(customer, entry, result, generation)
 
@@ -287,14 +299,14 @@ class RedisCache:
         client = self._client_for_running_loop()
         if client is None:
             return await asyncio.to_thread(self.put, customer, entry, event=event)
-        if not self._breaker.allows():
-            return self._put_here(customer, entry, event)
         generation = self._local.generation
+        if not self._breaker.allows():
+            return self._put_here(customer, entry, event, generation)
         try:
             result = await client.scripts.put(keys=[self._namespace + customer], args=self._put_args(entry, event))
         except _ERRORS as error:
             self._breaker.failed(error)
-            return self._put_here(customer, entry, event)
+            return self._put_here(customer, entry, event, generation)
         self._breaker.succeeded()
         return self._put_done(customer, entry, result, generation)
 
@@ -550,15 +562,18 @@ class RedisCache:
         self._received(customer, result, generation)  # the newer entry Redis holds
         return False
 
-    def _put_here(self, customer: str, entry: Entry, event: bool) -> bool:
+    def _put_here(self, customer: str, entry: Entry, event: bool, generation: int) -> bool:
         """Redis is unavailable: keep ``entry`` in this process only, by the same rule.
 
-        A fetched answer is just kept. A webhook's change raises CacheUnavailable once kept: the
+        A fetched answer is kept whole, fresh for its own ttl, so the outage costs the source one
+        call per customer per ttl. A webhook's change raises CacheUnavailable once kept: the
         other processes never saw it, so it must come again (Stripe redelivers on a 503).
         """
         stored = supersedes(entry.version, self._local.peek(customer), event=event)
         if stored:
-            self._local.keep(customer, entry, self._local.generation)
+            # A fetch read before a drop must not undo it; a webhook's set is kept regardless, as
+            # this process has taken it (Stripe's redelivery then makes it every process's).
+            self._local.hold(customer, entry, self._local.generation if event else generation)
         if event:
             raise CacheUnavailable(f"Redis is unavailable: the change for {customer!r} holds in this process only")
         return stored
@@ -630,12 +645,17 @@ class RedisCache:
     def _after_fork(self) -> None:
         # A forked child has none of its parent's threads, and copies it can no longer trust.
         self._local.after_fork()
+        self._invalidations.after_fork()
         self._loops_lock = threading.Lock()
         self._loops = {}
         self._listener = None
         self._stopping = threading.Event()
-        self._breaker = Breaker(
-            self._breaker.name, retry_after=self._breaker.retry_after, clock=self._clock, describe=self._describe
+        self._breaker = self._new_breaker(self._breaker.name, self._breaker.retry_after)
+
+    def _new_breaker(self, name: str, retry_after: float) -> Breaker:
+        # Back from an outage, Redis may hold newer entries than those this process kept meanwhile.
+        return Breaker(
+            name, retry_after=retry_after, clock=self._clock, describe=self._describe, on_recovery=self._local.release
         )
 
 

@@ -55,9 +55,16 @@ class _Source:
 
 
 def _copied(resolver: Resolver, cache: RedisCache, customer: str) -> frozenset[str]:
-    """Read until the read leaves a local copy (the listener forgets copies when it first connects)."""
-    wait_for(lambda: bool(resolver.features(customer)) and cache.peek(customer) is not None)
-    return resolver.features(customer)
+    """Read once the listener has subscribed, so the local copy the read leaves stays.
+
+    A listener forgets every copy when it subscribes: a copy made before that is no sign of one
+    that lasts.
+    """
+    resolver.features(customer)  # starts the listener
+    wait_for(lambda: cache.listening)
+    answer = resolver.features(customer)
+    assert cache.peek(customer) is not None
+    return answer
 
 
 def _stripe_source(fake: FakeStripe, **options: object) -> StripeSource:
@@ -606,3 +613,34 @@ def test_an_outage_warns_once_and_reads_raise_nothing(make_cache: MakeCache, cap
             assert resolver.has_feature(f"cus_{number}", "a")
 
     assert len(caplog.records) == 1
+
+
+def test_copies_kept_whole_in_an_outage_are_dropped_on_release_and_cut_copies_stay() -> None:
+    now = 0.0
+    local = LocalTier(ttl=2.0, maxsize=10, clock=lambda: now)
+    entry = Entry(frozenset({"a"}), 1.0, 300.0, 86400.0)
+    local.keep("cus_read", entry, local.generation)
+    local.keep("cus_extended", entry, local.generation)
+    local.hold("cus_fetched", entry, local.generation)
+    now = 5.0  # past local_ttl: a cut copy no longer answers on the hot path
+
+    read, extended = local.peek("cus_read"), local.held("cus_extended", local.generation)
+    assert read is not None
+    assert read.expires == 2.0
+    assert extended == entry
+    assert local.peek("cus_extended") == entry  # whole again, for the hot path
+
+    local.release()
+    assert local.peek("cus_read") is not None
+    assert local.peek("cus_extended") is None
+    assert local.peek("cus_fetched") is None
+
+
+def test_a_copy_fetched_in_an_outage_that_lands_after_the_release_is_not_kept_whole() -> None:
+    local = LocalTier(ttl=2.0, maxsize=10, clock=lambda: 0.0)
+    seen = local.generation  # read as the fetch began, while the shared cache was down
+
+    local.release()  # the shared cache answered meanwhile (nothing was kept whole yet)
+    local.hold("cus_late", Entry(frozenset({"a"}), 1.0, 300.0, 86400.0), seen)
+
+    assert local.peek("cus_late") is None

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 
-from entitlegate import CacheUnavailable, RedisCache, Resolver, StaticSource, StripeSource, WebhookHandler
+from entitlegate import (
+    CacheUnavailable,
+    RedisCache,
+    Resolver,
+    SourceUnavailable,
+    StaticSource,
+    StripeSource,
+    WebhookHandler,
+)
 from tests import stripe_events
 from tests.fake_stripe import FakeStripe
 from tests.polling import wait_for
 from tests.redis_server import RedisServer
+from tests.test_resolver import at_once
 
 pytestmark = pytest.mark.redis
 
@@ -135,3 +146,119 @@ def test_a_webhook_redis_cannot_share_answers_503_and_applies_when_stripe_delive
     server.start()
     wait_for(lambda: handler.respond(*delivery).status == 200)
     wait_for(lambda: reader.features("cus_0003") == {"upgraded"})
+
+
+def _stripe_source(fake_stripe: FakeStripe) -> StripeSource:
+    return StripeSource(api_key=fake_stripe.api_key, api_base=fake_stripe.url, max_network_retries=0)
+
+
+def _hammer(resolver: Resolver, customers: list[str], *, threads: int, seconds: float) -> tuple[int, int]:
+    """``threads`` threads asking for every customer in turn for ``seconds``: (checks, outages)."""
+    until = time.monotonic() + seconds
+
+    def ask(offset: int) -> tuple[int, int]:
+        checks = outages = 0
+        while time.monotonic() < until:
+            for customer in customers[offset:] + customers[:offset]:
+                checks += 1
+                try:
+                    resolver.features(customer)
+                except SourceUnavailable:
+                    outages += 1
+        return checks, outages
+
+    with ThreadPoolExecutor(threads) as pool:
+        counts = list(pool.map(ask, range(0, len(customers), len(customers) // threads)))
+    return sum(checks for checks, _ in counts), sum(outages for _, outages in counts)
+
+
+@pytest.mark.parametrize("outage", ["killed", "frozen"])
+def test_while_redis_is_down_a_customer_costs_stripe_one_call_per_ttl_not_one_per_local_ttl(
+    outage: str, server: RedisServer, make_cache: MakeCache, fake_stripe: FakeStripe
+) -> None:
+    customers = [f"cus_outage{number:04d}" for number in range(40)]
+    for number, customer in enumerate(customers):
+        fake_stripe.set_customer(customer, [f"plan-{number % 3}"])
+    cache = make_cache(local_ttl=0.2)
+    resolver = Resolver(_stripe_source(fake_stripe), cache, ttl=2.0)
+    resolver.features(customers[0])  # starts the listener
+    wait_for(lambda: cache.listening)  # else its subscribing would forget the copies made next
+    for customer in customers:
+        resolver.features(customer)
+    assert all(cache.peek(customer) is not None for customer in customers)
+    before = fake_stripe.count_by_customer()
+
+    server.stop() if outage == "killed" else server.freeze()
+    try:
+        seconds = 4.0  # two ttls: each customer's entry expires once or twice in it
+        checks, outages = _hammer(resolver, customers, threads=4, seconds=seconds)
+    finally:
+        server.thaw()
+
+    calls = fake_stripe.count_by_customer() - before
+    assert outages == 0  # every customer had a copy
+    assert checks > 20 * len(customers)  # a few checks per customer per local_ttl
+    assert max(calls[customer] for customer in customers) <= 3, calls  # 20 if per local_ttl
+    assert calls.total() / seconds <= 1.5 * len(customers) / resolver.ttl
+
+
+def test_while_redis_is_down_concurrent_misses_in_one_process_make_one_stripe_call(
+    server: RedisServer, make_cache: MakeCache, fake_stripe: FakeStripe
+) -> None:
+    for customer in ("cus_first", "cus_burst"):
+        fake_stripe.set_customer(customer, ["seats-feature"])
+    resolver = Resolver(_stripe_source(fake_stripe), make_cache())
+    server.stop()
+    resolver.features("cus_first")  # the outage is known: what follows never waits on Redis
+    fake_stripe.latency = 0.2  # every thread misses while the first one asks
+    before = fake_stripe.calls()
+
+    answers = at_once(16, lambda: resolver.features("cus_burst"))
+
+    assert answers == [{"seats-feature"}] * 16
+    assert fake_stripe.calls() - before == 1
+
+
+@pytest.mark.asyncio
+async def test_while_redis_is_down_concurrent_async_misses_make_one_stripe_call(
+    server: RedisServer, make_cache: MakeCache, fake_stripe: FakeStripe
+) -> None:
+    for customer in ("cus_first", "cus_burst"):
+        fake_stripe.set_customer(customer, ["seats-feature"])
+    resolver = Resolver(_stripe_source(fake_stripe), make_cache())
+    server.stop()
+    await resolver.afeatures("cus_first")
+    fake_stripe.latency = 0.2
+    before = fake_stripe.calls()
+
+    answers = await asyncio.gather(*(resolver.afeatures("cus_burst") for _ in range(16)))
+
+    assert answers == [{"seats-feature"}] * 16
+    assert fake_stripe.calls() - before == 1
+
+
+def test_copies_kept_through_an_outage_are_dropped_when_redis_is_back(
+    server: RedisServer, make_cache: MakeCache, fake_stripe: FakeStripe
+) -> None:
+    customer = "cus_kept"
+    fake_stripe.set_customer(customer, ["before"])
+    reader_cache = make_cache(local_ttl=0.05)
+    reader = Resolver(_stripe_source(fake_stripe), reader_cache, ttl=60)
+    reader.features(customer)
+    wait_for(lambda: reader_cache.listening)
+    reader.features(customer)
+    server.stop()
+    # Past local_ttl, the outage keeps the copy answering for the entry's own minute.
+    wait_for(lambda: reader.features(customer) == {"before"} and _time_left(reader_cache, customer) > 30)
+
+    server.start()
+    writer = Resolver(_stripe_source(fake_stripe), make_cache())
+    created = time.time() + 5
+    wait_for(lambda: writer.apply_event(customer, ["after"], created))
+
+    wait_for(lambda: reader.features(customer) == {"after"})  # the copy had a minute left
+
+
+def _time_left(cache: RedisCache, customer: str) -> float:
+    copy = cache.peek(customer)
+    return -1.0 if copy is None else copy.expires - time.monotonic()

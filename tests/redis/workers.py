@@ -50,16 +50,18 @@ class _State:
         return sorted(self.resolver.refresh(customer))
 
     def copied(self, customer: str, timeout: float = 5.0) -> list[str]:
-        """Read until the read leaves a local copy (the listener forgets copies when it connects)."""
+        """Read once the listener has subscribed (subscribing forgets every copy), leaving a copy."""
         assert self.resolver is not None
         assert self.cache is not None
+        self.features(customer)  # starts the listener
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            answer = self.features(customer)
-            if self.cache.peek(customer) is not None:
-                return answer
+        while not self.cache.listening:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the listener did not subscribe within {timeout} s")
             time.sleep(0.001)
-        raise AssertionError(f"no local copy of {customer} within {timeout} s")
+        answer = self.features(customer)
+        assert self.cache.peek(customer) is not None
+        return answer
 
     def timed_features(self, customer: str) -> tuple[list[str], float]:
         started = time.monotonic()
