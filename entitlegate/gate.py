@@ -96,6 +96,8 @@ class Requirement:
     any_of: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _refuse_str("all_of", self.all_of)
+        _refuse_str("any_of", self.any_of)
         if not self.all_of and not self.any_of:
             raise ValueError("a feature requirement needs at least one lookup_key")
         for key in (*self.all_of, *self.any_of):
@@ -104,9 +106,12 @@ class Requirement:
 
     @classmethod
     def of(cls, *features: str, any_of: Iterable[str] = ()) -> Requirement:
-        """``Requirement.of("a", "b")`` needs a and b; ``Requirement.of(any_of=("a", "b"))`` a or b."""
-        if isinstance(any_of, str):
-            any_of = (any_of,)
+        """``Requirement.of("a", "b")`` needs a and b; ``Requirement.of(any_of=("a", "b"))`` a or b.
+
+        Raises ``TypeError`` when ``any_of`` is a string (``any_of="analytics"`` would otherwise
+        mean any of its letters): write ``any_of=("analytics",)``.
+        """
+        _refuse_str("any_of", any_of)
         return cls(tuple(features), tuple(any_of))
 
     def missing(self, features: frozenset[str]) -> str | None:
@@ -117,6 +122,12 @@ class Requirement:
         if self.any_of and features.isdisjoint(self.any_of):
             return self.any_of[0] if len(self.any_of) == 1 else " | ".join(self.any_of)
         return None
+
+
+def _refuse_str(name: str, names: object) -> None:
+    # A str is an iterable of names, one letter each: "analytics" would need "a" or "n" or ...
+    if isinstance(names, str):
+        raise TypeError(f"{name} must be a list or tuple of lookup_keys, not the string {names!r}: write ({names!r},)")
 
 
 class Outcome(enum.Enum):
@@ -242,6 +253,9 @@ class Rules:
         rules: Mapping[str, str | Iterable[str] | Requirement]
         | Iterable[tuple[str, str | Iterable[str] | Requirement]] = (),
     ) -> None:
+        given: object = rules  # typed as no str, but a str iterates to one-letter "rules"
+        if isinstance(given, str):
+            raise TypeError(f"rules must be a mapping of path prefix to features, not the string {rules!r}")
         items = rules.items() if isinstance(rules, Mapping) else rules
         parsed: dict[str, Requirement] = {}
         for item in items:

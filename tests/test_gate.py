@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -68,6 +69,34 @@ def test_acheck_is_the_async_twin(source: CountingSource) -> None:
 def test_a_requirement_needs_non_blank_lookup_keys(bad: tuple[object, ...]) -> None:
     with pytest.raises(ValueError, match="lookup_key"):
         Requirement(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Requirement(all_of="analytics"),  # type: ignore[arg-type]
+        lambda: Requirement(("seats-feature",), any_of="analytics"),  # type: ignore[arg-type]
+        lambda: Requirement.of(any_of="analytics"),
+        lambda: Requirement.of("seats-feature", any_of="analytics"),
+        lambda: Rules("/pro"),  # type: ignore[arg-type]
+        lambda: Rules({"/pro": Requirement.of(any_of="analytics")}),
+    ],
+    ids=["all_of", "any_of", "of-any_of", "of-features-and-any_of", "rules", "rule-requirement"],
+)
+def test_a_string_where_lookup_keys_are_expected_is_a_type_error(build: Callable[[], object]) -> None:
+    with pytest.raises(TypeError, match="string"):
+        build()
+
+
+def test_any_of_with_one_name_lets_its_holder_in_and_nobody_else(source: CountingSource) -> None:
+    resolver = Resolver(source)
+    requirement = Requirement.of(any_of=("analytics",))
+    assert check(resolver, "cus_pro", requirement).allowed
+    assert not check(resolver, "cus_free", requirement).allowed
+
+
+def test_a_rule_naming_one_lookup_key_as_a_string_needs_that_key() -> None:
+    assert Rules({"/pro": "analytics"}).match("/pro") == Requirement(("analytics",))
 
 
 def test_template_checks_never_raise(source: CountingSource) -> None:

@@ -66,9 +66,8 @@ class Entitlements:
     async def load(self) -> Entitlements:
         """Find the request's customer and their features, once; return ``self``.
 
-        Later calls return at once. An outage does not raise here (see :attr:`features`). Raises
-        ``ValueError`` when the middleware's ``customer`` callable returns neither a customer id
-        nor None.
+        Later calls return at once. An outage does not raise here (see :attr:`features`), nor a
+        ``customer`` callable that fails or returns no id: that is logged and means no customer.
         """
         if self._loaded:
             return self

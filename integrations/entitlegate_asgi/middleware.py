@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
-from entitlegate.gate import Outcome, Requirement, Rules, Verdict
+from entitlegate.gate import Outcome, Requirement, Rules, Verdict, customer_failed, read_customer
 from entitlegate.resolver import Resolver
 from entitlegate_asgi import _responses
 from entitlegate_asgi._entitlements import Entitlements, RequestRefused
@@ -31,11 +31,13 @@ class EntitlementMiddleware:
     """Puts the request's :class:`~entitlegate_asgi.Entitlements` in ``scope["state"]`` and enforces ``rules``.
 
     ``customer(scope)`` (sync or async; decided here, once) names the request's Stripe customer, or
-    None; a sync one runs on the event loop, so it must not do I/O. ``rules`` maps path prefixes to
-    the features they need (see :class:`entitlegate.gate.Rules`: longest prefix wins, prefixes match
-    on path-segment boundaries, paths are taken below ``root_path``); they apply to ``http`` and
-    ``websocket`` scopes. Every other scope (``lifespan``) passes through untouched, and the
-    caller's scope is copied, never changed.
+    None; a sync one runs on the event loop, so it must not do I/O. One that raises, or returns
+    anything but an id or None (a blank or padded string, a number), is logged on the
+    ``entitlegate`` logger and the request has no customer (401), never a 500 or a Stripe call.
+    ``rules`` maps path prefixes to the features they need (see :class:`entitlegate.gate.Rules`:
+    longest prefix wins, prefixes match on path-segment boundaries, paths are taken below
+    ``root_path``); they apply to ``http`` and ``websocket`` scopes. Every other scope
+    (``lifespan``) passes through untouched, and the caller's scope is copied, never changed.
 
     On a ruled route the entitlements are loaded before the app runs and a refused request never
     reaches it: no customer → 401, a missing feature → 403 or ``on_denied(scope, feature)``
@@ -72,10 +74,14 @@ class EntitlementMiddleware:
             self.rules = rules if isinstance(rules, Rules) else Rules(rules)
         except ValueError as error:
             raise ValueError(f"EntitlementMiddleware rules=: {error}") from None
+        except TypeError as error:
+            raise TypeError(f"EntitlementMiddleware rules=: {error}") from None
         self.app = app
         self.resolver = resolver
         self._customer: Callable[[Scope], Any] = customer
         self._customer_is_async = _is_async_callable(customer)
+        # What the log names when the callable misbehaves: the argument and the function.
+        self._customer_name = f"EntitlementMiddleware customer={_qualified_name(customer)}"
         self._on_denied: Callable[[Scope, str], Any] | None = on_denied
         self._on_denied_is_async = on_denied is not None and _is_async_callable(on_denied)
 
@@ -126,14 +132,14 @@ class EntitlementMiddleware:
             await _responses.UNAVAILABLE(scope, receive, send)
 
     async def _find_customer(self, scope: Scope) -> str | None:
-        customer = await self._customer(scope) if self._customer_is_async else self._customer(scope)
-        if customer is None or customer == "":  # "" is no customer, as in the Django and Flask adapters
+        # The rule all three adapters share (gate.read_customer): a callable that fails or returns
+        # something other than an id is the site's bug, logged, and the request has no customer.
+        try:
+            value = await self._customer(scope) if self._customer_is_async else self._customer(scope)
+        except Exception as error:
+            customer_failed(self._customer_name, error)
             return None
-        if isinstance(customer, str) and customer.strip():
-            return customer
-        raise ValueError(
-            f"EntitlementMiddleware customer= must return a Stripe customer id ('cus_...') or None, got {customer!r}"
-        )
+        return read_customer(value, self._customer_name)
 
     async def _refusal(self, scope: Scope, verdict: Verdict) -> ASGIApp:
         """The ASGI app that answers a request the gate refused."""
@@ -160,6 +166,14 @@ def _is_async_callable(obj: object) -> bool:
     while isinstance(obj, functools.partial):
         obj = obj.func
     return inspect.iscoroutinefunction(obj) or (callable(obj) and inspect.iscoroutinefunction(obj.__call__))
+
+
+def _qualified_name(obj: object) -> str:
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"{module}.{name}"
 
 
 def _route_path(scope: Scope) -> str:

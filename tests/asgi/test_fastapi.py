@@ -179,3 +179,8 @@ def test_webhook_app_mounts_in_fastapi_with_add_route(resolver: Resolver) -> Non
 
     assert response.json()["action"] == "applied"
     assert client.get("/seats", headers=as_customer("cus_hook")).status_code == 200
+
+
+def test_dependency_with_any_of_given_as_a_string_fails_when_built() -> None:
+    with pytest.raises(TypeError, match="any_of"):
+        RequiresFeature(any_of="analytics")
