@@ -111,9 +111,18 @@ class EntitlementMiddleware:
                 return
 
         started = False
+        # Wrapped around a whole app (FastAPI's, the pure-ASGI way), the middleware sits outside the
+        # app's ServerErrorMiddleware, which answers 500 to a refusal or an outage raised in the app
+        # before re-raising it to us. Once one has been raised, the response that follows is held
+        # back until the app is done: replaced by the refusal if the exception reaches us, sent as
+        # it was if the app handled it.
+        held: list[Message] = []
 
         async def send_noting_start(message: Message) -> None:
             nonlocal started
+            if held or (not started and entitlements._raised and message["type"] == "http.response.start"):
+                held.append(message)
+                return
             started = True
             await send(message)
 
@@ -124,12 +133,18 @@ class EntitlementMiddleware:
                 raise
             app = await self._refusal(scope, refused.verdict)
             await app(scope, receive, send)
+            return
         except (SourceUnavailable, CacheUnavailable):
             # The app met an outage (Stripe's, or a shared cache's on a change) and did not
             # handle it: 503, never a 500.
             if started:
                 raise
             await _responses.UNAVAILABLE(scope, receive, send)
+            return
+        except Exception:
+            await _send_all(send, held)
+            raise
+        await _send_all(send, held)
 
     async def _find_customer(self, scope: Scope) -> str | None:
         # The rule all three adapters share (gate.read_customer): a callable that fails or returns
@@ -159,6 +174,11 @@ class EntitlementMiddleware:
             )
         answer: ASGIApp = app
         return answer
+
+
+async def _send_all(send: Send, messages: list[Message]) -> None:
+    for message in messages:
+        await send(message)
 
 
 def _is_async_callable(obj: object) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.responses import RedirectResponse
 
 from entitlegate import Resolver, WebhookHandler
@@ -25,8 +26,17 @@ SeatsEntitlements = Annotated[Entitlements, Depends(needs_seats)]
 
 
 def make_fastapi(resolver: Resolver, **options: Any) -> FastAPI:
-    app = FastAPI()
+    app = _routes(FastAPI())
     app.add_middleware(EntitlementMiddleware, resolver=resolver, customer=customer_from_header, **options)
+    return app
+
+
+def wrap_fastapi(resolver: Resolver, **options: Any) -> EntitlementMiddleware:
+    """The pure-ASGI way: the middleware around the whole FastAPI app, outside its error handling."""
+    return EntitlementMiddleware(_routes(FastAPI()), resolver=resolver, customer=customer_from_header, **options)
+
+
+def _routes(app: FastAPI) -> FastAPI:
 
     @app.get("/seats")
     async def seats(entitlements: SeatsEntitlements) -> dict[str, Any]:
@@ -50,11 +60,94 @@ def make_fastapi(resolver: Resolver, **options: Any) -> FastAPI:
         await websocket.send_text("welcome")
         await websocket.close()
 
+    @app.get("/broken")
+    async def broken() -> str:
+        raise ZeroDivisionError
+
     @app.get("/open")
     async def open_route() -> str:
         return "open"
 
+    @app.get("/account")
+    async def account(connection: Request) -> dict[str, Any]:
+        entitlements = await connection.state.entitlements.load()
+        return {"features": sorted(entitlements.features)}
+
     return app
+
+
+PLACEMENTS = {"add_middleware": make_fastapi, "wrapping": wrap_fastapi}
+
+
+@pytest.fixture(params=sorted(PLACEMENTS))
+def placed(request: pytest.FixtureRequest, resolver: Resolver) -> Callable[..., TestClient]:
+    """``placed(**middleware_options)``: a client of the FastAPI app with the middleware added or wrapped around it.
+
+    The client answers a server error with a 500 instead of raising it, as a real server would.
+    """
+
+    def build(**options: Any) -> TestClient:
+        return TestClient(PLACEMENTS[request.param](resolver, **options), raise_server_exceptions=False)
+
+    return build
+
+
+def test_a_refusal_is_a_401_wherever_the_middleware_sits(placed: Callable[..., TestClient]) -> None:
+    response = placed().get("/seats", headers=JSON)
+
+    assert (response.status_code, response.json()) == (401, {"error": "customer_required"})
+
+
+@pytest.mark.parametrize("path", ["/seats", "/sync-seats", "/reports/monthly"])
+def test_a_refusal_is_a_403_wherever_the_middleware_sits(
+    placed: Callable[..., TestClient], fake_stripe: FakeStripe, path: str
+) -> None:
+    fake_stripe.set_customer("cus_1", [])
+
+    response = placed().get(path, headers=as_customer("cus_1", **JSON))
+
+    assert response.status_code == 403
+    assert response.json()["error"] == "feature_required"
+
+
+def test_an_outage_is_a_503_wherever_the_middleware_sits(
+    placed: Callable[..., TestClient], fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.always_fail = 500
+    client = placed()
+
+    assert client.get("/seats", headers=as_customer("cus_1")).status_code == 503
+    assert client.get("/account", headers=as_customer("cus_1")).status_code == 503
+
+
+def test_on_denied_answers_wherever_the_middleware_sits(
+    placed: Callable[..., TestClient], fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.set_customer("cus_1", [])
+
+    def upgrade(scope: dict[str, Any], feature: str) -> RedirectResponse:
+        return RedirectResponse(f"/upgrade/{feature}", status_code=303)
+
+    response = placed(on_denied=upgrade).get("/seats", headers=as_customer("cus_1"), follow_redirects=False)
+
+    assert (response.status_code, response.headers["location"]) == (303, "/upgrade/seats-feature")
+
+
+def test_a_customer_with_the_feature_gets_through_wherever_the_middleware_sits(
+    placed: Callable[..., TestClient], fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.set_customer("cus_1", ["seats-feature"])
+
+    response = placed().get("/seats", headers=as_customer("cus_1"))
+
+    assert (response.status_code, response.json()["features"]) == (200, ["seats-feature"])
+
+
+def test_an_app_error_is_still_a_500_wherever_the_middleware_sits(placed: Callable[..., TestClient]) -> None:
+    # Only entitlegate's own refusals are answered by the middleware; the app's bugs stay 500s.
+    response = placed().get("/broken")
+
+    assert response.status_code == 500
 
 
 @pytest.fixture
