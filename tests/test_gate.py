@@ -7,14 +7,18 @@ from collections.abc import Callable
 
 import pytest
 
-from entitlegate import Resolver
+from entitlegate import Resolver, StaticSource
 from entitlegate.gate import (
+    Cause,
     Outcome,
     Requirement,
     Rules,
     acheck,
+    aportal_url,
     check,
     customer_failed,
+    denial_cause,
+    portal_url,
     read_customer,
     safe_features,
     safe_has_feature,
@@ -178,3 +182,61 @@ def test_customer_failed_logs_the_error_with_its_traceback(caplog: pytest.LogCap
     (record,) = [r for r in caplog.records if "test callable that raised" in r.getMessage()]
     assert "KeyError" in record.getMessage()
     assert record.exc_info is not None
+
+
+# -- why a denial was made -------------------------------------------------------------------------
+
+
+def test_a_denial_by_the_outage_policy_carries_its_cause_to_the_handler(source: CountingSource) -> None:
+    source.failing = outage()
+
+    verdict = check(Resolver(source, on_unavailable="deny"), "cus_pro", Requirement.of("analytics"))
+
+    assert (verdict.outcome, verdict.cause) == (Outcome.DENIED, Cause.UNAVAILABLE)
+    assert verdict.feature == "analytics"
+    assert denial_cause(verdict.feature) is Cause.UNAVAILABLE  # what a handler given the feature asks
+
+
+def test_a_denial_for_a_feature_the_customer_lacks_says_so(source: CountingSource) -> None:
+    verdict = check(Resolver(source), "cus_free", Requirement.of("analytics"))
+
+    assert (verdict.outcome, verdict.cause) == (Outcome.DENIED, Cause.MISSING)
+    assert denial_cause(verdict.feature or "") is Cause.MISSING
+
+
+def test_a_plain_lookup_key_is_a_denial_for_a_missing_feature() -> None:
+    assert denial_cause("analytics") is Cause.MISSING
+
+
+def test_only_a_denial_has_a_cause(source: CountingSource) -> None:
+    assert check(Resolver(source), "cus_pro", Requirement.of("analytics")).cause is None
+    assert check(Resolver(source), None, Requirement.of("analytics")).cause is None
+
+
+# -- portal sessions -------------------------------------------------------------------------------
+
+
+class PortalSource(CountingSource):
+    """A site's own source that can make portal sessions: nothing but the two methods."""
+
+    def create_portal_session(self, customer: str, return_url: str) -> str:
+        return f"https://portal.test/{customer}?back={return_url}"
+
+    async def acreate_portal_session(self, customer: str, return_url: str) -> str:
+        return self.create_portal_session(customer, return_url)
+
+
+def test_portal_url_uses_any_source_that_makes_portal_sessions() -> None:
+    resolver = Resolver(PortalSource({}))
+
+    assert portal_url(resolver, "cus_1", "/x") == "https://portal.test/cus_1?back=/x"
+    assert asyncio.run(aportal_url(resolver, "cus_1", "/x")) == "https://portal.test/cus_1?back=/x"
+
+
+def test_portal_url_refuses_a_source_that_cannot_make_portal_sessions() -> None:
+    resolver = Resolver(StaticSource({}))
+
+    with pytest.raises(TypeError, match="Customer Portal"):
+        portal_url(resolver, "cus_1", "/x")
+    with pytest.raises(TypeError, match="Customer Portal"):
+        asyncio.run(aportal_url(resolver, "cus_1", "/x"))

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
-from entitlegate.gate import Outcome, Requirement, Rules, Verdict, customer_failed, read_customer
+from entitlegate.gate import Cause, Outcome, Requirement, Rules, Verdict, customer_failed, read_customer
 from entitlegate.resolver import Resolver
 from entitlegate_asgi import _responses
 from entitlegate_asgi._entitlements import Entitlements, RequestRefused
@@ -42,10 +42,11 @@ class EntitlementMiddleware:
     On a ruled route the entitlements are loaded before the app runs and a refused request never
     reaches it: no customer → 401, a missing feature → 403 or ``on_denied(scope, feature)``
     (sync or async, returning an ASGI app such as a Starlette ``Response``; HTTP only), an outage
-    → 503 (or what the resolver's ``on_unavailable`` says). Bodies are JSON for clients that
-    accept it, plain text otherwise. A websocket is refused before it is accepted. Elsewhere
-    nothing is fetched until ``load()``, ``requires_feature`` or ``RequiresFeature`` asks, so a
-    route nothing gates never calls Stripe and never answers 503.
+    → 503 (or what the resolver's ``on_unavailable`` says: under ``"deny"`` ``on_denied`` is asked,
+    with ``gate.denial_cause(feature)`` saying the outage caused it, and without one it is a 503).
+    Bodies are JSON for clients that accept it, plain text otherwise. A websocket is refused
+    before it is accepted. Elsewhere nothing is fetched until ``load()``, ``requires_feature`` or
+    ``RequiresFeature`` asks, so a route nothing gates never calls Stripe and never answers 503.
 
     Raises ``TypeError`` / ``ValueError`` naming the argument when it is built with a bad one.
     """
@@ -164,6 +165,9 @@ class EntitlementMiddleware:
             return _responses.UNAVAILABLE
         feature = verdict.feature or ""
         if self._on_denied is None or scope["type"] != "http":
+            # A denial the outage policy made is no upsell: the customer may hold the feature.
+            if verdict.cause is Cause.UNAVAILABLE:
+                return _responses.UNAVAILABLE
             return _responses.feature_required(feature)
         app = self._on_denied(scope, feature)
         if self._on_denied_is_async:

@@ -12,14 +12,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from entitlegate import CacheUnavailable, Resolver, StaticSource, StripeSource
-from entitlegate.gate import aportal_url
+from entitlegate.gate import Cause, aportal_url, denial_cause
 from entitlegate.testing import override_features
 from entitlegate_asgi import EntitlementMiddleware
-from tests.asgi.support import JSON, TestClient, as_customer, customer_from_header, ok
+from tests.asgi.support import JSON, TestClient, as_customer, customer_from_header, ok, websocket_refusal
 from tests.fake_stripe import ACTIVE_ENTITLEMENTS, PORTAL_SESSIONS, FakeStripe
 
 MakeApp = Callable[..., Starlette]
@@ -75,14 +75,42 @@ def test_outage_on_a_ruled_route_answers_503(make_app: MakeApp, fake_stripe: Fak
     assert response.json() == {"error": "entitlements_unavailable"}
 
 
-def test_outage_under_on_unavailable_deny_answers_403(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
+def test_outage_under_on_unavailable_deny_is_answered_as_unavailable_not_as_an_upsell(
+    make_app: MakeApp, fake_stripe: FakeStripe
+) -> None:
     fake_stripe.always_fail = 500
     app = make_app(resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="deny"))
 
     response = TestClient(app).get("/pro", headers=as_customer("cus_1", **JSON))
 
-    assert response.status_code == 403
-    assert response.json() == {"error": "feature_required", "feature": "seats-feature"}
+    assert response.status_code == 503
+    assert response.json() == {"error": "entitlements_unavailable"}
+
+
+def test_outage_under_on_unavailable_deny_refuses_a_websocket_as_unavailable(
+    make_app: MakeApp, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.always_fail = 500
+    app = make_app(resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="deny"))
+
+    assert websocket_refusal(TestClient(app), "/pro/live", as_customer("cus_1")).status_code == 503
+
+
+def test_on_denied_is_told_that_a_denial_comes_from_the_outage_policy(
+    make_app: MakeApp, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.always_fail = 500
+    seen: list[tuple[str, Cause]] = []
+
+    def upgrade(scope: dict[str, Any], feature: str) -> Response:
+        seen.append((feature, denial_cause(feature)))
+        return PlainTextResponse("try again soon" if denial_cause(feature) is Cause.UNAVAILABLE else "upgrade", 503)
+
+    app = make_app(resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="deny"), on_denied=upgrade)
+    response = TestClient(app).get("/pro", headers=as_customer("cus_1"))
+
+    assert (response.status_code, response.text) == (503, "try again soon")
+    assert seen == [("seats-feature", Cause.UNAVAILABLE)]
 
 
 def test_outage_under_on_unavailable_allow_lets_the_request_through(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
