@@ -1,0 +1,209 @@
+"""Every Python snippet in README.md runs as written.
+
+How the README is read, so that a snippet added later is covered without touching this file:
+
+- The README is split into sections at its ``## `` headings; a section's ```` ```python ````
+  blocks are its snippets, in order.
+- Every snippet must compile (top-level ``await`` allowed, as in a notebook or an async REPL).
+- A framework's guide (the sections named in ``GUIDES``) is also *run*: its snippets are executed
+  in order in one namespace, as a reader pasting them into one module would, and the app they build
+  is then driven through the framework's own test client. A function a snippet defines whose name
+  starts with ``test_`` is a test the README recommends: it is called, its arguments filled by name
+  from ``FIXTURES``.
+- Names a guide leaves to the reader (their sign-in backend, an endpoint body) come from the
+  guide's ``PRELUDE``; environment variables a snippet reads are set for the run.
+- A snippet that cannot run on its own (a fragment of a settings dict, ``{..., "KEY": ...}``) is
+  marked in the README by an HTML comment on the line before its fence, which renders as nothing:
+  ``<!-- readme-test: skip (why) -->``. It is neither compiled nor run.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SKIP = re.compile(r"<!--\s*readme-test:\s*skip\b.*?-->")
+FENCE = re.compile(r"^```(\w*)\s*$")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    section: str  # the "## " heading it is under
+    line: int  # where its code starts in README.md, for the failure message
+    code: str
+    skipped: bool
+
+    @property
+    def name(self) -> str:
+        return f"README.md:{self.line} ({self.section})"
+
+
+def snippets(text: str) -> list[Snippet]:
+    """The README's python blocks, each with its section and whether it is marked to skip."""
+    found: list[Snippet] = []
+    section = ""
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("## "):
+            section = line[3:].strip()
+        fence = FENCE.match(line)
+        if fence is None:
+            index += 1
+            continue
+        end = next(i for i in range(index + 1, len(lines)) if lines[i].startswith("```"))
+        if fence.group(1) == "python":
+            before = next((lines[i] for i in range(index - 1, -1, -1) if lines[i].strip()), "")
+            code = "\n".join(lines[index + 1 : end]) + "\n"
+            found.append(Snippet(section, index + 2, code, SKIP.search(before) is not None))
+        index = end + 1
+    return found
+
+
+ALL = snippets(README.read_text(encoding="utf-8"))
+
+
+def test_the_readme_has_python_snippets_in_every_guide() -> None:
+    sections = {snippet.section for snippet in ALL}
+    assert set(GUIDES) <= sections, f"a guide's heading changed: {set(GUIDES) - sections}"
+
+
+@pytest.mark.parametrize("snippet", [s for s in ALL if not s.skipped], ids=lambda s: s.name)
+def test_every_snippet_compiles(snippet: Snippet) -> None:
+    try:
+        compile(snippet.code, snippet.name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError as error:
+        pytest.fail(f"{snippet.name} does not compile ({error}); mark a fragment <!-- readme-test: skip (why) -->")
+
+
+def run_guide(section: str, prelude: dict[str, Any]) -> Iterator[tuple[Snippet, dict[str, Any]]]:
+    """Execute the section's snippets in order in one namespace; yield the namespace after each."""
+    namespace: dict[str, Any] = {"__name__": "readme_guide", **prelude}
+    for snippet in ALL:
+        if snippet.section != section or snippet.skipped:
+            continue
+        try:
+            exec(compile(snippet.code, snippet.name, "exec", dont_inherit=True), namespace)
+        except Exception as error:
+            raise AssertionError(f"{snippet.name} fails when run as written: {error!r}") from error
+        yield snippet, namespace
+
+
+def call_readme_tests(namespace: dict[str, Any], fixtures: dict[str, Any]) -> list[str]:
+    """Call every ``test_*`` function the snippets defined, arguments by name; the names called."""
+    called = []
+    for name, value in list(namespace.items()):
+        if name.startswith("test_") and callable(value) and getattr(value, "__module__", None) == "readme_guide":
+            arguments = value.__code__.co_varnames[: value.__code__.co_argcount]
+            value(**{argument: fixtures[argument] for argument in arguments})
+            called.append(name)
+    return called
+
+
+# -- Starlette, FastAPI and any ASGI app -----------------------------------------------------------
+
+ASGI = "Starlette, FastAPI and any ASGI app (`entitlegate_asgi`)"
+
+
+def asgi_prelude() -> dict[str, Any]:
+    """What the ASGI guide leaves to the reader: a sign-in backend and an endpoint."""
+    from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
+    from starlette.requests import HTTPConnection, Request
+    from starlette.responses import PlainTextResponse, Response
+
+    class Customer(SimpleUser):
+        def __init__(self, stripe_customer_id: str) -> None:
+            super().__init__(stripe_customer_id)
+            self.stripe_customer_id = stripe_customer_id
+
+    class MyBackend(AuthenticationBackend):
+        """Signs the request in as the customer named by an ``x-customer`` header."""
+
+        async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser] | None:
+            customer = conn.headers.get("x-customer")
+            return None if customer is None else (AuthCredentials(["authenticated"]), Customer(customer))
+
+    async def pro_home(request: Request) -> Response:
+        return PlainTextResponse("pro")
+
+    return {"MyBackend": MyBackend, "pro_home": pro_home}
+
+
+def signed_in_as(customer: str) -> dict[str, str]:
+    return {"x-customer": customer}
+
+
+@pytest.fixture
+def asgi_guide(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The namespace the ASGI guide builds, with every ``app`` it assigned, in order, under ``apps``."""
+    from tests.asgi.support import TestClient  # noqa: F401 - Starlette's TestClient imported as the suite does
+    from tests.stripe_events import SECRET
+
+    # A key that is never used (features are pinned), and the secret the tests sign events with.
+    monkeypatch.setitem(os.environ, "STRIPE_API_KEY", "sk_test_readme")
+    monkeypatch.setitem(os.environ, "STRIPE_WEBHOOK_SECRET", SECRET)
+    apps: list[Any] = []
+    namespace: dict[str, Any] = {}
+    for _, namespace in run_guide(ASGI, asgi_prelude()):
+        app = namespace.get("app")
+        if app is not None and (not apps or apps[-1] is not app):
+            apps.append(app)
+    return {**namespace, "apps": apps}
+
+
+def test_the_asgi_guides_starlette_app_gates_its_rules(asgi_guide: dict[str, Any]) -> None:
+    from entitlegate.testing import override_features
+    from tests.asgi.support import TestClient
+
+    starlette_app = asgi_guide["apps"][0]
+    client = TestClient(starlette_app)
+    with override_features(asgi_guide["resolver"], {"cus_1": {"seats-feature"}, "cus_2": set()}):
+        assert client.get("/pro").status_code == 401
+        assert client.get("/pro", headers=signed_in_as("cus_2")).status_code == 403
+        assert client.get("/pro", headers=signed_in_as("cus_1")).text == "pro"
+
+
+def test_the_asgi_guides_webhook_applies_a_signed_event(asgi_guide: dict[str, Any]) -> None:
+    from tests.asgi.support import TestClient
+    from tests.stripe_events import signed, summary_event
+
+    body, signature = signed(summary_event("cus_hook", ["seats-feature"]))
+    client = TestClient(asgi_guide["apps"][0])
+
+    response = client.post("/stripe/webhook", content=body, headers={"stripe-signature": signature})
+
+    assert response.json()["action"] == "applied"
+    assert client.get("/pro", headers=signed_in_as("cus_hook")).text == "pro"
+
+
+def test_the_asgi_guides_fastapi_app_gates_its_endpoints(asgi_guide: dict[str, Any]) -> None:
+    from entitlegate.testing import override_features
+    from tests.asgi.support import TestClient
+
+    fastapi_app = asgi_guide["apps"][-1]
+    client = TestClient(fastapi_app)
+    with override_features(asgi_guide["resolver"], {"cus_1": {"seats-feature", "analytics"}, "cus_2": set()}):
+        assert client.get("/seats", headers=signed_in_as("cus_1")).json() == {
+            "features": ["analytics", "seats-feature"]
+        }
+        assert client.get("/seats", headers=signed_in_as("cus_2")).status_code == 403
+        assert client.get("/export", headers=signed_in_as("cus_2")).status_code == 403
+        assert client.get("/seats").status_code == 401
+
+
+def test_the_asgi_guides_own_tests_pass(asgi_guide: dict[str, Any]) -> None:
+    called = call_readme_tests(asgi_guide, {"signed_in_as": signed_in_as})
+
+    assert called, "the ASGI guide's testing section shows no test"
+
+
+GUIDES: dict[str, Callable[..., Any]] = {ASGI: asgi_prelude}
