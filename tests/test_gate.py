@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from entitlegate import Resolver, StaticSource
 from entitlegate.gate import (
@@ -240,3 +242,39 @@ def test_portal_url_refuses_a_source_that_cannot_make_portal_sessions() -> None:
         portal_url(resolver, "cus_1", "/x")
     with pytest.raises(TypeError, match="Customer Portal"):
         asyncio.run(aportal_url(resolver, "cus_1", "/x"))
+
+
+# -- Rules.match against a brute-force oracle ----------------------------------------------------
+
+_SEGMENT = st.sampled_from(["pro", "pr", "products", "a", "b", ""])
+_PATH = st.builds(lambda segments: "/" + "/".join(segments), st.lists(_SEGMENT, max_size=4))
+_PREFIX = st.builds(
+    lambda segments, slash: "/" + "/".join(segments) + ("/" if slash and segments else ""),
+    st.lists(_SEGMENT.filter(bool), max_size=3),
+    st.booleans(),
+)
+
+
+def _segments(path: str) -> list[str]:
+    return path.split("/")[1:]
+
+
+def _oracle(prefixes: list[str], path: str) -> str | None:
+    """The normalised prefix whose segments begin the path's segments, the most segments winning."""
+    covering = []
+    for prefix in dict.fromkeys(prefix.rstrip("/") or "/" for prefix in prefixes):
+        wanted = [] if prefix == "/" else _segments(prefix)
+        if _segments(path)[: len(wanted)] == wanted:
+            covering.append((len(wanted), prefix))
+    return max(covering)[1] if covering else None
+
+
+@given(st.lists(_PREFIX, max_size=5), _PATH)
+def test_rules_match_the_longest_prefix_of_whole_path_segments(prefixes: list[str], path: str) -> None:
+    # Each prefix needs a lookup_key naming it, so the match tells which rule won.
+    rules = Rules([(prefix, f"key{prefix.rstrip('/') or '/'}") for prefix in prefixes])
+
+    found = rules.match(path)
+
+    expected = _oracle(prefixes, path)
+    assert (found.all_of[0][3:] if found else None) == expected
