@@ -6,8 +6,8 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
