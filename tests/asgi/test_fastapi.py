@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.responses import RedirectResponse
 
-from entitlegate import Resolver, WebhookHandler
+from entitlegate import Resolver, SourceUnavailable, WebhookHandler
 from entitlegate_asgi import EntitlementMiddleware, Entitlements, RequiresFeature, webhook_app
 from tests.asgi.support import (
     JSON,
@@ -59,6 +59,14 @@ def _routes(app: FastAPI) -> FastAPI:
         await websocket.accept()
         await websocket.send_text("welcome")
         await websocket.close()
+
+    @app.get("/degraded")
+    async def degraded(connection: Request) -> dict[str, Any]:
+        entitlements = await connection.state.entitlements.load()
+        try:
+            return {"features": sorted(entitlements.features)}
+        except SourceUnavailable:
+            return {"features": None}
 
     @app.get("/broken")
     async def broken() -> str:
@@ -141,6 +149,16 @@ def test_a_customer_with_the_feature_gets_through_wherever_the_middleware_sits(
     response = placed().get("/seats", headers=as_customer("cus_1"))
 
     assert (response.status_code, response.json()["features"]) == (200, ["seats-feature"])
+
+
+def test_an_outage_the_app_handles_keeps_the_apps_answer_wherever_the_middleware_sits(
+    placed: Callable[..., TestClient], fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.always_fail = 500
+
+    response = placed().get("/degraded", headers=as_customer("cus_1"))
+
+    assert (response.status_code, response.json()) == (200, {"features": None})
 
 
 def test_an_app_error_is_still_a_500_wherever_the_middleware_sits(placed: Callable[..., TestClient]) -> None:
