@@ -32,6 +32,7 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\b.*?-->")
 FENCE = re.compile(r"^```(\w*)\s*$")
+FILE_HEADER = re.compile(r"#\s*([\w/]+\.py)\s*$")  # the first line of a snippet that is a whole file
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,33 @@ def test_every_snippet_compiles(snippet: Snippet) -> None:
         pytest.fail(f"{snippet.name} does not compile ({error}); mark a fragment <!-- readme-test: skip (why) -->")
 
 
-def run_guide(section: str, prelude: dict[str, Any]) -> Iterator[tuple[Snippet, dict[str, Any]]]:
-    """Execute the section's snippets in order in one namespace; yield the namespace after each."""
+def run_guide(
+    section: str,
+    prelude: dict[str, Any],
+    files: Path | None = None,
+    after_files: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[tuple[Snippet, dict[str, Any]]]:
+    """Execute the section's snippets in order in one namespace; yield the namespace after each.
+
+    A snippet whose first line names a file (``# extensions.py``) is that file: it is written under
+    ``files`` (on ``sys.path``) instead, for the snippets after it to import; before the first
+    snippet that is no file, ``after_files(namespace)`` sets up what the reader does with them.
+    """
     namespace: dict[str, Any] = {"__name__": "readme_guide", **prelude}
+    wrote_files = False
     for snippet in ALL:
         if snippet.section != section or snippet.skipped:
             continue
+        header = FILE_HEADER.match(snippet.code.splitlines()[0])
+        if header is not None and files is not None:
+            path = files / header.group(1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(snippet.code, encoding="utf-8")
+            wrote_files = True
+            continue
+        if wrote_files and after_files is not None:
+            after_files(namespace)
+            after_files = None
         try:
             exec(compile(snippet.code, snippet.name, "exec", dont_inherit=True), namespace)
         except Exception as error:
@@ -206,4 +228,73 @@ def test_the_asgi_guides_own_tests_pass(asgi_guide: dict[str, Any]) -> None:
     assert called, "the ASGI guide's testing section shows no test"
 
 
-GUIDES: dict[str, Callable[..., Any]] = {ASGI: asgi_prelude}
+# -- Flask ----------------------------------------------------------------------------------------
+
+FLASK = "Flask in 5 minutes"
+
+
+@pytest.fixture
+def flask_guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The namespace the Flask guide builds: its files as modules, its views on the reader's app."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def reader_sets_up(namespace: dict[str, Any]) -> None:
+        # What the guide leaves to the reader: the app made by its factory, Flask-Login's user
+        # (here from an x-customer header), and the upgrade.html its denied handler renders.
+        from flask_login import LoginManager, UserMixin
+        from jinja2 import DictLoader
+
+        app = importlib.import_module("app").create_app()
+
+        class User(UserMixin):
+            def __init__(self, stripe_customer_id: str) -> None:
+                self.id = self.stripe_customer_id = stripe_customer_id
+
+        login_manager = LoginManager(app)
+        login_manager.request_loader(
+            lambda request: User(request.headers["x-customer"]) if "x-customer" in request.headers else None
+        )
+        app.jinja_loader = DictLoader({"upgrade.html": "upgrade for {{ feature }}"})
+        namespace.update(app=app, entitlements=importlib.import_module("extensions").entitlements)
+
+    namespace: dict[str, Any] = {}
+    try:
+        for _, namespace in run_guide(FLASK, {}, tmp_path, reader_sets_up):  # noqa: B007 - the last one
+            pass
+        yield namespace
+    finally:
+        if "app" in namespace:
+            from entitlegate.cache.redis import RedisCache
+
+            cache = namespace["app"].extensions["entitlegate"].resolver.cache
+            if isinstance(cache, RedisCache):  # the guide's ENTITLEGATE_CACHE: release its clients
+                cache.close()
+        for module in ("app", "extensions"):
+            sys.modules.pop(module, None)
+
+
+def test_the_flask_guides_app_gates_its_views(flask_guide: dict[str, Any]) -> None:
+    from entitlegate.testing import override_features
+
+    app = flask_guide["app"]
+    client = app.test_client()
+    with override_features(app.extensions["entitlegate"].resolver, {"cus_1": {"seats-feature"}, "cus_2": set()}):
+        assert client.get("/seats", headers=signed_in_as("cus_1")).status_code == 200
+        denied = client.get("/seats", headers=signed_in_as("cus_2"))
+        assert (denied.status_code, denied.text) == (403, "upgrade for seats-feature")
+        assert client.get("/api/plan", headers=signed_in_as("cus_1")).json == {
+            "features": ["seats-feature"],
+            "sso": False,
+        }
+
+
+def test_the_flask_guides_own_tests_pass(flask_guide: dict[str, Any]) -> None:
+    called = call_readme_tests(flask_guide, {"app": flask_guide["app"], "signed_in_as": signed_in_as})
+
+    assert called, "the Flask guide's testing section shows no test"
+
+
+GUIDES = (ASGI, FLASK)
