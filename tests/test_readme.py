@@ -10,8 +10,13 @@ How the README is read, so that a snippet added later is covered without touchin
   is then driven through the framework's own test client. A function a snippet defines whose name
   starts with ``test_`` is a test the README recommends: it is called, its arguments filled by name
   from ``FIXTURES``.
-- Names a guide leaves to the reader (their sign-in backend, an endpoint body) come from the
-  guide's ``PRELUDE``; environment variables a snippet reads are set for the run.
+- A snippet whose first line names a file (``# extensions.py``) is that file of the reader's
+  project: it is written to a temporary directory on ``sys.path`` for later snippets to import.
+- Names a guide leaves to the reader (their sign-in backend, an endpoint, the app their factory
+  makes) come from the guide's fixture (``asgi_prelude``, ``flask_guide``); environment variables
+  a snippet reads are set for the run.
+- The Django guide is only compiled so far: running it needs a Django project of its own (Django's
+  settings belong to a whole process, and this one is configured for ``tests/django``).
 - A snippet that cannot run on its own (a fragment of a settings dict, ``{..., "KEY": ...}``) is
   marked in the README by an HTML comment on the line before its fence, which renders as nothing:
   ``<!-- readme-test: skip (why) -->``. It is neither compiled nor run.
