@@ -15,8 +15,8 @@ How the README is read, so that a snippet added later is covered without touchin
 - Names a guide leaves to the reader (their sign-in backend, an endpoint, the app their factory
   makes) come from the guide's fixture (``asgi_prelude``, ``flask_guide``); environment variables
   a snippet reads are set for the run.
-- The Django guide is only compiled so far: running it needs a Django project of its own (Django's
-  settings belong to a whole process, and this one is configured for ``tests/django``).
+- The Django guide runs in a child process (Django's settings belong to a whole process, and this
+  one is configured for ``tests/django``): its files make a project, its other snippets one module.
 - A snippet that cannot run on its own (a fragment of a settings dict, ``{..., "KEY": ...}``) is
   marked in the README by an HTML comment on the line before its fence, which renders as nothing:
   ``<!-- readme-test: skip (why) -->``. It is neither compiled nor run.
@@ -302,4 +302,130 @@ def test_the_flask_guides_own_tests_pass(flask_guide: dict[str, Any]) -> None:
     assert called, "the Flask guide's testing section shows no test"
 
 
-GUIDES = (ASGI, FLASK)
+# -- Django ---------------------------------------------------------------------------------------
+
+DJANGO = "Django in 5 minutes"
+
+# The reader's side of a Django project built from the guide: settings on top of the guide's
+# settings.py, a user signed in from an x-customer header (the reader's own user model has the
+# stripe_customer_id field), and URLs for the guide's views beside the guide's urls.py.
+DJANGO_PROJECT = """
+from django.urls import path
+from settings import *  # noqa: F403 - the guide's settings.py
+
+import guide
+import urls
+
+SECRET_KEY = "readme-test"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver"]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+INSTALLED_APPS = ["django.contrib.contenttypes", *INSTALLED_APPS]  # noqa: F405
+MIDDLEWARE = [*MIDDLEWARE]  # noqa: F405
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1, "project.signed_in")
+ROOT_URLCONF = "project"
+USE_TZ = True
+
+
+class Customer:
+    is_authenticated = True
+
+    def __init__(self, stripe_customer_id):
+        self.stripe_customer_id = stripe_customer_id
+
+
+def signed_in(get_response):
+    def middleware(request):
+        if "x-customer" in request.headers:
+            request.user = Customer(request.headers["x-customer"])
+        return get_response(request)
+
+    return middleware
+
+
+urlpatterns = [*urls.urlpatterns, path("seats/", guide.seats), path("account/", guide.account)]
+"""
+
+DJANGO_DRIVER = """
+import json
+import sys
+
+import django
+
+django.setup()
+
+from django.test import Client
+
+import guide
+from entitlegate_django.testing import override_features
+from tests.stripe_events import signed, summary_event
+
+client = Client()
+seen = {}
+with override_features({"cus_1": {"seats-feature"}, "cus_2": set()}):
+    seen["seats as cus_1"] = client.get("/seats/", HTTP_X_CUSTOMER="cus_1").status_code
+    seen["seats as cus_2"] = client.get("/seats/", HTTP_X_CUSTOMER="cus_2").status_code
+    seen["seats signed out"] = client.get("/seats/").status_code
+    seen["account as cus_1"] = json.loads(client.get("/account/", HTTP_X_CUSTOMER="cus_1").content)
+body, signature = signed(summary_event("cus_hook", ["seats-feature"]))
+delivered = client.post("/stripe/webhook/", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature)
+seen["webhook"] = json.loads(delivered.content).get("action")
+seen["seats as cus_hook"] = client.get("/seats/", HTTP_X_CUSTOMER="cus_hook").status_code
+for name, value in vars(guide).items():
+    if name.startswith("test_") and callable(value):
+        value(client)
+        seen.setdefault("readme tests", []).append(name)
+json.dump(seen, sys.stdout)
+"""
+
+
+def test_the_django_guide_runs_as_a_project(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.stripe_events import SECRET
+
+    guide = []
+    for snippet in ALL:
+        if snippet.section != DJANGO or snippet.skipped:
+            continue
+        header = FILE_HEADER.match(snippet.code.splitlines()[0])
+        if header is None:
+            guide.append(f"# {snippet.name}\n{snippet.code}")
+            continue
+        path = tmp_path / header.group(1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(snippet.code, encoding="utf-8")
+        for package in path.relative_to(tmp_path).parents:
+            if package != Path("."):
+                (tmp_path / package / "__init__.py").touch()
+    # The snippets that are no file run in one module, as pasted into one views module.
+    (tmp_path / "guide.py").write_text("\n".join(guide), encoding="utf-8")
+    (tmp_path / "project.py").write_text(DJANGO_PROJECT, encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root), str(root / "integrations")]),
+        "DJANGO_SETTINGS_MODULE": "project",
+        "STRIPE_API_KEY": "sk_test_readme",
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+    }
+
+    ran = subprocess.run(
+        [sys.executable, "-c", DJANGO_DRIVER], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert ran.returncode == 0, f"the Django guide fails when run as written:\n{ran.stderr}"
+    assert json.loads(ran.stdout) == {
+        "seats as cus_1": 200,
+        "seats as cus_2": 403,
+        "seats signed out": 302,
+        "account as cus_1": {"features": ["seats-feature"]},
+        "webhook": "applied",
+        "seats as cus_hook": 200,
+        "readme tests": ["test_team_page"],
+    }
+
+
+GUIDES = (ASGI, FLASK, DJANGO)
