@@ -114,14 +114,18 @@ class EntitlementMiddleware:
         started = False
         # Wrapped around a whole app (FastAPI's, the pure-ASGI way), the middleware sits outside the
         # app's ServerErrorMiddleware, which answers 500 to a refusal or an outage raised in the app
-        # before re-raising it to us. Once one has been raised, the response that follows is held
-        # back until the app is done: replaced by the refusal if the exception reaches us, sent as
-        # it was if the app handled it.
+        # before re-raising it to us. So a 500, and any response after the request's entitlements
+        # raised one into the app, is held back until the app is done: replaced by the refusal or
+        # the 503 if the exception reaches us, sent as it was otherwise.
         held: list[Message] = []
 
         async def send_noting_start(message: Message) -> None:
             nonlocal started
-            if held or (not started and entitlements._raised and message["type"] == "http.response.start"):
+            if held or (
+                not started
+                and message["type"] == "http.response.start"
+                and (entitlements._raised or message["status"] == 500)
+            ):
                 held.append(message)
                 return
             started = True

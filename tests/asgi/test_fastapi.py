@@ -26,17 +26,23 @@ SeatsEntitlements = Annotated[Entitlements, Depends(needs_seats)]
 
 
 def make_fastapi(resolver: Resolver, **options: Any) -> FastAPI:
-    app = _routes(FastAPI())
+    app = _routes(FastAPI(), resolver)
     app.add_middleware(EntitlementMiddleware, resolver=resolver, customer=customer_from_header, **options)
     return app
 
 
 def wrap_fastapi(resolver: Resolver, **options: Any) -> EntitlementMiddleware:
     """The pure-ASGI way: the middleware around the whole FastAPI app, outside its error handling."""
-    return EntitlementMiddleware(_routes(FastAPI()), resolver=resolver, customer=customer_from_header, **options)
+    return EntitlementMiddleware(
+        _routes(FastAPI(), resolver), resolver=resolver, customer=customer_from_header, **options
+    )
 
 
-def _routes(app: FastAPI) -> FastAPI:
+def _routes(app: FastAPI, resolver: Resolver) -> FastAPI:
+    @app.get("/direct")
+    async def direct() -> list[str]:
+        # Asks the resolver itself, not the request's entitlements.
+        return sorted(await resolver.afeatures("cus_direct"))
 
     @app.get("/seats")
     async def seats(entitlements: SeatsEntitlements) -> dict[str, Any]:
@@ -126,6 +132,14 @@ def test_an_outage_is_a_503_wherever_the_middleware_sits(
 
     assert client.get("/seats", headers=as_customer("cus_1")).status_code == 503
     assert client.get("/account", headers=as_customer("cus_1")).status_code == 503
+
+
+def test_an_outage_met_by_the_app_asking_the_resolver_is_a_503_wherever_the_middleware_sits(
+    placed: Callable[..., TestClient], fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.always_fail = 500
+
+    assert placed().get("/direct").status_code == 503
 
 
 def test_on_denied_answers_wherever_the_middleware_sits(
