@@ -14,14 +14,17 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from entitlegate.errors import SourceUnavailable
 from entitlegate.resolver import OnUnavailable, Resolver, answer_in_outage
 
 __all__ = [
     "Answers",
+    "Cause",
+    "DeniedFeature",
     "Outcome",
+    "PortalSessions",
     "Requirement",
     "Rules",
     "Verdict",
@@ -29,6 +32,7 @@ __all__ = [
     "aportal_url",
     "check",
     "customer_failed",
+    "denial_cause",
     "judge",
     "portal_url",
     "read_customer",
@@ -96,6 +100,8 @@ class Requirement:
     any_of: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _refuse_str("all_of", self.all_of)
+        _refuse_str("any_of", self.any_of)
         if not self.all_of and not self.any_of:
             raise ValueError("a feature requirement needs at least one lookup_key")
         for key in (*self.all_of, *self.any_of):
@@ -104,9 +110,12 @@ class Requirement:
 
     @classmethod
     def of(cls, *features: str, any_of: Iterable[str] = ()) -> Requirement:
-        """``Requirement.of("a", "b")`` needs a and b; ``Requirement.of(any_of=("a", "b"))`` a or b."""
-        if isinstance(any_of, str):
-            any_of = (any_of,)
+        """``Requirement.of("a", "b")`` needs a and b; ``Requirement.of(any_of=("a", "b"))`` a or b.
+
+        Raises ``TypeError`` when ``any_of`` is a string (``any_of="analytics"`` would otherwise
+        mean any of its letters): write ``any_of=("analytics",)``.
+        """
+        _refuse_str("any_of", any_of)
         return cls(tuple(features), tuple(any_of))
 
     def missing(self, features: frozenset[str]) -> str | None:
@@ -119,6 +128,12 @@ class Requirement:
         return None
 
 
+def _refuse_str(name: str, names: object) -> None:
+    # A str is an iterable of names, one letter each: "analytics" would need "a" or "n" or ...
+    if isinstance(names, str):
+        raise TypeError(f"{name} must be a list or tuple of lookup_keys, not the string {names!r}: write ({names!r},)")
+
+
 class Outcome(enum.Enum):
     """How a check ended."""
 
@@ -128,9 +143,48 @@ class Outcome(enum.Enum):
     UNAVAILABLE = "unavailable"  # the source is down and nothing usable is cached: 503
 
 
+class Cause(enum.Enum):
+    """Why a request was denied: what a denied handler asks before it offers an upgrade."""
+
+    MISSING = "missing"  # the customer lacks the feature: an upgrade may help
+    UNAVAILABLE = "unavailable"  # the source is down and on_unavailable="deny" refused: try again later
+
+
+class DeniedFeature(str):
+    """The lookup_key a denial names, as every denied handler receives it: a ``str`` that knows why.
+
+    The handler signatures are fixed (``on_denied(scope, feature)``, Flask's ``handler(feature)``,
+    Django's ``exception.feature``), so the cause travels inside the one value they all get. It
+    compares, hashes and prints as the plain lookup_key; read its cause with :func:`denial_cause`.
+    """
+
+    cause: Cause
+
+    def __new__(cls, lookup_key: str, cause: Cause) -> DeniedFeature:
+        feature = super().__new__(cls, lookup_key)
+        feature.cause = cause
+        return feature
+
+    def __reduce__(self) -> tuple[type[DeniedFeature], tuple[str, Cause]]:
+        return (DeniedFeature, (str(self), self.cause))
+
+
+def denial_cause(feature: str) -> Cause:
+    """Why the denial naming ``feature`` was made: ``UNAVAILABLE`` when the outage policy denied.
+
+    For a denied handler: answer ``UNAVAILABLE`` as a temporary failure (503), not with an
+    upgrade offer, since the customer may well hold the feature. A plain ``str`` is ``MISSING``.
+    """
+    return feature.cause if isinstance(feature, DeniedFeature) else Cause.MISSING
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The outcome of a check, the feature a denial names, and the outage behind a 503."""
+    """The outcome of a check, the feature a denial names, and the outage behind a 503 or a denial.
+
+    A denial that the outage policy (``on_unavailable="deny"``) made keeps its ``error``, and its
+    ``feature`` is a :class:`DeniedFeature` that says so, for the handler that renders it.
+    """
 
     outcome: Outcome
     feature: str | None = None
@@ -139,6 +193,13 @@ class Verdict:
     @property
     def allowed(self) -> bool:
         return self.outcome is _ALLOWED_OUTCOME
+
+    @property
+    def cause(self) -> Cause | None:
+        """Why a denial was made; None for any other outcome."""
+        if self.outcome is not Outcome.DENIED:
+            return None
+        return Cause.UNAVAILABLE if self.error is not None else Cause.MISSING
 
 
 _ALLOWED_OUTCOME = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns
@@ -169,7 +230,8 @@ def judge(
             return Verdict(Outcome.UNAVAILABLE, None, answer)
         if on_unavailable == "allow":
             return _ALLOWED
-        return Verdict(Outcome.DENIED, requirement.missing(frozenset()))
+        named = requirement.missing(frozenset()) or ""  # with no features, something is missing
+        return Verdict(Outcome.DENIED, DeniedFeature(named, Cause.UNAVAILABLE), answer)
     missing = requirement.missing(answer)
     return _ALLOWED if missing is None else Verdict(Outcome.DENIED, missing)
 
@@ -242,6 +304,9 @@ class Rules:
         rules: Mapping[str, str | Iterable[str] | Requirement]
         | Iterable[tuple[str, str | Iterable[str] | Requirement]] = (),
     ) -> None:
+        given: object = rules  # typed as no str, but a str iterates to one-letter "rules"
+        if isinstance(given, str):
+            raise TypeError(f"rules must be a mapping of path prefix to features, not the string {rules!r}")
         items = rules.items() if isinstance(rules, Mapping) else rules
         parsed: dict[str, Requirement] = {}
         for item in items:
@@ -286,23 +351,35 @@ def _requirement(prefix: str, needs: object) -> Requirement:
         raise ValueError(f"rule {prefix!r}: {error}") from None
 
 
+@runtime_checkable
+class PortalSessions(Protocol):
+    """A source that can open Stripe Customer Portal sessions (:class:`~entitlegate.StripeSource` can)."""
+
+    def create_portal_session(self, customer: str, return_url: str) -> str:
+        """The URL of a new portal session for ``customer``, coming back to ``return_url``."""
+        ...
+
+    async def acreate_portal_session(self, customer: str, return_url: str) -> str:
+        """Async twin of :meth:`create_portal_session`."""
+        ...
+
+
 def portal_url(resolver: Resolver, customer: str, return_url: str) -> str:
     """A Stripe Customer Portal session URL for an upgrade redirect, made by the resolver's source.
 
-    Raises ``TypeError`` when the source cannot make portal sessions (only :class:`StripeSource`
-    can) and :class:`~entitlegate.SourceUnavailable` when Stripe does not answer.
+    Raises ``TypeError`` when the source cannot make portal sessions (is no :class:`PortalSessions`,
+    as :class:`StripeSource` is) and :class:`~entitlegate.SourceUnavailable` when Stripe does not answer.
     """
-    create = getattr(resolver.source, "create_portal_session", None)
-    if create is None:
-        raise TypeError(f"{resolver.source!r} cannot create Stripe Customer Portal sessions; use StripeSource")
-    url: str = create(customer, return_url)
-    return url
+    return _portal_sessions(resolver).create_portal_session(customer, return_url)
 
 
 async def aportal_url(resolver: Resolver, customer: str, return_url: str) -> str:
     """Async twin of :func:`portal_url`."""
-    create = getattr(resolver.source, "acreate_portal_session", None)
-    if create is None:
-        raise TypeError(f"{resolver.source!r} cannot create Stripe Customer Portal sessions; use StripeSource")
-    url: str = await create(customer, return_url)
-    return url
+    return await _portal_sessions(resolver).acreate_portal_session(customer, return_url)
+
+
+def _portal_sessions(resolver: Resolver) -> PortalSessions:
+    source = resolver.source
+    if not isinstance(source, PortalSessions):
+        raise TypeError(f"{source!r} cannot create Stripe Customer Portal sessions; use StripeSource")
+    return source

@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from example_app.demo import walk
 from example_app.environment import DEMO_WEBHOOK_SECRET, from_env
 from example_app.servers import APPS, App, Server, ServerFailed, serving
 from tests.fake_stripe import FakeStripe
+from tests.polling import wait_for
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -361,9 +361,4 @@ def test_with_a_redis_cache_url_a_webhook_to_one_app_opens_the_page_in_every_app
         event = testing.summary_event(customer, ["analytics"])
         url = sender.url + sender.app.path("stripe/webhook")
         assert webhooks.deliver(url, event, DEMO_WEBHOOK_SECRET).action == "applied"
-        deadline = time.monotonic() + 5.0
-        statuses = [visitor.get("analytics").status_code for visitor in visitors]
-        while statuses != [200, 200, 200] and time.monotonic() < deadline:
-            time.sleep(0.02)
-            statuses = [visitor.get("analytics").status_code for visitor in visitors]
-    assert statuses == [200, 200, 200]
+        wait_for(lambda: [visitor.get("analytics").status_code for visitor in visitors] == [200, 200, 200])

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from entitlegate import Resolver
+from entitlegate import Resolver, StaticSource
 from entitlegate.gate import (
+    Cause,
     Outcome,
     Requirement,
     Rules,
     acheck,
+    aportal_url,
     check,
     customer_failed,
+    denial_cause,
+    portal_url,
     read_customer,
     safe_features,
     safe_has_feature,
@@ -68,6 +75,34 @@ def test_acheck_is_the_async_twin(source: CountingSource) -> None:
 def test_a_requirement_needs_non_blank_lookup_keys(bad: tuple[object, ...]) -> None:
     with pytest.raises(ValueError, match="lookup_key"):
         Requirement(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Requirement(all_of="analytics"),  # type: ignore[arg-type]
+        lambda: Requirement(("seats-feature",), any_of="analytics"),  # type: ignore[arg-type]
+        lambda: Requirement.of(any_of="analytics"),
+        lambda: Requirement.of("seats-feature", any_of="analytics"),
+        lambda: Rules("/pro"),  # type: ignore[arg-type]
+        lambda: Rules({"/pro": Requirement.of(any_of="analytics")}),
+    ],
+    ids=["all_of", "any_of", "of-any_of", "of-features-and-any_of", "rules", "rule-requirement"],
+)
+def test_a_string_where_lookup_keys_are_expected_is_a_type_error(build: Callable[[], object]) -> None:
+    with pytest.raises(TypeError, match="string"):
+        build()
+
+
+def test_any_of_with_one_name_lets_its_holder_in_and_nobody_else(source: CountingSource) -> None:
+    resolver = Resolver(source)
+    requirement = Requirement.of(any_of=("analytics",))
+    assert check(resolver, "cus_pro", requirement).allowed
+    assert not check(resolver, "cus_free", requirement).allowed
+
+
+def test_a_rule_naming_one_lookup_key_as_a_string_needs_that_key() -> None:
+    assert Rules({"/pro": "analytics"}).match("/pro") == Requirement(("analytics",))
 
 
 def test_template_checks_never_raise(source: CountingSource) -> None:
@@ -149,3 +184,97 @@ def test_customer_failed_logs_the_error_with_its_traceback(caplog: pytest.LogCap
     (record,) = [r for r in caplog.records if "test callable that raised" in r.getMessage()]
     assert "KeyError" in record.getMessage()
     assert record.exc_info is not None
+
+
+# -- why a denial was made -------------------------------------------------------------------------
+
+
+def test_a_denial_by_the_outage_policy_carries_its_cause_to_the_handler(source: CountingSource) -> None:
+    source.failing = outage()
+
+    verdict = check(Resolver(source, on_unavailable="deny"), "cus_pro", Requirement.of("analytics"))
+
+    assert (verdict.outcome, verdict.cause) == (Outcome.DENIED, Cause.UNAVAILABLE)
+    assert verdict.feature == "analytics"
+    assert denial_cause(verdict.feature) is Cause.UNAVAILABLE  # what a handler given the feature asks
+
+
+def test_a_denial_for_a_feature_the_customer_lacks_says_so(source: CountingSource) -> None:
+    verdict = check(Resolver(source), "cus_free", Requirement.of("analytics"))
+
+    assert (verdict.outcome, verdict.cause) == (Outcome.DENIED, Cause.MISSING)
+    assert denial_cause(verdict.feature or "") is Cause.MISSING
+
+
+def test_a_plain_lookup_key_is_a_denial_for_a_missing_feature() -> None:
+    assert denial_cause("analytics") is Cause.MISSING
+
+
+def test_only_a_denial_has_a_cause(source: CountingSource) -> None:
+    assert check(Resolver(source), "cus_pro", Requirement.of("analytics")).cause is None
+    assert check(Resolver(source), None, Requirement.of("analytics")).cause is None
+
+
+# -- portal sessions -------------------------------------------------------------------------------
+
+
+class PortalSource(CountingSource):
+    """A site's own source that can make portal sessions: nothing but the two methods."""
+
+    def create_portal_session(self, customer: str, return_url: str) -> str:
+        return f"https://portal.test/{customer}?back={return_url}"
+
+    async def acreate_portal_session(self, customer: str, return_url: str) -> str:
+        return self.create_portal_session(customer, return_url)
+
+
+def test_portal_url_uses_any_source_that_makes_portal_sessions() -> None:
+    resolver = Resolver(PortalSource({}))
+
+    assert portal_url(resolver, "cus_1", "/x") == "https://portal.test/cus_1?back=/x"
+    assert asyncio.run(aportal_url(resolver, "cus_1", "/x")) == "https://portal.test/cus_1?back=/x"
+
+
+def test_portal_url_refuses_a_source_that_cannot_make_portal_sessions() -> None:
+    resolver = Resolver(StaticSource({}))
+
+    with pytest.raises(TypeError, match="Customer Portal"):
+        portal_url(resolver, "cus_1", "/x")
+    with pytest.raises(TypeError, match="Customer Portal"):
+        asyncio.run(aportal_url(resolver, "cus_1", "/x"))
+
+
+# -- Rules.match against a brute-force oracle ----------------------------------------------------
+
+_SEGMENT = st.sampled_from(["pro", "pr", "products", "a", "b", ""])
+_PATH = st.builds(lambda segments: "/" + "/".join(segments), st.lists(_SEGMENT, max_size=4))
+_PREFIX = st.builds(
+    lambda segments, slash: "/" + "/".join(segments) + ("/" if slash and segments else ""),
+    st.lists(_SEGMENT.filter(bool), max_size=3),
+    st.booleans(),
+)
+
+
+def _segments(path: str) -> list[str]:
+    return path.split("/")[1:]
+
+
+def _oracle(prefixes: list[str], path: str) -> str | None:
+    """The normalised prefix whose segments begin the path's segments, the most segments winning."""
+    covering = []
+    for prefix in dict.fromkeys(prefix.rstrip("/") or "/" for prefix in prefixes):
+        wanted = [] if prefix == "/" else _segments(prefix)
+        if _segments(path)[: len(wanted)] == wanted:
+            covering.append((len(wanted), prefix))
+    return max(covering)[1] if covering else None
+
+
+@given(st.lists(_PREFIX, max_size=5), _PATH)
+def test_rules_match_the_longest_prefix_of_whole_path_segments(prefixes: list[str], path: str) -> None:
+    # Each prefix needs a lookup_key naming it, so the match tells which rule won.
+    rules = Rules([(prefix, f"key{prefix.rstrip('/') or '/'}") for prefix in prefixes])
+
+    found = rules.match(path)
+
+    expected = _oracle(prefixes, path)
+    assert (found.all_of[0][3:] if found else None) == expected

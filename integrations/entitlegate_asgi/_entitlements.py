@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from entitlegate.errors import SourceUnavailable
 
@@ -41,7 +41,7 @@ class Entitlements:
     with 503. One object belongs to one request.
     """
 
-    __slots__ = ("_customer", "_error", "_features", "_gate", "_loaded", "_scope")
+    __slots__ = ("_customer", "_error", "_features", "_gate", "_loaded", "_raised", "_scope")
 
     def __init__(self, gate: EntitlementMiddleware, scope: Scope) -> None:
         self._gate = gate
@@ -50,6 +50,9 @@ class Entitlements:
         self._customer: str | None = None
         self._features = _EMPTY
         self._error: SourceUnavailable | None = None
+        # Whether a refusal or an outage has been raised into the app: the middleware then holds
+        # back the response the app's own error handling makes of it (FastAPI's: a 500).
+        self._raised = False
 
     def __repr__(self) -> str:
         if not self._loaded:
@@ -66,9 +69,8 @@ class Entitlements:
     async def load(self) -> Entitlements:
         """Find the request's customer and their features, once; return ``self``.
 
-        Later calls return at once. An outage does not raise here (see :attr:`features`). Raises
-        ``ValueError`` when the middleware's ``customer`` callable returns neither a customer id
-        nor None.
+        Later calls return at once. An outage does not raise here (see :attr:`features`), nor a
+        ``customer`` callable that fails or returns no id: that is logged and means no customer.
         """
         if self._loaded:
             return self
@@ -100,6 +102,7 @@ class Entitlements:
         if not self._loaded:
             raise RuntimeError(_NOT_LOADED)
         if self._error is not None:
+            self._raised = True
             raise self._error
         return self._features
 
@@ -113,6 +116,7 @@ class Entitlements:
             raise RuntimeError(_NOT_LOADED)
         if self._error is None:
             return lookup_key in self._features
+        self._raised = self._gate.resolver.on_unavailable == "raise"
         return answer_in_outage(self._gate.resolver.on_unavailable, self._error)
 
     def _release(self) -> None:
@@ -131,6 +135,11 @@ class Entitlements:
         await self.load()
         verdict = self._check(requirement)
         return None if verdict.allowed else verdict
+
+    def _refuse(self, verdict: Verdict) -> NoReturn:
+        """Raise the refusal for the middleware to answer, noting that it is on its way."""
+        self._raised = True
+        raise RequestRefused(verdict)
 
     async def _refusal_app(self, scope: Scope, requirement: Requirement) -> ASGIApp | None:
         """Load, then the ASGI app that answers a refused request, or None when it may go through."""

@@ -11,7 +11,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
     raise ImportError('entitlegate_asgi.RequiresFeature needs Starlette: pip install "entitlegate[asgi]"') from error
 
 from entitlegate.gate import Requirement
-from entitlegate_asgi._entitlements import Entitlements, RequestRefused, entitlements_of
+from entitlegate_asgi._entitlements import Entitlements, entitlements_of
 
 __all__ = ["RequiresFeature"]
 
@@ -41,5 +41,5 @@ class RequiresFeature:
         verdict = await entitlements._refusal_of(self.requirement)
         if verdict is not None:
             # A dependency cannot answer the request itself: the middleware catches this and does.
-            raise RequestRefused(verdict)
+            entitlements._refuse(verdict)
         return entitlements

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from entitlegate.errors import SourceUnavailable
-from entitlegate.gate import portal_url
+from entitlegate.gate import Cause, denial_cause, portal_url
 from entitlegate_django.conf import current
 
 __all__ = ["FeatureDenied", "portal_upgrade"]
@@ -34,12 +34,19 @@ class FeatureDenied(PermissionDenied):
         self.customer = customer
 
 
-def portal_upgrade(request: HttpRequest, exception: FeatureDenied) -> HttpResponseRedirect:
+def portal_upgrade(request: HttpRequest, exception: FeatureDenied) -> HttpResponse:
     """``DENIED`` handler: redirect to a Stripe Customer Portal session, back to this page after.
 
     Needs the resolver's source to be a :class:`~entitlegate.StripeSource`. A user without a
     customer id, or a portal session Stripe cannot make, gets the 403 (``exception`` re-raised).
+    A denial that ``ON_UNAVAILABLE = "deny"`` made during an outage gets the 503 instead: the
+    customer may hold the feature, so an upgrade is no answer.
     """
+    if exception.feature is not None and denial_cause(exception.feature) is Cause.UNAVAILABLE:
+        # Imported here: responses imports this module for FeatureDenied.
+        from entitlegate_django.responses import unavailable
+
+        return unavailable()
     if exception.customer is None:
         raise exception
     try:

@@ -8,7 +8,7 @@ from flask import abort, redirect, request
 from werkzeug.wrappers import Response
 
 from entitlegate import Resolver, SourceUnavailable
-from entitlegate.gate import portal_url
+from entitlegate.gate import Cause, PortalSessions, denial_cause, portal_url
 from entitlegate_flask import per_request
 
 __all__ = ["makes_portal_sessions", "portal_redirect"]
@@ -21,8 +21,12 @@ def portal_redirect(feature: str) -> Response:
 
     Register it with ``@entitlements.denied_handler`` (``entitlements.denied_handler(portal_redirect)``);
     the portal sends the customer back to the page they asked for. Needs the app's resolver to use
-    a :class:`~entitlegate.StripeSource` (``init_app`` checks). When Stripe does not answer: 503.
+    a :class:`~entitlegate.StripeSource` (``init_app`` checks). When Stripe does not answer: 503,
+    and a denial that ``ENTITLEGATE_ON_UNAVAILABLE = "deny"`` made during an outage is a 503 too
+    (the customer may hold the feature: an upgrade is no answer).
     """
+    if denial_cause(feature) is Cause.UNAVAILABLE:
+        abort(503)
     answers = per_request.current()
     if answers.customer is None:
         abort(403)
@@ -40,4 +44,4 @@ def portal_redirect(feature: str) -> Response:
 
 def makes_portal_sessions(resolver: Resolver) -> bool:
     """Whether the resolver's source can make Customer Portal sessions (a StripeSource can)."""
-    return callable(getattr(resolver.source, "create_portal_session", None))
+    return isinstance(resolver.source, PortalSessions)

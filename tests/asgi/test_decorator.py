@@ -179,3 +179,9 @@ def test_function_without_a_request_parameter_is_refused_at_decoration() -> None
 def test_blank_feature_is_refused_at_decoration() -> None:
     with pytest.raises(ValueError, match="non-blank"):
         requires_feature(" ")
+
+
+def test_any_of_given_as_a_string_is_refused_at_decoration() -> None:
+    # any_of="analytics" once meant any of its letters: a customer holding "a" got in.
+    with pytest.raises(TypeError, match="any_of"):
+        requires_feature(any_of="analytics")

@@ -12,14 +12,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from entitlegate import CacheUnavailable, Resolver, StaticSource, StripeSource
-from entitlegate.gate import aportal_url
+from entitlegate.gate import Cause, aportal_url, denial_cause
 from entitlegate.testing import override_features
 from entitlegate_asgi import EntitlementMiddleware
-from tests.asgi.support import JSON, TestClient, as_customer, customer_from_header, ok
+from tests.asgi.support import JSON, TestClient, as_customer, customer_from_header, ok, websocket_refusal
 from tests.fake_stripe import ACTIVE_ENTITLEMENTS, PORTAL_SESSIONS, FakeStripe
 
 MakeApp = Callable[..., Starlette]
@@ -75,14 +75,42 @@ def test_outage_on_a_ruled_route_answers_503(make_app: MakeApp, fake_stripe: Fak
     assert response.json() == {"error": "entitlements_unavailable"}
 
 
-def test_outage_under_on_unavailable_deny_answers_403(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
+def test_outage_under_on_unavailable_deny_is_answered_as_unavailable_not_as_an_upsell(
+    make_app: MakeApp, fake_stripe: FakeStripe
+) -> None:
     fake_stripe.always_fail = 500
     app = make_app(resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="deny"))
 
     response = TestClient(app).get("/pro", headers=as_customer("cus_1", **JSON))
 
-    assert response.status_code == 403
-    assert response.json() == {"error": "feature_required", "feature": "seats-feature"}
+    assert response.status_code == 503
+    assert response.json() == {"error": "entitlements_unavailable"}
+
+
+def test_outage_under_on_unavailable_deny_refuses_a_websocket_as_unavailable(
+    make_app: MakeApp, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.always_fail = 500
+    app = make_app(resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="deny"))
+
+    assert websocket_refusal(TestClient(app), "/pro/live", as_customer("cus_1")).status_code == 503
+
+
+def test_on_denied_is_told_that_a_denial_comes_from_the_outage_policy(
+    make_app: MakeApp, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.always_fail = 500
+    seen: list[tuple[str, Cause]] = []
+
+    def upgrade(scope: dict[str, Any], feature: str) -> Response:
+        seen.append((feature, denial_cause(feature)))
+        return PlainTextResponse("try again soon" if denial_cause(feature) is Cause.UNAVAILABLE else "upgrade", 503)
+
+    app = make_app(resolver=Resolver(_stripe_source(fake_stripe), on_unavailable="deny"), on_denied=upgrade)
+    response = TestClient(app).get("/pro", headers=as_customer("cus_1"))
+
+    assert (response.status_code, response.text) == (503, "try again soon")
+    assert seen == [("seats-feature", Cause.UNAVAILABLE)]
 
 
 def test_outage_under_on_unavailable_allow_lets_the_request_through(make_app: MakeApp, fake_stripe: FakeStripe) -> None:
@@ -233,11 +261,53 @@ def test_customer_callable_returning_an_empty_id_means_no_customer(make_app: Mak
     assert fake_stripe.calls() == 0
 
 
-def test_customer_callable_returning_a_blank_id_fails_naming_the_argument(make_app: MakeApp) -> None:
-    client = TestClient(make_app(customer=lambda scope: "  "))
+@pytest.mark.parametrize("returned", ["   ", " cus_1", "cus_1\n", 42, b"cus_1", ["cus_1"]], ids=repr)
+def test_customer_callable_returning_no_customer_id_gets_401_and_a_log_line(
+    make_app: MakeApp, fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture, returned: object
+) -> None:
+    def customer(scope: dict[str, Any]) -> object:
+        return returned
 
-    with pytest.raises(ValueError, match="customer="):
-        client.get("/pro")
+    # A name of its own per case, so the once-a-minute limit on the same log line hides no case.
+    customer.__qualname__ = f"customer_returning_{returned!r}"
+
+    response = TestClient(make_app(customer=customer)).get("/pro", headers=JSON)
+
+    assert (response.status_code, response.json()) == (401, {"error": "customer_required"})
+    assert fake_stripe.calls() == 0
+    assert any("EntitlementMiddleware customer=" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_customer_callable_that_raises_gets_401_and_a_log_line_with_the_traceback(
+    make_app: MakeApp, fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    def sync_customer(scope: dict[str, Any]) -> str:
+        raise KeyError("user")
+
+    async def async_customer(scope: dict[str, Any]) -> str:
+        raise KeyError("user")
+
+    customer = sync_customer if kind == "sync" else async_customer
+    customer.__qualname__ = f"customer_raising_{kind}"
+    response = TestClient(make_app(customer=customer)).get("/pro")
+
+    assert response.status_code == 401
+    assert fake_stripe.calls() == 0
+    (record,) = [r for r in caplog.records if "EntitlementMiddleware customer=" in r.getMessage()]
+    assert "KeyError" in record.getMessage()
+    assert record.exc_info is not None
+
+
+def test_customer_callable_that_raises_on_an_unruled_route_loads_no_customer(
+    make_app: MakeApp, fake_stripe: FakeStripe
+) -> None:
+    def customer(scope: dict[str, Any]) -> str:
+        raise LookupError("no session")
+
+    response = TestClient(make_app(customer=customer)).get("/features")
+
+    assert response.json() == {"customer": None, "features": []}
 
 
 # -- on_denied ------------------------------------------------------------------------------------
@@ -377,3 +447,8 @@ def test_a_change_the_shared_cache_could_not_take_and_not_handled_answers_503(ma
     response = TestClient(make_app([Route("/invalidate", invalidate)])).get("/invalidate", headers=JSON)
 
     assert response.status_code == 503
+
+
+def test_rules_given_as_a_string_fail_at_construction_naming_rules(resolver: Resolver) -> None:
+    with pytest.raises(TypeError, match="rules="):
+        EntitlementMiddleware(ok, resolver=resolver, customer=customer_from_header, rules="/pro")  # type: ignore[arg-type]

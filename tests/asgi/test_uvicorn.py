@@ -7,10 +7,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import Depends, FastAPI
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,7 +22,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from entitlegate import Resolver, StripeSource, WebhookHandler
-from entitlegate_asgi import EntitlementMiddleware, webhook_app
+from entitlegate_asgi import EntitlementMiddleware, RequiresFeature, webhook_app
 from tests.asgi.support import JSON, as_customer, customer_from_header, default_routes
 from tests.fake_stripe import FakeStripe
 from tests.stripe_events import SECRET, signed, summary_event
@@ -51,6 +53,23 @@ def server_url(_fake_stripe_server: FakeStripe) -> Iterator[str]:
         EntitlementMiddleware, resolver=resolver, customer=customer_from_header, rules={"/pro": "seats-feature"}
     )
     app = Starlette(routes=routes, middleware=[middleware], lifespan=lifespan)
+    yield from _serve(app)
+
+
+@pytest.fixture(scope="module")
+def wrapped_fastapi_url(_fake_stripe_server: FakeStripe) -> Iterator[str]:
+    """uvicorn serving a FastAPI app with the middleware wrapped around it, the pure-ASGI way."""
+    source = StripeSource(api_key=_fake_stripe_server.api_key, api_base=_fake_stripe_server.url, max_network_retries=0)
+    fastapi_app = FastAPI()
+
+    @fastapi_app.get("/seats", dependencies=[Depends(RequiresFeature("seats-feature"))])
+    async def seats() -> str:
+        return "seats"
+
+    yield from _serve(EntitlementMiddleware(fastapi_app, resolver=Resolver(source), customer=customer_from_header))
+
+
+def _serve(app: Any) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -130,3 +149,27 @@ def test_real_server_applies_a_stripe_webhook(server_url: str, fake_stripe: Fake
     assert delivered.json()["action"] == "applied"
     assert gated.status_code == 200
     assert fake_stripe.calls() == 0
+
+
+@pytest.mark.parametrize(("customer", "status"), [(None, 401), ("cus_uv_fastapi_refused", 403)])
+def test_real_server_answers_a_wrapped_fastapi_apps_refusal_not_with_a_500(
+    wrapped_fastapi_url: str, fake_stripe: FakeStripe, customer: str | None, status: int
+) -> None:
+    fake_stripe.set_customer("cus_uv_fastapi_refused", [])
+    headers = JSON if customer is None else as_customer(customer, **JSON)
+
+    response = httpx.get(f"http://{wrapped_fastapi_url}/seats", headers=headers, timeout=DEADLINE)
+
+    assert response.status_code == status
+
+
+def test_real_server_lets_a_wrapped_fastapi_apps_customer_through(
+    wrapped_fastapi_url: str, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.set_customer("cus_uv_fastapi_allowed", ["seats-feature"])
+
+    response = httpx.get(
+        f"http://{wrapped_fastapi_url}/seats", headers=as_customer("cus_uv_fastapi_allowed"), timeout=DEADLINE
+    )
+
+    assert (response.status_code, response.json()) == (200, "seats")

@@ -93,3 +93,16 @@ def test_portal_upgrade_on_an_async_view(
 
     assert response.status_code == 302
     assert response["Location"].startswith("https://billing.stripe.test/")
+
+
+def test_portal_upgrade_answers_an_outage_denial_as_unavailable_not_as_an_upsell(
+    customer_client: Client, fake_stripe: FakeStripe, configure: Callable[..., None]
+) -> None:
+    # ON_UNAVAILABLE="deny" during an outage: a paying customer must not be sent to upgrade.
+    configure(DENIED=PORTAL, ON_UNAVAILABLE="deny")
+    fake_stripe.always_fail = 500
+
+    response = customer_client.get("/seats/")
+
+    assert response.status_code == 503
+    assert fake_stripe.calls(PORTAL_SESSIONS) == 0

@@ -67,3 +67,19 @@ def test_portal_redirect_registered_after_init_app_on_a_static_source_denies_wit
     response = app.test_client().get("/seats", headers={"X-Customer": "cus_1"})
     assert response.status_code == 403
     assert "portal_redirect needs a StripeSource" in caplog.text
+
+
+def test_portal_redirect_answers_an_outage_denial_as_unavailable_not_as_an_upsell(
+    make_app: AppFactory, fake_stripe: FakeStripe
+) -> None:
+    # ENTITLEGATE_ON_UNAVAILABLE="deny" during an outage: a paying customer must not be sent to upgrade.
+    entitlements = Entitlements()
+    entitlements.customer_loader(header_customer)
+    entitlements.denied_handler(portal_redirect)
+    app = make_app(entitlements, ENTITLEGATE_ON_UNAVAILABLE="deny")
+    fake_stripe.always_fail = 500
+
+    response = app.test_client().get("/seats", headers={"X-Customer": "cus_1"})
+
+    assert response.status_code == 503
+    assert portal_requests(fake_stripe) == []
