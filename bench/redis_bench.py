@@ -143,11 +143,13 @@ def local_tier_bytes(features: int, customers: int, redis_url: str) -> float:
     """
     keys = memory.lookup_keys(features)  # the names of the MemoryCache row
     names = [f"cus_{uuid.uuid4().hex[:14]}" for _ in range(customers)]
-    cache = RedisCache(redis_url, prefix=PREFIX, local_maxsize=customers)
-    resolver = Resolver(StaticSource(dict.fromkeys(names, keys)), cache)
+    warm = _customer()
+    cache = RedisCache(redis_url, prefix=PREFIX, local_maxsize=customers + 1)
+    resolver = Resolver(StaticSource(dict.fromkeys([warm, *names], keys)), cache)
     try:
-        _copied(resolver, cache, names[0])
-        cache.clear()
+        # Warmed on a customer of its own: a clear() here would reach the listener later and could
+        # drop copies while they are being counted.
+        _copied(resolver, cache, warm)
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
