@@ -401,7 +401,7 @@ def _is_unknown_customer(error: stripe.StripeError) -> bool:
         isinstance(error, stripe.InvalidRequestError)
         and error.http_status == 404
         and error.code == "resource_missing"
-        and error.param in (None, "customer")
+        and error.param == "customer"
     )
 
 
