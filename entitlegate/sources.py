@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 import weakref
@@ -27,7 +28,6 @@ _PAGE_SIZE = 100  # Stripe's maximum for list endpoints
 _MAX_PAGES = 100
 _CHUNK = 16_384
 _LOG_EVERY = 30.0  # seconds between two log lines about the same refusal
-_DEFAULT_SOCKET_TIMEOUT = 10.0
 _TIMED_OUT = "Stripe did not answer within the StripeSource timeout (STRIPE_TIMEOUT)"
 #: Seconds one fetch may take in all, and how many times a failed request is tried again.
 DEFAULT_TIMEOUT: Final = 3.0
@@ -191,7 +191,9 @@ class StripeSource:
 
     def _build_client(self) -> stripe.StripeClient:
         assert self._api_key is not None
-        http_client = _DeadlineClient(self._deadline, async_fallback_client=stripe.HTTPXClient(timeout=self._timeout))
+        http_client = _DeadlineClient(
+            self._deadline, self._timeout, async_fallback_client=stripe.HTTPXClient(timeout=self._timeout)
+        )
         return stripe.StripeClient(
             self._api_key,
             base_addresses={"api": self._api_base} if self._api_base else None,
@@ -305,15 +307,16 @@ class _DeadlineClient(stripe.RequestsClient):
     time could last for ever: the body is read here, a chunk at a time, checking the deadline.
     """
 
-    def __init__(self, deadline: _Deadline, *, async_fallback_client: stripe.HTTPClient) -> None:
+    def __init__(self, deadline: _Deadline, timeout: float, *, async_fallback_client: stripe.HTTPClient) -> None:
         self._fetch_deadline = deadline
+        self._total = timeout
         super().__init__(async_fallback_client=async_fallback_client)
 
     @property
     def _timeout(self) -> float:
         # Read by the SDK for each connect and socket read: what is left of this thread's deadline.
         at = self._fetch_deadline.at
-        return _DEFAULT_SOCKET_TIMEOUT if at is None else max(at - time.monotonic(), 0.001)
+        return self._total if at is None else max(at - time.monotonic(), 0.001)
 
     @_timeout.setter
     def _timeout(self, value: object) -> None:
@@ -323,8 +326,8 @@ class _DeadlineClient(stripe.RequestsClient):
         self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
     ) -> tuple[bytes, int, Mapping[str, str]]:
         at = self._fetch_deadline.at
-        if at is None:  # a call outside fetch (a test reaching the client): one default deadline
-            at = time.monotonic() + DEFAULT_TIMEOUT
+        if at is None:  # a call of the client outside fetch: each request gets the whole timeout
+            at = time.monotonic() + self._total
         if at <= time.monotonic():
             raise stripe.APIConnectionError(_TIMED_OUT, should_retry=False)  # type: ignore[no-untyped-call]
         response, status, response_headers = self.request_stream(method, url, headers, post_data)
@@ -392,6 +395,21 @@ class _Pages:
         raise RefusedAnswer(
             f"Stripe's answer for customer {self.customer!r} cannot be used: {problem}", customer=self.customer
         )
+
+
+class _RedactKeys(logging.Filter):
+    """Blanks Stripe keys in the ``stripe`` SDK's log records (its debug lines quote answers, and
+    Stripe's answer to a wrong key quotes part of it), so turning that logger up cannot leak one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _KEY_IN_TEXT.search(message):
+            record.msg, record.args = _KEY_IN_TEXT.sub("[a Stripe key, not shown]", message), None
+        return True
+
+
+_KEY_IN_TEXT = re.compile(r"(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z*]+|whsec_[0-9A-Za-z*]+")
+logging.getLogger("stripe").addFilter(_RedactKeys())
 
 
 def _is_unknown_customer(error: stripe.StripeError) -> bool:

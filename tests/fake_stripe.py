@@ -240,8 +240,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if status is not None:
                 raise _Answer(status, _error(status))
-            if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                raise _Answer(401, _error(401))
+            given = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if given != fake.api_key:
+                # As Stripe words it: the key's prefix and last four characters, the rest starred.
+                shown = f"{given[:8]}{'*' * max(len(given) - 12, 0)}{given[-4:]}"
+                raise _Answer(401, _error(401, f"Invalid API Key provided: {shown}"))
             answer = self._route(method, parts.path, params)
         except _Answer as error:
             self._send(error.status, error.body)

@@ -246,3 +246,16 @@ def test_a_refused_answer_is_not_remembered_as_an_outage(fake_stripe: FakeStripe
     with pytest.raises(RefusedAnswer):
         resolver.features("cus_bad")
     assert resolver.features("cus_good") == {"a"}
+
+
+def test_the_stripe_sdks_own_debug_log_never_shows_a_key(
+    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = "sk_test_wrong_key_0123456789"
+    fake_stripe.set_customer("cus_1", ["a"])
+    source = StripeSource(api_key=key, api_base=fake_stripe.url, max_retries=0)
+    with caplog.at_level(logging.DEBUG, logger="stripe"), pytest.raises(SourceUnavailable):
+        source.fetch("cus_1")
+    assert "Invalid API Key provided" in caplog.text  # Stripe's answer was logged, and its key blanked
+    assert "sk_test_" not in caplog.text
+    assert "6789" not in caplog.text
