@@ -135,6 +135,8 @@ class StripeSource:
             while not pages.done:
                 pages.take(service.list(pages.params, self._options()))  # type: ignore[arg-type]
         except stripe.StripeError as error:
+            if self._deadline.passed():
+                raise self._timed_out(customer) from error
             return self._outcome_of(error, customer, first_page=pages.first)
         finally:
             self._deadline.clear()
@@ -156,11 +158,7 @@ class StripeSource:
             # One deadline for every page and retry, and for a body that trickles in.
             await asyncio.wait_for(every_page(), self._timeout)
         except asyncio.TimeoutError:
-            raise SourceUnavailable(
-                f"Stripe did not answer for customer {customer!r} (APIConnectionError, no response within "
-                f"{self._timeout:g} s: StripeSource timeout / STRIPE_TIMEOUT)",
-                customer=customer,
-            ) from None
+            raise self._timed_out(customer) from None
         except stripe.StripeError as error:
             return self._outcome_of(error, customer, first_page=pages.first)
         return frozenset(pages.keys)
@@ -237,6 +235,13 @@ class StripeSource:
         if isinstance(http_client, stripe.HTTPClient):
             http_client._thread_local = threading.local()
 
+    def _timed_out(self, customer: str) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"Stripe did not answer for customer {customer!r} within {self._timeout:g} s "
+            "(APIConnectionError, no response; StripeSource timeout / STRIPE_TIMEOUT)",
+            customer=customer,
+        )
+
     def _outcome_of(self, error: stripe.StripeError, customer: str, *, first_page: bool) -> frozenset[str]:
         """Map an SDK error: an unknown customer has no features; everything else raises."""
         if first_page and _is_unknown_customer(error):
@@ -299,6 +304,9 @@ class _Deadline(threading.local):
     def clear(self) -> None:
         self.at = None
 
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
 
 class _DeadlineClient(stripe.RequestsClient):
     """The SDK's requests client, bounded by the deadline of the fetch running in the thread.
@@ -321,6 +329,12 @@ class _DeadlineClient(stripe.RequestsClient):
     @_timeout.setter
     def _timeout(self, value: object) -> None:
         pass  # RequestsClient.__init__ sets one fixed timeout; the deadline decides instead
+
+    def _sleep_time_seconds(self, num_retries: int) -> float:
+        # The SDK's back-off before a retry (0.5 s and up) must not carry a fetch past its end.
+        sleep: float = super()._sleep_time_seconds(num_retries)
+        at = self._fetch_deadline.at
+        return sleep if at is None else max(min(sleep, at - time.monotonic()), 0.0)
 
     def request(  # type: ignore[override]
         self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
