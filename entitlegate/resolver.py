@@ -115,7 +115,11 @@ class Resolver:
     how long it may still be served while the source is down. ``on_unavailable`` decides what
     :meth:`has_feature` answers when the source is down and nothing usable is cached: ``"raise"``
     (the default) raises :class:`~entitlegate.SourceUnavailable`, ``"deny"`` answers False and
-    ``"allow"`` answers True. :meth:`features` always raises.
+    ``"allow"`` answers True. :meth:`features` always raises. After the source fails, the outage
+    is remembered for ``retry_after`` seconds: a miss meanwhile is answered at once (stale, or as
+    above) without asking the source, then one call asks again; the outage and the recovery are
+    logged. A source's answer that is not lookup_keys (non-empty strings) is refused, logged and
+    not cached (:class:`~entitlegate.sources.RefusedAnswer`, a ``SourceUnavailable``).
 
     Concurrent misses for one customer make one source call, across threads and across the tasks
     of one event loop, and across processes when the cache can coalesce them
