@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 
 import stripe
+import urllib3
 
 from entitlegate._values import read_api_base, read_api_key, read_max_retries, read_stripe_account, read_timeout
 from entitlegate.errors import SourceUnavailable
@@ -106,7 +107,7 @@ class StripeSource:
         self._loop_clients_lock = threading.Lock()
         self._keepers: set[asyncio.Task[None]] = set()  # strong refs: the loop holds tasks weakly
         self._auth_error_logged = False
-        self._refusal_logged_at = -math.inf
+        self._refusals = _Every(_LOG_EVERY)
         if client is not None:
             self._client = client
             self.livemode = livemode
@@ -129,7 +130,7 @@ class StripeSource:
     def fetch(self, customer: str) -> frozenset[str]:
         """Every active entitlement's lookup_key for ``customer``, across all pages."""
         service = self._client.v1.entitlements.active_entitlements
-        pages = _Pages(customer)
+        pages = _Pages(customer, self._refusals)
         self._deadline.start(self._timeout)
         try:
             while not pages.done:
@@ -148,7 +149,7 @@ class StripeSource:
             # A ready client's async HTTP client may belong to another loop: use its sync side.
             return await asyncio.to_thread(self.fetch, customer)
         service = self._client_for_running_loop().v1.entitlements.active_entitlements
-        pages = _Pages(customer)
+        pages = _Pages(customer, self._refusals)
 
         async def every_page() -> None:
             while not pages.done:
@@ -264,9 +265,7 @@ class StripeSource:
             # Stripe answered, and said no: retrying will not help, and neither will waiting.
             code = getattr(error, "code", None) or type(error).__name__
             param = getattr(error, "param", None)
-            now = time.monotonic()
-            if now - self._refusal_logged_at >= _LOG_EVERY:
-                self._refusal_logged_at = now
+            if self._refusals.due():
                 logger.error(
                     "Stripe refused the request for customer %r (HTTP %s, %s%s): a configuration "
                     "problem (the Stripe account, STRIPE_ACCOUNT, the API version), not an outage",
@@ -291,6 +290,22 @@ class RefusedAnswer(SourceUnavailable):
     Unlike an outage, it says nothing about the other customers: the resolver does not remember it
     as the source being down.
     """
+
+
+class _Every:
+    """Says yes at most once per ``seconds``: one log line per stretch of the same trouble, not
+    one per request (a customer whose answer is refused is asked again on each of them)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = -math.inf
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.seconds:
+            return False
+        self._last = now  # unlocked: two threads racing here log twice, which is harmless
+        return True
 
 
 class _Deadline(threading.local):
@@ -360,6 +375,8 @@ class _DeadlineClient(stripe.RequestsClient):
         except stripe.APIConnectionError:
             raise
         except Exception as error:
+            if isinstance(error, urllib3.exceptions.HTTPError):  # cut off mid-body: retryable, as requests' own
+                error = self.requests.exceptions.ConnectionError(error)
             self._handle_request_error(error)
         finally:
             if not complete:
@@ -371,10 +388,11 @@ class _DeadlineClient(stripe.RequestsClient):
 class _Pages:
     """The paging decisions both twins share: the next request, the keys so far, when to stop."""
 
-    __slots__ = ("count", "customer", "done", "keys", "params")
+    __slots__ = ("count", "customer", "done", "keys", "params", "refusals")
 
-    def __init__(self, customer: str) -> None:
+    def __init__(self, customer: str, refusals: _Every) -> None:
         self.customer = customer
+        self.refusals = refusals
         self.keys: set[str] = set()
         self.params: dict[str, Any] = {"customer": customer, "limit": _PAGE_SIZE}
         self.count = 0
@@ -405,7 +423,8 @@ class _Pages:
         self.params["starting_after"] = last
 
     def _malformed(self, problem: str) -> NoReturn:
-        logger.error("entitlegate: Stripe's answer for customer %r cannot be used: %s", self.customer, problem)
+        if self.refusals.due():
+            logger.error("entitlegate: Stripe's answer for customer %r cannot be used: %s", self.customer, problem)
         raise RefusedAnswer(
             f"Stripe's answer for customer {self.customer!r} cannot be used: {problem}", customer=self.customer
         )

@@ -259,3 +259,15 @@ def test_the_stripe_sdks_own_debug_log_never_shows_a_key(
     assert "Invalid API Key provided" in caplog.text  # Stripe's answer was logged, and its key blanked
     assert "sk_test_" not in caplog.text
     assert "6789" not in caplog.text
+
+
+def test_a_refused_answer_asked_again_and_again_is_logged_once_a_while(
+    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_stripe.set_customer("cus_1", [None])
+    resolver = Resolver(stripe_source(fake_stripe, max_retries=0), on_unavailable="deny")
+    with caplog.at_level(logging.ERROR, logger="entitlegate"):
+        for _ in range(5):
+            assert resolver.has_feature("cus_1", "a") is False
+    assert fake_stripe.calls() == 5
+    assert len(caplog.records) == 1
