@@ -18,8 +18,10 @@ from entitlegate._values import (
     read_api_base,
     read_api_key,
     read_cache,
+    read_max_retries,
     read_on_unavailable,
     read_stripe_account,
+    read_timeout,
     read_ttls,
     read_webhook_secret,
 )
@@ -35,8 +37,10 @@ __all__ = [
     "read_api_base",
     "read_api_key",
     "read_cache",
+    "read_max_retries",
     "read_on_unavailable",
     "read_stripe_account",
+    "read_timeout",
     "read_ttls",
     "read_webhook_secret",
 ]
@@ -47,6 +51,8 @@ DEFAULTS: Final[Mapping[str, object]] = {
     "STRIPE_API_KEY": None,  # a secret (sk_…) or restricted (rk_…) key; required
     "STRIPE_ACCOUNT": None,  # a connected account id (acct_…) to act for, with Stripe Connect
     "STRIPE_API_BASE": None,  # another Stripe API address (stripe-mock, a test double)
+    "STRIPE_TIMEOUT": 3.0,  # seconds one fetch from Stripe may take in all, every page and retry
+    "STRIPE_MAX_RETRIES": 2,  # tries again after a network error, a 409 or a 5xx, within that time
     "CACHE": "memory",  # "memory" (per process) or a redis:// / rediss:// / unix:// URL (shared)
     "TTL": 300.0,  # seconds an answer is trusted without asking Stripe
     "STALE_TTL": 86400.0,  # seconds an answer may still be served while Stripe is down
@@ -92,10 +98,14 @@ def build_resolver(
     api_key = read_api_key(read("STRIPE_API_KEY"), name("STRIPE_API_KEY"), alternative=alternative)
     account = read_stripe_account(read("STRIPE_ACCOUNT"), name("STRIPE_ACCOUNT"))
     api_base = read_api_base(read("STRIPE_API_BASE"), name("STRIPE_API_BASE"))
+    timeout = read_timeout(read("STRIPE_TIMEOUT"), name("STRIPE_TIMEOUT"))
+    max_retries = read_max_retries(read("STRIPE_MAX_RETRIES"), name("STRIPE_MAX_RETRIES"))
     cache = read_cache(read("CACHE"), name("CACHE"))
     ttl, stale_ttl = read_ttls(read("TTL"), read("STALE_TTL"), name("TTL"), name("STALE_TTL"))
     on_unavailable = read_on_unavailable(read("ON_UNAVAILABLE"), name("ON_UNAVAILABLE"))
-    source = StripeSource(api_key=api_key, stripe_account=account, api_base=api_base)
+    source = StripeSource(
+        api_key=api_key, stripe_account=account, api_base=api_base, timeout=timeout, max_retries=max_retries
+    )
     return Resolver(
         source, build_cache(cache, name("CACHE")), ttl=ttl, stale_ttl=stale_ttl, on_unavailable=on_unavailable
     )

@@ -20,8 +20,10 @@ __all__ = [
     "read_api_base",
     "read_api_key",
     "read_cache",
+    "read_max_retries",
     "read_on_unavailable",
     "read_stripe_account",
+    "read_timeout",
     "read_ttls",
     "read_webhook_secret",
     "shown",
@@ -130,6 +132,27 @@ def read_on_unavailable(value: object, name: str) -> OnUnavailable:
     if value not in get_args(OnUnavailable):
         raise ValueError(f'{name} must be "raise", "deny" or "allow", got {shown(value)}')
     return cast(OnUnavailable, value)
+
+
+def read_timeout(value: object, name: str) -> float:
+    """The seconds one fetch from Stripe may take in all (every page and retry): a number > 0.
+
+    Raises ``ValueError`` naming ``name``.
+    """
+    # bool is an int to Python, and NaN compares false with everything: both are refused.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a number of seconds > 0, got {shown(value)}")
+    return float(value)
+
+
+def read_max_retries(value: object, name: str) -> int:
+    """How many times a failed request to Stripe is tried again: a whole number >= 0.
+
+    Raises ``ValueError`` naming ``name``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {shown(value)}")
+    return value
 
 
 def _seconds(value: object, name: str) -> float:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
@@ -15,9 +17,10 @@ from typing import get_args
 
 from entitlegate._values import OnUnavailable
 from entitlegate.cache._base import Bindable, Cache, Entry, Leasing
+from entitlegate.cache._breaker import Breaker
 from entitlegate.cache.memory import MemoryCache
 from entitlegate.errors import SourceUnavailable
-from entitlegate.sources import Source
+from entitlegate.sources import RefusedAnswer, Source
 
 __all__ = ["OnUnavailable", "Resolver", "ResolverStats", "answer_in_outage"]
 
@@ -51,6 +54,9 @@ class _Counter:
         with self._lock:
             self.value += 1
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # another thread of the parent may have held it
+
 
 class _Flight:
     """One fetch in progress in a thread, that other threads asking for the customer wait on."""
@@ -61,6 +67,32 @@ class _Flight:
         self.done = threading.Event()
         self.features: frozenset[str] | None = None
         self.error: BaseException | None = None
+
+
+class _SourceBreaker(Breaker):
+    """The Breaker, with log lines that say what an outage of the source means for the answers."""
+
+    def __init__(self, name: str, *, retry_after: float, clock: Callable[[], float], meanwhile: str) -> None:
+        super().__init__(name, retry_after=retry_after, clock=clock)
+        self.meanwhile = meanwhile
+
+    def failed(self, error: BaseException) -> None:
+        """Record a failure; the first of an outage and one per ``warn_every`` after it log a warning."""
+        now = self._clock()
+        with self._lock:
+            self._down_until = now + self.retry_after
+            if self._down_since is None:
+                self._down_since = now
+            elif now - self._warned_at < self.warn_every:
+                return
+            self._warned_at = now
+        logger.warning(
+            "entitlegate: %s is unavailable (%s); %s; asking it again in %.1f s",
+            self.name,
+            error,
+            self.meanwhile,
+            self.retry_after,
+        )
 
 
 def answer_in_outage(on_unavailable: OnUnavailable, error: SourceUnavailable) -> bool:
@@ -93,7 +125,11 @@ class Resolver:
     how long it may still be served while the source is down. ``on_unavailable`` decides what
     :meth:`has_feature` answers when the source is down and nothing usable is cached: ``"raise"``
     (the default) raises :class:`~entitlegate.SourceUnavailable`, ``"deny"`` answers False and
-    ``"allow"`` answers True. :meth:`features` always raises.
+    ``"allow"`` answers True. :meth:`features` always raises. After the source fails, the outage
+    is remembered for ``retry_after`` seconds: a miss meanwhile is answered at once (stale, or as
+    above) without asking the source, then one call asks again; the outage and the recovery are
+    logged. A source's answer that is not lookup_keys (non-empty strings) is refused, logged and
+    not cached (:class:`~entitlegate.sources.RefusedAnswer`, a ``SourceUnavailable``).
 
     Concurrent misses for one customer make one source call, across threads and across the tasks
     of one event loop, and across processes when the cache can coalesce them
@@ -116,6 +152,7 @@ class Resolver:
         stale_ttl: float = 86400.0,
         on_unavailable: OnUnavailable = "raise",
         clock_skew: float = 2.0,
+        retry_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -124,6 +161,8 @@ class Resolver:
         for name, value in (("ttl", ttl), ("stale_ttl", stale_ttl), ("clock_skew", clock_skew)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"Resolver {name} must be a number of seconds >= 0, got {value!r}")
+        if isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or not retry_after >= 0:
+            raise ValueError(f"Resolver retry_after must be a number of seconds >= 0, got {retry_after!r}")
         if stale_ttl < ttl:
             raise ValueError(f"Resolver stale_ttl ({stale_ttl!r}) must be at least ttl ({ttl!r})")
         if on_unavailable not in _POLICIES:
@@ -158,6 +197,29 @@ class Resolver:
         self._stale_served = _Counter()
         self._errors = _Counter()
         self._coalesced = _Counter()
+        self.retry_after = float(retry_after)
+        self._outage = self._breaker()
+        _RESOLVERS.add(self)
+
+    def _breaker(self) -> _SourceBreaker:
+        meanwhile = {
+            "raise": "serving cached answers younger than stale_ttl, SourceUnavailable (503) otherwise",
+            "deny": 'serving cached answers younger than stale_ttl, and denying otherwise (on_unavailable="deny")',
+            "allow": 'serving cached answers younger than stale_ttl, and ALLOWING otherwise (on_unavailable="allow")',
+        }[self.on_unavailable]
+        return _SourceBreaker(
+            f"the source {self.source!r}", retry_after=self.retry_after, clock=self._clock, meanwhile=meanwhile
+        )
+
+    def _after_fork(self) -> None:
+        # A forked child has only the thread that forked: a flight another thread was leading
+        # would never land, and a lock it held would never be released.
+        self._lock = threading.Lock()
+        self._flights = {}
+        self._aflights = {}
+        for counter in (self._misses, self._source_calls, self._stale_served, self._errors, self._coalesced):
+            counter.after_fork()
+        self._outage = self._breaker()
 
     def __repr__(self) -> str:
         return (
@@ -325,18 +387,51 @@ class Resolver:
             return entry.features
         raise error
 
+    def _skip_while_down(self, customer: str) -> None:
+        """Raise at once while an outage of the source is remembered, unless this call probes it.
+
+        Only the miss path skips: ``refresh`` (a webhook's re-read, a return from the portal) is
+        asked for on purpose, and always asks.
+        """
+        if not self._outage.allows():
+            raise SourceUnavailable(
+                f"{self._outage.name} is unavailable (remembered for up to {self.retry_after:g} s); "
+                f"not asked for customer {customer!r}",
+                customer=customer,
+            )
+
+    def _source_answered(self) -> None:
+        if self._outage.down:
+            self._outage.succeeded()
+
     def _source_failed(self, customer: str, error: Exception) -> SourceUnavailable:
         self._errors.incr()
         if isinstance(error, SourceUnavailable):
-            return error
-        # A user's source raised something of its own: count it, log it, and report an outage
-        # rather than let it surface as a server error in every gated view.
-        logger.error("entitlegate source %r failed for customer %r", self.source, customer, exc_info=error)
-        failure = SourceUnavailable(
-            f"source failed for customer {customer!r}: {type(error).__name__}", customer=customer
-        )
-        failure.__cause__ = error
+            failure = error
+        else:
+            # A user's source raised something of its own: count it, log it, and report an outage
+            # rather than let it surface as a server error in every gated view.
+            logger.error("entitlegate source %r failed for customer %r", self.source, customer, exc_info=error)
+            failure = SourceUnavailable(
+                f"source failed for customer {customer!r}: {type(error).__name__}", customer=customer
+            )
+            failure.__cause__ = error
+        if not isinstance(failure, RefusedAnswer):  # one customer's bad answer is no outage
+            self._outage.failed(failure)
         return failure
+
+    def _checked(self, customer: str, lookup_keys: Iterable[str]) -> Iterable[str]:
+        """The source's answer, if it is lookup_keys; else :class:`RefusedAnswer`, logged."""
+        if isinstance(lookup_keys, (str, bytes)) or not isinstance(lookup_keys, Iterable):
+            problem = f"it returned {type(lookup_keys).__name__}, not an iterable of lookup_keys"
+        else:
+            keys = lookup_keys if isinstance(lookup_keys, (frozenset, set, tuple, list)) else tuple(lookup_keys)
+            wrong = [key for key in keys if type(key) is not str or not key]
+            if not wrong:
+                return keys
+            problem = f"lookup_keys must be non-empty strings, got {sorted(map(repr, wrong))[:5]}"
+        logger.error("entitlegate source %r answered wrongly for customer %r: %s", self.source, customer, problem)
+        raise RefusedAnswer(f"source answered wrongly for customer {customer!r}: {problem}", customer=customer)
 
     # -- sync I/O -------------------------------------------------------------------------------
 
@@ -346,6 +441,7 @@ class Resolver:
         if answer is not None:
             return answer
         try:
+            self._skip_while_down(customer)
             return self._coalesced_fetch(customer)
         except SourceUnavailable as error:
             return self._fallback(customer, self.cache.get(customer), error)
@@ -386,10 +482,11 @@ class Resolver:
         started = self._now_at_stripe()
         self._source_calls.incr()
         try:
-            entry = self._entry(self.source.fetch(customer), started)
+            entry = self._entry(self._checked(customer, self.source.fetch(customer)), started)
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
+            self._source_answered()
             self.cache.put(customer, entry, event=False)
             return entry.features
         raise failure  # outside the handler, so the source's own chain is the only one shown
@@ -402,6 +499,7 @@ class Resolver:
         if answer is not None:
             return answer
         try:
+            self._skip_while_down(customer)
             return await self._acoalesced_fetch(customer)
         except SourceUnavailable as error:
             return self._fallback(customer, await self.cache.aget(customer), error)
@@ -439,10 +537,11 @@ class Resolver:
         started = self._now_at_stripe()
         self._source_calls.incr()
         try:
-            entry = self._entry(await self._afetch(customer), started)
+            entry = self._entry(self._checked(customer, await self._afetch(customer)), started)
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
+            self._source_answered()
             await self.cache.aput(customer, entry, event=False)
             return entry.features
         raise failure
@@ -471,3 +570,15 @@ class Resolver:
             self._peek = _peek
         else:
             self._peek = self.cache.peek
+
+
+_RESOLVERS: weakref.WeakSet[Resolver] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for resolver in list(_RESOLVERS):
+        resolver._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)

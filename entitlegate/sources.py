@@ -5,21 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
+import re
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 
 import stripe
+import urllib3
 
+from entitlegate._values import read_api_base, read_api_key, read_max_retries, read_stripe_account, read_timeout
 from entitlegate.errors import SourceUnavailable
 
-__all__ = ["Source", "StaticSource", "StripeSource"]
+__all__ = ["RefusedAnswer", "Source", "StaticSource", "StripeSource"]
 
 logger = logging.getLogger("entitlegate")
 
 _PAGE_SIZE = 100  # Stripe's maximum for list endpoints
+# 10,000 active entitlements: far beyond any real plan, so a list that goes on is Stripe's bug.
+_MAX_PAGES = 100
+_CHUNK = 16_384
+_LOG_EVERY = 30.0  # seconds between two log lines about the same refusal
+_TIMED_OUT = "Stripe did not answer within the StripeSource timeout (STRIPE_TIMEOUT)"
+#: Seconds one fetch may take in all, and how many times a failed request is tried again.
+DEFAULT_TIMEOUT: Final = 3.0
+DEFAULT_RETRIES: Final = 2
 _LIVE_PREFIXES = ("sk_live_", "rk_live_")
 _TEST_PREFIXES = ("sk_test_", "rk_test_")
 
@@ -47,16 +60,21 @@ class Source(Protocol):
 class StripeSource:
     """Active entitlements from Stripe's API, through the official ``stripe`` SDK.
 
-    Give it a ready :class:`stripe.StripeClient`, or an ``api_key`` (a client built from a key
-    retries network errors twice, times out after ``timeout`` seconds per attempt, and keeps one
-    async HTTP client per event loop, since the SDK's async client belongs to the loop that first
-    used it). ``stripe_account`` sends every request
-    on behalf of a connected account. ``livemode`` is read from the key's prefix when left
-    ``None``; a ready client does not reveal its key, so pass it there.
+    Give it a ready :class:`stripe.StripeClient`, or an ``api_key``. A client built from a key
+    gives every fetch ``timeout`` seconds in all (every page, every retry, and an answer that
+    trickles in), tries a failed request again up to ``max_retries`` times within that time
+    (``max_network_retries`` is the older name of the same), keeps one async HTTP client per event
+    loop (the SDK's async client belongs to the loop that first used it), and rebuilds its clients
+    in a forked child (a child sharing its parent's connection would read the parent's answers).
+    A ready client keeps its own timeouts and retries. ``stripe_account`` sends every request on
+    behalf of a connected account. ``livemode`` is read from the key's prefix when left ``None``; a
+    ready client does not reveal its key, so pass it there.
 
-    Raises :class:`~entitlegate.SourceUnavailable` on network errors, 5xx, 429 and on
-    authentication or permission errors; a customer Stripe does not know has no features.
-    Thread-safe, and usable from any number of event loops.
+    Raises :class:`~entitlegate.SourceUnavailable` on network errors, timeouts, 5xx, 429, on
+    authentication or permission errors, on any other refusal (logged as a configuration problem)
+    and on an answer it cannot read (a lookup_key that is not a string, a list that never ends).
+    A customer Stripe does not know has no features. Thread-safe, usable from any number of event
+    loops, and across ``os.fork()``.
     """
 
     def __init__(
@@ -67,29 +85,29 @@ class StripeSource:
         stripe_account: str | None = None,
         livemode: bool | None = None,
         api_base: str | None = None,
-        max_network_retries: int = 2,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        max_network_retries: int | None = None,
     ) -> None:
         if (client is None) == (api_key is None):
             raise ValueError("StripeSource needs exactly one of a StripeClient or api_key")
-        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-            raise ValueError("StripeSource api_key must be a non-empty string")
-        if stripe_account is not None and (
-            not isinstance(stripe_account, str) or not stripe_account.startswith("acct_")
-        ):
-            raise ValueError(f"StripeSource stripe_account must look like 'acct_…', got {stripe_account!r}")
-        self.stripe_account = stripe_account
+        if api_key is not None:
+            api_key = read_api_key(api_key, "StripeSource api_key")
+        self.stripe_account = read_stripe_account(stripe_account, "StripeSource stripe_account")
         self._api_key = api_key
-        self._api_base = api_base
-        self._max_network_retries = max_network_retries
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ValueError(f"StripeSource timeout must be a number of seconds > 0, got {timeout!r}")
-        self._timeout = float(timeout)
+        self._api_base = read_api_base(api_base, "StripeSource api_base")
+        self._timeout = read_timeout(timeout, "StripeSource timeout")
+        if max_retries is not None and max_network_retries is not None and max_retries != max_network_retries:
+            raise ValueError("StripeSource max_retries and max_network_retries name one setting: pass one")
+        retries = next((value for value in (max_retries, max_network_retries) if value is not None), DEFAULT_RETRIES)
+        self._max_retries = read_max_retries(retries, "StripeSource max_retries")
+        self._deadline = _Deadline()
         self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, stripe.StripeClient]
         self._loop_clients = weakref.WeakKeyDictionary()
         self._loop_clients_lock = threading.Lock()
         self._keepers: set[asyncio.Task[None]] = set()  # strong refs: the loop holds tasks weakly
         self._auth_error_logged = False
+        self._refusals = _Every(_LOG_EVERY)
         if client is not None:
             self._client = client
             self.livemode = livemode
@@ -104,6 +122,7 @@ class StripeSource:
             self._client = self._build_client()
             self.livemode = livemode if livemode is not None else _livemode_of(api_key)
             self._owns_client = True
+        _SOURCES.add(self)
 
     def __repr__(self) -> str:
         return f"StripeSource(livemode={self.livemode!r}, stripe_account={self.stripe_account!r})"
@@ -111,17 +130,18 @@ class StripeSource:
     def fetch(self, customer: str) -> frozenset[str]:
         """Every active entitlement's lookup_key for ``customer``, across all pages."""
         service = self._client.v1.entitlements.active_entitlements
-        keys: set[str] = set()
-        params: dict[str, Any] = {"customer": customer, "limit": _PAGE_SIZE}
+        pages = _Pages(customer, self._refusals)
+        self._deadline.start(self._timeout)
         try:
-            while True:
-                page = service.list(params, self._options())  # type: ignore[arg-type]
-                last = _collect(page, keys)
-                if not page.has_more or last is None:
-                    return frozenset(keys)
-                params["starting_after"] = last
+            while not pages.done:
+                pages.take(service.list(pages.params, self._options()))  # type: ignore[arg-type]
         except stripe.StripeError as error:
-            return self._outcome_of(error, customer)
+            if self._deadline.passed():
+                raise self._timed_out(customer) from error
+            return self._outcome_of(error, customer, first_page=pages.first)
+        finally:
+            self._deadline.clear()
+        return frozenset(pages.keys)
 
     async def afetch(self, customer: str) -> frozenset[str]:
         """Async twin of :meth:`fetch`, on the SDK's own async HTTP client."""
@@ -129,30 +149,36 @@ class StripeSource:
             # A ready client's async HTTP client may belong to another loop: use its sync side.
             return await asyncio.to_thread(self.fetch, customer)
         service = self._client_for_running_loop().v1.entitlements.active_entitlements
-        keys: set[str] = set()
-        params: dict[str, Any] = {"customer": customer, "limit": _PAGE_SIZE}
+        pages = _Pages(customer, self._refusals)
+
+        async def every_page() -> None:
+            while not pages.done:
+                pages.take(await service.list_async(pages.params, self._options()))  # type: ignore[arg-type]
+
         try:
-            while True:
-                page = await service.list_async(params, self._options())  # type: ignore[arg-type]
-                last = _collect(page, keys)
-                if not page.has_more or last is None:
-                    return frozenset(keys)
-                params["starting_after"] = last
+            # One deadline for every page and retry, and for a body that trickles in.
+            await asyncio.wait_for(every_page(), self._timeout)
+        except asyncio.TimeoutError:
+            raise self._timed_out(customer) from None
         except stripe.StripeError as error:
-            return self._outcome_of(error, customer)
+            return self._outcome_of(error, customer, first_page=pages.first)
+        return frozenset(pages.keys)
 
     def create_portal_session(self, customer: str, return_url: str) -> str:
         """The URL of a new Stripe Customer Portal session for ``customer``."""
+        self._deadline.start(self._timeout)
         try:
             session = self._client.v1.billing_portal.sessions.create(
                 {"customer": customer, "return_url": return_url},
                 self._options(),  # type: ignore[arg-type]
             )
         except stripe.StripeError as error:
-            self._outcome_of(error, customer)  # raises for everything but 404
+            self._outcome_of(error, customer, first_page=True)  # raises for everything but 404
             raise SourceUnavailable(
                 f"Stripe has no customer {customer!r} to open a portal session for", customer=customer
             ) from None
+        finally:
+            self._deadline.clear()
         return str(session.url)
 
     async def acreate_portal_session(self, customer: str, return_url: str) -> str:
@@ -164,14 +190,13 @@ class StripeSource:
 
     def _build_client(self) -> stripe.StripeClient:
         assert self._api_key is not None
-        # The SDK's default is an 80 s timeout: far too long for a request that waits on it.
-        http_client = stripe.RequestsClient(
-            timeout=self._timeout, async_fallback_client=stripe.HTTPXClient(timeout=self._timeout)
+        http_client = _DeadlineClient(
+            self._deadline, self._timeout, async_fallback_client=stripe.HTTPXClient(timeout=self._timeout)
         )
         return stripe.StripeClient(
             self._api_key,
             base_addresses={"api": self._api_base} if self._api_base else None,
-            max_network_retries=self._max_network_retries,
+            max_network_retries=self._max_retries,
             http_client=http_client,
         )
 
@@ -196,9 +221,31 @@ class StripeSource:
         if client is not None:
             await _close_async(client)
 
-    def _outcome_of(self, error: stripe.StripeError, customer: str) -> frozenset[str]:
-        """Map an SDK error: an unknown customer has no features; everything else is an outage."""
-        if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
+    def _after_fork(self) -> None:
+        # The child has copies of its parent's sockets: a request on one would read the answer
+        # meant for the parent (another customer's features). Start from new connections.
+        self._deadline = _Deadline()
+        self._loop_clients_lock = threading.Lock()
+        self._loop_clients = weakref.WeakKeyDictionary()
+        self._keepers = set()
+        if self._owns_client:
+            self._client = self._build_client()
+            return
+        # A ready client cannot be rebuilt: forget the pooled session of the thread that forked.
+        http_client = getattr(getattr(self._client, "_requestor", None), "_client", None)
+        if isinstance(http_client, stripe.HTTPClient):
+            http_client._thread_local = threading.local()
+
+    def _timed_out(self, customer: str) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"Stripe did not answer for customer {customer!r} within {self._timeout:g} s "
+            "(APIConnectionError, no response; StripeSource timeout / STRIPE_TIMEOUT)",
+            customer=customer,
+        )
+
+    def _outcome_of(self, error: stripe.StripeError, customer: str, *, first_page: bool) -> frozenset[str]:
+        """Map an SDK error: an unknown customer has no features; everything else raises."""
+        if first_page and _is_unknown_customer(error):
             return frozenset()
         if isinstance(error, (stripe.AuthenticationError, stripe.PermissionError)):
             if not self._auth_error_logged:
@@ -213,11 +260,212 @@ class StripeSource:
             raise SourceUnavailable(
                 f"Stripe rejected the API key (HTTP {error.http_status})", customer=customer
             ) from None
-        status = f"HTTP {error.http_status}" if error.http_status else "no response"
+        status = error.http_status
+        if status is not None and 400 <= status < 500 and status != 429:
+            # Stripe answered, and said no: retrying will not help, and neither will waiting.
+            code = getattr(error, "code", None) or type(error).__name__
+            param = getattr(error, "param", None)
+            if self._refusals.due():
+                logger.error(
+                    "Stripe refused the request for customer %r (HTTP %s, %s%s): a configuration "
+                    "problem (the Stripe account, STRIPE_ACCOUNT, the API version), not an outage",
+                    customer,
+                    status,
+                    code,
+                    f", param {param}" if param else "",
+                )
+            raise RefusedAnswer(
+                f"Stripe refused the request for customer {customer!r} (HTTP {status}, {code})", customer=customer
+            ) from error
+        answered = f"HTTP {status}" if status else "no response"
         raise SourceUnavailable(
-            f"Stripe did not answer for customer {customer!r} ({type(error).__name__}, {status})",
+            f"Stripe did not answer for customer {customer!r} ({type(error).__name__}, {answered})",
             customer=customer,
         ) from error
+
+
+class RefusedAnswer(SourceUnavailable):
+    """The source answered for one customer, but not with something usable (a 4xx, a malformed list).
+
+    Unlike an outage, it says nothing about the other customers: the resolver does not remember it
+    as the source being down.
+    """
+
+
+class _Every:
+    """Says yes at most once per ``seconds``: one log line per stretch of the same trouble, not
+    one per request (a customer whose answer is refused is asked again on each of them)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = -math.inf
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.seconds:
+            return False
+        self._last = now  # unlocked: two threads racing here log twice, which is harmless
+        return True
+
+
+class _Deadline(threading.local):
+    """The monotonic time the fetch running in this thread must end by (None: no fetch)."""
+
+    at: float | None = None
+
+    def start(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def clear(self) -> None:
+        self.at = None
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+
+class _DeadlineClient(stripe.RequestsClient):
+    """The SDK's requests client, bounded by the deadline of the fetch running in the thread.
+
+    ``requests``' own timeout bounds each socket read, so an answer that trickles in a byte at a
+    time could last for ever: the body is read here, a chunk at a time, checking the deadline.
+    """
+
+    def __init__(self, deadline: _Deadline, timeout: float, *, async_fallback_client: stripe.HTTPClient) -> None:
+        self._fetch_deadline = deadline
+        self._total = timeout
+        super().__init__(async_fallback_client=async_fallback_client)
+
+    @property
+    def _timeout(self) -> float:
+        # Read by the SDK for each connect and socket read: what is left of this thread's deadline.
+        at = self._fetch_deadline.at
+        return self._total if at is None else max(at - time.monotonic(), 0.001)
+
+    @_timeout.setter
+    def _timeout(self, value: object) -> None:
+        pass  # RequestsClient.__init__ sets one fixed timeout; the deadline decides instead
+
+    def _sleep_time_seconds(self, num_retries: int) -> float:
+        # The SDK's back-off before a retry (0.5 s and up) must not carry a fetch past its end.
+        sleep: float = super()._sleep_time_seconds(num_retries)
+        at = self._fetch_deadline.at
+        return sleep if at is None else max(min(sleep, at - time.monotonic()), 0.0)
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        at = self._fetch_deadline.at
+        if at is None:  # a call of the client outside fetch: each request gets the whole timeout
+            at = time.monotonic() + self._total
+        if at <= time.monotonic():
+            raise stripe.APIConnectionError(_TIMED_OUT, should_retry=False)  # type: ignore[no-untyped-call]
+        response, status, response_headers = self.request_stream(method, url, headers, post_data)
+        chunks: list[bytes] = []
+        complete = False
+        try:
+            read = getattr(response, "read1", None) or response.read
+            while True:
+                if time.monotonic() >= at:
+                    raise stripe.APIConnectionError(_TIMED_OUT, should_retry=False)  # type: ignore[no-untyped-call]
+                chunk = read(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            complete = True
+        except stripe.APIConnectionError:
+            raise
+        except Exception as error:
+            if isinstance(error, urllib3.exceptions.HTTPError):  # cut off mid-body: retryable, as requests' own
+                error = self.requests.exceptions.ConnectionError(error)
+            self._handle_request_error(error)
+        finally:
+            if not complete:
+                response.close()  # half read: the connection must not go back to the pool
+            response.release_conn()
+        return b"".join(chunks), status, response_headers
+
+
+class _Pages:
+    """The paging decisions both twins share: the next request, the keys so far, when to stop."""
+
+    __slots__ = ("count", "customer", "done", "keys", "params", "refusals")
+
+    def __init__(self, customer: str, refusals: _Every) -> None:
+        self.customer = customer
+        self.refusals = refusals
+        self.keys: set[str] = set()
+        self.params: dict[str, Any] = {"customer": customer, "limit": _PAGE_SIZE}
+        self.count = 0
+        self.done = False
+
+    @property
+    def first(self) -> bool:
+        """Whether no page has been read yet."""
+        return self.count == 0
+
+    def take(self, page: Any) -> None:
+        """Add a page's lookup_keys; raise :class:`RefusedAnswer` for one that cannot be right."""
+        self.count += 1
+        last = None
+        for entitlement in page.data:
+            key = entitlement.lookup_key
+            if not isinstance(key, str) or not key:
+                self._malformed(f"an active entitlement has lookup_key {key!r}, not a non-empty string")
+            self.keys.add(key)
+            last = entitlement.id
+        if not page.has_more:
+            self.done = True
+            return
+        if last is None or last == self.params.get("starting_after"):
+            self._malformed("the list says has_more but its cursor does not advance")
+        if self.count >= _MAX_PAGES:
+            self._malformed(f"the list still says has_more after {_MAX_PAGES} pages")
+        self.params["starting_after"] = last
+
+    def _malformed(self, problem: str) -> NoReturn:
+        if self.refusals.due():
+            logger.error("entitlegate: Stripe's answer for customer %r cannot be used: %s", self.customer, problem)
+        raise RefusedAnswer(
+            f"Stripe's answer for customer {self.customer!r} cannot be used: {problem}", customer=self.customer
+        )
+
+
+class _RedactKeys(logging.Filter):
+    """Blanks Stripe keys in the ``stripe`` SDK's log records (its debug lines quote answers, and
+    Stripe's answer to a wrong key quotes part of it), so turning that logger up cannot leak one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _KEY_IN_TEXT.search(message):
+            record.msg, record.args = _KEY_IN_TEXT.sub("[a Stripe key, not shown]", message), None
+        return True
+
+
+_KEY_IN_TEXT = re.compile(r"(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z*]+|whsec_[0-9A-Za-z*]+")
+logging.getLogger("stripe").addFilter(_RedactKeys())
+
+
+def _is_unknown_customer(error: stripe.StripeError) -> bool:
+    # Stripe's 404 for an unknown customer: code resource_missing, param "customer",
+    # "No such customer: 'cus_…'". A 404 about anything else is not that customer's absence.
+    return (
+        isinstance(error, stripe.InvalidRequestError)
+        and error.http_status == 404
+        and error.code == "resource_missing"
+        and error.param == "customer"
+    )
+
+
+_SOURCES: weakref.WeakSet[StripeSource] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for source in list(_SOURCES):
+        source._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 async def _close_at_shutdown(client: stripe.StripeClient) -> None:
@@ -231,15 +479,6 @@ async def _close_async(client: stripe.StripeClient) -> None:
     http_client = client._requestor._client  # the SDK exposes no public close on StripeClient
     if http_client is not None:
         await http_client.close_async()  # type: ignore[no-untyped-call]
-
-
-def _collect(page: Any, keys: set[str]) -> str | None:
-    """Add a page's lookup_keys to ``keys``; return the last entitlement id (the next cursor)."""
-    last = None
-    for entitlement in page.data:
-        keys.add(entitlement.lookup_key)
-        last = entitlement.id
-    return last
 
 
 def _livemode_of(api_key: str) -> bool | None:

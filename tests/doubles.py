@@ -54,5 +54,24 @@ class CountingSource:
         return self.mapping.get(customer, frozenset())
 
 
+class GatedSource:
+    """A Source whose fetch waits until ``gate`` is set: a fetch held in flight for as long as a test needs."""
+
+    livemode: bool | None = None
+
+    def __init__(self, mapping: Mapping[str, Iterable[str]]) -> None:
+        self.mapping = {customer: frozenset(keys) for customer, keys in mapping.items()}
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def fetch(self, customer: str) -> frozenset[str]:
+        self.entered.set()
+        self.gate.wait(30)
+        return self.mapping.get(customer, frozenset())
+
+    async def afetch(self, customer: str) -> frozenset[str]:
+        return await asyncio.to_thread(self.fetch, customer)
+
+
 def outage() -> SourceUnavailable:
     return SourceUnavailable("the test says Stripe is down")

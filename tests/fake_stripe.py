@@ -3,7 +3,9 @@
 It serves the few endpoints entitlegate uses, with objects shaped as in
 ``../shared/stripe/entitlements_subset.json`` (Stripe's OpenAPI description): active entitlements
 (paged with ``limit``/``starting_after``/``has_more``), features, and Customer Portal sessions.
-Errors are Stripe-shaped (``{"error": {...}}``) and can be injected, as can latency.
+Errors are Stripe-shaped (``{"error": {...}}``) and can be injected, as can faults: latency, a
+hang, an answer that trickles in, a list that never ends, an error on one page. Parameters follow
+the spec's (unknown ones are refused, as Stripe does); each behaviour names the part it follows.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Recorded:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    port: int = 0  # the client's port: one per connection
 
 
 @dataclass
@@ -50,14 +53,19 @@ class FakeStripe:
     api_key: str = "sk_test_fake_123"
     livemode: bool = False
     latency: float = 0.0
-    customers: dict[str, list[str]] = field(default_factory=dict)
-    accounts: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # Connect: acct → customers
+    customers: dict[str, list[Any]] = field(default_factory=dict)
+    accounts: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # Connect: acct → customers
     failures: list[int] = field(default_factory=list)  # statuses to answer with, one request each
     always_fail: int | None = None
+    page_failures: dict[int, int] = field(default_factory=dict)  # page number (1-based) → status
+    endless: bool = False  # every page of active entitlements says has_more, with the same cursor
+    trickle: float = 0.0  # seconds between two bytes of an answer's body
+    hanging: threading.Event = field(default_factory=threading.Event)  # set: answer nothing until cleared
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _released: threading.Event = field(default_factory=threading.Event)
 
     def reset(self) -> None:
         with self.lock:
@@ -66,9 +74,23 @@ class FakeStripe:
             self.accounts.clear()
             self.failures.clear()
             self.always_fail = None
+            self.page_failures.clear()
+            self.endless = False
+            self.trickle = 0.0
             self.requests.clear()
+        self.release()
 
-    def set_customer(self, customer: str, lookup_keys: Iterable[str], *, account: str | None = None) -> None:
+    def hang(self) -> None:
+        """Accept requests and answer none of them until :meth:`release`."""
+        self._released.clear()
+        self.hanging.set()
+
+    def release(self) -> None:
+        self.hanging.clear()
+        self._released.set()
+
+    def set_customer(self, customer: str, lookup_keys: Iterable[Any], *, account: str | None = None) -> None:
+        """Give ``customer`` these active entitlements (a non-string makes a malformed one)."""
         with self.lock:
             target = self.customers if account is None else self.accounts.setdefault(account, {})
             target[customer] = list(lookup_keys)
@@ -82,7 +104,7 @@ class FakeStripe:
             return Counter(r.params.get("customer", "") for r in self.requests if r.path == ACTIVE_ENTITLEMENTS)
 
 
-def _entitlement(customer: str, index: int, lookup_key: str, livemode: bool) -> dict[str, Any]:
+def _entitlement(customer: str, index: int, lookup_key: Any, livemode: bool) -> dict[str, Any]:
     return {
         "id": f"ent_test_{customer}_{index:04d}",
         "object": "entitlements.active_entitlement",
@@ -104,19 +126,60 @@ def _feature(lookup_key: str, livemode: bool) -> dict[str, Any]:
     }
 
 
-def _page(items: list[dict[str, Any]], params: dict[str, str], url: str) -> dict[str, Any]:
-    limit = int(params.get("limit", "10"))
+# The query parameters each list accepts (the spec's `parameters` of the GET operation); Stripe
+# refuses any other with a 400 naming it. `expand[]` is how the SDK encodes the `expand` array.
+_LIST_PARAMS = {"ending_before", "expand[]", "limit", "starting_after"}
+ACTIVE_ENTITLEMENTS_PARAMS = _LIST_PARAMS | {"customer"}
+FEATURES_PARAMS = _LIST_PARAMS | {"archived", "lookup_key"}
+# The form fields of POST /v1/billing_portal/sessions (its requestBody schema).
+PORTAL_SESSION_PARAMS = {
+    "configuration",
+    "customer",
+    "customer_account",
+    "expand[]",
+    "flow_data",
+    "locale",
+    "on_behalf_of",
+    "return_url",
+}
+
+
+def _refuse_unknown(params: dict[str, str], known: set[str]) -> None:
+    for name in params:
+        base = name.split("[", 1)[0]
+        if name not in known and base not in {k.split("[", 1)[0] for k in known}:
+            raise _Answer(400, _error(400, f"Received unknown parameter: {name}", param=name))
+
+
+def _page_bounds(items: list[dict[str, Any]], params: dict[str, str]) -> tuple[int, int]:
+    """Where the requested page starts and ends: `limit` 1..100 (default 10), one cursor at most."""
+    raw = params.get("limit", "10")
+    if not raw.lstrip("-").isdigit():
+        raise _Answer(400, _error(400, f"Invalid integer: {raw}", param="limit"))
+    limit = int(raw)
     if not 1 <= limit <= 100:
-        raise _Answer(400, _error(400, "limit must be between 1 and 100", param="limit"))
-    start = 0
-    after = params.get("starting_after")
-    if after is not None:
-        ids = [item["id"] for item in items]
-        if after not in ids:
-            raise _Answer(400, _error(400, f"No such object: '{after}'", param="starting_after"))
-        start = ids.index(after) + 1
-    chunk = items[start : start + limit]
-    return {"object": "list", "data": chunk, "has_more": start + limit < len(items), "url": url}
+        raise _Answer(
+            400,
+            _error(400, "This value must be greater than or equal to 1 and less than or equal to 100.", param="limit"),
+        )
+    after, before = params.get("starting_after"), params.get("ending_before")
+    if after is not None and before is not None:
+        raise _Answer(400, _error(400, "You may only specify one of these parameters: ending_before, starting_after."))
+    ids = [item["id"] for item in items]
+    for name, cursor in (("starting_after", after), ("ending_before", before)):
+        if cursor is not None and cursor not in ids:
+            raise _Answer(400, _error(400, f"No such object: '{cursor}'", param=name))
+    if before is not None:  # the page just before the cursor, still in list order
+        end = ids.index(before)
+        return max(end - limit, 0), end
+    start = 0 if after is None else ids.index(after) + 1
+    return start, start + limit
+
+
+def _page(items: list[dict[str, Any]], params: dict[str, str], url: str) -> dict[str, Any]:
+    start, end = _page_bounds(items, params)
+    more = start > 0 if "ending_before" in params else end < len(items)
+    return {"object": "list", "data": items[start:end], "has_more": more, "url": url}
 
 
 def _error(status: int, message: str | None = None, *, param: str | None = None) -> dict[str, Any]:
@@ -151,6 +214,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def _send_slowly(self, data: bytes, delay: float) -> None:
+        for byte in data:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(delay)
+
     def _serve(self, method: str) -> None:
         fake = self.server.fake
         parts = urlsplit(self.path)
@@ -159,16 +228,23 @@ class _Handler(BaseHTTPRequestHandler):
         query = parts.query if method == "GET" else body
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         with fake.lock:
-            fake.requests.append(Recorded(method, parts.path, params, dict(self.headers.items())))
+            fake.requests.append(
+                Recorded(method, parts.path, params, dict(self.headers.items()), self.client_address[1])
+            )
             latency = fake.latency
             status = fake.failures.pop(0) if fake.failures else fake.always_fail
         if latency:
             time.sleep(latency)
+        if fake.hanging.is_set():
+            fake._released.wait(60)
         try:
             if status is not None:
                 raise _Answer(status, _error(status))
-            if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                raise _Answer(401, _error(401))
+            given = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if given != fake.api_key:
+                # As Stripe words it: the key's prefix and last four characters, the rest starred.
+                shown = f"{given[:8]}{'*' * max(len(given) - 12, 0)}{given[-4:]}"
+                raise _Answer(401, _error(401, f"Invalid API Key provided: {shown}"))
             answer = self._route(method, parts.path, params)
         except _Answer as error:
             self._send(error.status, error.body)
@@ -182,31 +258,66 @@ class _Handler(BaseHTTPRequestHandler):
             customers = fake.customers if account is None else fake.accounts.get(account, {})
             customers = {k: list(v) for k, v in customers.items()}
         if method == "GET" and path == ACTIVE_ENTITLEMENTS:
-            customer = params.get("customer")
-            if not customer:
-                raise _Answer(400, _error(400, "Missing required param: customer.", param="customer"))
-            if customer not in customers:
-                raise _Answer(404, _error(404, f"No such customer: '{customer}'", param="customer"))
-            items = [_entitlement(customer, i, key, fake.livemode) for i, key in enumerate(customers[customer])]
-            return _page(items, params, ACTIVE_ENTITLEMENTS)
+            return self._active_entitlements(customers, params)
         if method == "GET" and path == FEATURES:
-            keys = sorted({key for keys in customers.values() for key in keys})
+            # GET /v1/entitlements/features: `lookup_key` filters to that one, `archived=true`
+            # lists only archived (inactive) features, and every feature here is active.
+            _refuse_unknown(params, FEATURES_PARAMS)
+            keys = sorted({key for keys in customers.values() for key in keys if isinstance(key, str)})
+            if "lookup_key" in params:
+                keys = [key for key in keys if key == params["lookup_key"]]
+            if params.get("archived") == "true":
+                keys = []
             return _page([_feature(key, fake.livemode) for key in keys], params, FEATURES)
         if method == "POST" and path == PORTAL_SESSIONS:
+            _refuse_unknown(params, PORTAL_SESSION_PARAMS)
             customer = params.get("customer")
             if customer not in customers:
                 raise _Answer(404, _error(404, f"No such customer: '{customer}'", param="customer"))
             number = next(fake._ids)
+            # billing_portal.session: every field the schema requires (nullable ones as null).
             return {
                 "id": f"bps_test_{number}",
                 "object": "billing_portal.session",
+                "configuration": params.get("configuration", "bpc_test_default"),
+                "created": int(time.time()),
                 "customer": customer,
+                "customer_account": None,
+                "flow": None,
                 "livemode": fake.livemode,
+                "locale": params.get("locale"),
+                "on_behalf_of": None,
                 "return_url": params.get("return_url"),
                 "url": f"https://billing.stripe.test/p/session/test_{number}",
-                "created": int(time.time()),
             }
         raise _Answer(404, _error(404, f"Unrecognized request URL ({method}: {path})"))
+
+    def _active_entitlements(self, customers: dict[str, list[Any]], params: dict[str, str]) -> dict[str, Any]:
+        """GET /v1/entitlements/active_entitlements: `customer` required, paged, `data.feature` expandable."""
+        fake = self.server.fake
+        _refuse_unknown(params, ACTIVE_ENTITLEMENTS_PARAMS)
+        customer = params.get("customer")
+        if not customer:
+            raise _Answer(400, _error(400, "Missing required param: customer.", param="customer"))
+        if customer not in customers:
+            # Stripe's answer for an unknown customer: 404, resource_missing, param "customer".
+            raise _Answer(404, _error(404, f"No such customer: '{customer}'", param="customer"))
+        items = [_entitlement(customer, i, key, fake.livemode) for i, key in enumerate(customers[customer])]
+        if params.get("expand[0]", params.get("expand[]")) == "data.feature":
+            for item in items:
+                item["feature"] = _feature(str(item["lookup_key"]), fake.livemode)
+        start, _ = _page_bounds(items, params) if items and not fake.endless else (0, 0)
+        number = start // max(int(params.get("limit", "10")), 1) + 1
+        with fake.lock:
+            failure = fake.page_failures.get(number)
+        if failure == 404:  # as Stripe words a cursor that names nothing
+            raise _Answer(404, _error(404, "No such entitlement", param="starting_after"))
+        if failure is not None:
+            raise _Answer(failure, _error(failure))
+        if fake.endless:  # a list that never ends: a page of one, with a new cursor, and has_more
+            endless = dict(items[0], id=f"ent_test_endless_{next(fake._ids)}")
+            return {"object": "list", "data": [endless], "has_more": True, "url": ACTIVE_ENTITLEMENTS}
+        return _page(items, params, ACTIVE_ENTITLEMENTS)
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -215,7 +326,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Request-Id", f"req_test_{next(self.server.fake._ids)}")
         self.end_headers()
-        self.wfile.write(data)
+        trickle = self.server.fake.trickle
+        if trickle:
+            self._send_slowly(data, trickle)
+        else:
+            self.wfile.write(data)
 
 
 class _Server(ThreadingHTTPServer):

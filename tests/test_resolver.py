@@ -279,7 +279,12 @@ async def test_a_cancelled_caller_does_not_cancel_the_fetch_for_the_others() -> 
     resolver = Resolver(source)
     first = asyncio.create_task(resolver.afeatures("cus_pro"))
     second = asyncio.create_task(resolver.afeatures("cus_pro"))
-    await asyncio.sleep(0.05)
+    # Cancel only once the fetch is under way and both callers wait on it: earlier, the test
+    # would pass without there being a fetch to cancel.
+    deadline = asyncio.get_running_loop().time() + 5
+    while source.calls < 1 or resolver.stats.coalesced < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the fetch did not start"
+        await asyncio.sleep(0)
     first.cancel()
     assert await second == {"seats-feature"}
     assert source.calls == 1

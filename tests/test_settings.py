@@ -23,8 +23,10 @@ from entitlegate._settings import (
     read_api_base,
     read_api_key,
     read_cache,
+    read_max_retries,
     read_on_unavailable,
     read_stripe_account,
+    read_timeout,
     read_ttls,
     read_webhook_secret,
 )
@@ -236,6 +238,14 @@ def test_every_setting_reaches_the_resolver() -> None:
     assert (resolver.ttl, resolver.stale_ttl, resolver.on_unavailable) == (5.0, 50.0, "allow")
 
 
+def test_the_builder_gives_the_source_its_timeout_and_retries() -> None:
+    resolver = build_resolver(
+        {"STRIPE_API_KEY": "sk_test_123", "STRIPE_TIMEOUT": 1.5, "STRIPE_MAX_RETRIES": 0}, flask_name
+    )
+    assert isinstance(resolver.source, StripeSource)
+    assert (resolver.source._timeout, resolver.source._max_retries) == (1.5, 0)
+
+
 def test_the_resolver_keys_are_the_keys_with_defaults() -> None:
     assert (
         RESOLVER_KEYS
@@ -244,6 +254,8 @@ def test_the_resolver_keys_are_the_keys_with_defaults() -> None:
             "STRIPE_API_KEY",
             "STRIPE_ACCOUNT",
             "STRIPE_API_BASE",
+            "STRIPE_TIMEOUT",
+            "STRIPE_MAX_RETRIES",
             "CACHE",
             "TTL",
             "STALE_TTL",
@@ -262,6 +274,10 @@ def test_the_resolver_keys_are_the_keys_with_defaults() -> None:
         ("TTL", -1),
         ("STALE_TTL", "a day"),
         ("ON_UNAVAILABLE", "maybe"),
+        ("STRIPE_TIMEOUT", 0),
+        ("STRIPE_TIMEOUT", "3"),
+        ("STRIPE_MAX_RETRIES", -1),
+        ("STRIPE_MAX_RETRIES", 1.5),
     ],
 )
 def test_the_builder_names_a_wrong_setting_as_the_adapter_writes_it(key: str, wrong: object) -> None:
@@ -286,6 +302,8 @@ _READERS: list[Any] = [
     read_api_base,
     read_cache,
     read_on_unavailable,
+    read_timeout,
+    read_max_retries,
     lambda value, name: read_ttls(value, 0, name, "STALE"),
 ]
 

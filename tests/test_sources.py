@@ -133,11 +133,25 @@ def test_the_key_never_appears_in_the_repr() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"api_key": ""}, {"api_key": "  "}, {"api_key": "sk_test_1", "stripe_account": "cus_1"}],
+    [
+        {},
+        {"api_key": ""},
+        {"api_key": "  "},
+        {"api_key": "sk_test_1", "stripe_account": "cus_1"},
+        {"api_key": "pk_test_1"},
+        {"api_key": " sk_test_1"},
+        {"api_key": "sk_test_1\n"},
+        {"api_key": "whsec_1"},
+        {"api_key": "sk_test_1", "api_base": "api.stripe.com"},
+        {"api_key": "sk_test_1", "api_base": "ftp://api.stripe.com"},
+        {"api_key": "sk_test_1", "timeout": 0},
+        {"api_key": "sk_test_1", "max_retries": -1},
+    ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, str]) -> None:
-    with pytest.raises(ValueError, match="StripeSource"):
+    with pytest.raises(ValueError, match="StripeSource") as raised:
         StripeSource(**kwargs)  # type: ignore[arg-type]
+    assert "sk_test_1" not in str(raised.value)  # the same checks as the settings: never quoting a key
 
 
 def test_a_portal_session_url_comes_from_stripe(source: StripeSource, fake_stripe: FakeStripe) -> None:

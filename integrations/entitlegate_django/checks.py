@@ -3,9 +3,10 @@
 Each key is read by the same reader that builds it at runtime (``conf.py``), so a value these
 checks pass builds. Ids are stable: E001 the dict itself; E002 STRIPE_API_KEY; E003 CACHE;
 E004 CUSTOMER; E005 RESOLVER; E006 DENIED; E007 RULES; E008 TTL/STALE_TTL; E009 ON_UNAVAILABLE;
-E010 STRIPE_ACCOUNT/STRIPE_API_BASE; E011 RULES without the middleware; E012 WEBHOOK_SECRET;
-E013 unknown keys; W001 no WEBHOOK_SECRET; W003 keys RESOLVER replaces; W004 middleware order.
-(W002, unknown keys as a warning, is retired: an ignored typo turned a setting off silently.)
+E010 STRIPE_ACCOUNT/STRIPE_API_BASE/STRIPE_TIMEOUT/STRIPE_MAX_RETRIES; E011 RULES without the middleware;
+E012 WEBHOOK_SECRET; E013 unknown keys; W001 no WEBHOOK_SECRET; W003 keys RESOLVER replaces; W004
+middleware order. (W002, unknown keys as a warning, is retired: an ignored typo turned a setting off
+silently.)
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ _READERS: Sequence[tuple[str, _Reader, str]] = (
     ("ON_UNAVAILABLE", conf.read_policy, "entitlegate.E009"),
     ("STRIPE_ACCOUNT", conf.read_account, "entitlegate.E010"),
     ("STRIPE_API_BASE", conf.read_api_base, "entitlegate.E010"),
+    ("STRIPE_TIMEOUT", conf.read_stripe_timeout, "entitlegate.E010"),
+    ("STRIPE_MAX_RETRIES", conf.read_stripe_max_retries, "entitlegate.E010"),
 )
 
 

@@ -133,6 +133,14 @@ def read_api_base(raw: Mapping[str, Any]) -> str | None:
     return _read(_settings.read_api_base, raw, "STRIPE_API_BASE")
 
 
+def read_stripe_timeout(raw: Mapping[str, Any]) -> float:
+    return _read(_settings.read_timeout, raw, "STRIPE_TIMEOUT")
+
+
+def read_stripe_max_retries(raw: Mapping[str, Any]) -> int:
+    return _read(_settings.read_max_retries, raw, "STRIPE_MAX_RETRIES")
+
+
 def read_webhook_secret(raw: Mapping[str, Any]) -> str | None:
     if value(raw, "WEBHOOK_SECRET") is None:
         return None  # no webhook: check_secrets warns (W001), the webhook view answers 503
