@@ -58,6 +58,9 @@ class FakeStripe:
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    # The account's Features, by lookup_key (see set_feature); a key a customer holds that is not
+    # here is served as an active feature without metadata.
+    catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def reset(self) -> None:
         with self.lock:
@@ -67,11 +70,33 @@ class FakeStripe:
             self.failures.clear()
             self.always_fail = None
             self.requests.clear()
+            self.catalog.clear()
 
     def set_customer(self, customer: str, lookup_keys: Iterable[str], *, account: str | None = None) -> None:
         with self.lock:
             target = self.customers if account is None else self.accounts.setdefault(account, {})
             target[customer] = list(lookup_keys)
+
+    def set_feature(
+        self,
+        lookup_key: str,
+        metadata: dict[str, str] | None = None,
+        *,
+        active: bool = True,
+        name: str | None = None,
+        feature_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create or replace the Feature ``lookup_key`` (as ``POST /v1/entitlements/features`` would)."""
+        feature = {
+            **_feature(lookup_key, self.livemode),
+            "active": active,
+            "metadata": dict(metadata or {}),
+            **({"name": name} if name is not None else {}),
+            **({"id": feature_id} if feature_id is not None else {}),
+        }
+        with self.lock:
+            self.catalog[lookup_key] = feature
+        return feature
 
     def calls(self, path: str = ACTIVE_ENTITLEMENTS) -> int:
         with self.lock:
@@ -102,6 +127,48 @@ def _feature(lookup_key: str, livemode: bool) -> dict[str, Any]:
         "metadata": {},
         "name": lookup_key.replace("-", " ").title(),
     }
+
+
+# -- the feature catalog: GET /v1/entitlements/features, expand[]=data.feature --------------------
+
+
+def _catalog(fake: FakeStripe, customers: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Every Feature of the account, by lookup_key: the ones set, and those customers hold."""
+    with fake.lock:
+        features = {key: dict(feature, metadata=dict(feature["metadata"])) for key, feature in fake.catalog.items()}
+    for keys in customers.values():
+        for key in keys:
+            features.setdefault(key, _feature(key, fake.livemode))
+    return [features[key] for key in sorted(features)]
+
+
+def _listed_features(features: list[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
+    """The list's filters, as Stripe documents them: archived features only when asked for."""
+    archived = params.get("archived", "false")
+    if archived not in ("true", "false"):
+        raise _Answer(400, _error(400, f"Invalid boolean: {archived}", param="archived"))
+    chosen = [feature for feature in features if feature["active"] is (archived == "false")]
+    lookup_key = params.get("lookup_key")
+    if lookup_key is not None:
+        chosen = [feature for feature in chosen if feature["lookup_key"] == lookup_key]
+    return chosen
+
+
+def _expanded(params: dict[str, str]) -> set[str]:
+    """The ``expand[]`` paths asked for (the SDK sends ``expand[0]=…``, curl ``expand[]=…``)."""
+    return {
+        value for key, value in params.items() if key == "expand[]" or (key.startswith("expand[") and key.endswith("]"))
+    }
+
+
+def _with_features(
+    items: list[dict[str, Any]], features: list[dict[str, Any]], *, expand: bool
+) -> list[dict[str, Any]]:
+    """Each entitlement names its Feature by id, or carries the whole object when expanded."""
+    by_key = {feature["lookup_key"]: feature for feature in features}
+    return [
+        dict(item, feature=by_key[item["lookup_key"]] if expand else by_key[item["lookup_key"]]["id"]) for item in items
+    ]
 
 
 def _page(items: list[dict[str, Any]], params: dict[str, str], url: str) -> dict[str, Any]:
@@ -188,10 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
             if customer not in customers:
                 raise _Answer(404, _error(404, f"No such customer: '{customer}'", param="customer"))
             items = [_entitlement(customer, i, key, fake.livemode) for i, key in enumerate(customers[customer])]
+            items = _with_features(items, _catalog(fake, customers), expand="data.feature" in _expanded(params))
             return _page(items, params, ACTIVE_ENTITLEMENTS)
         if method == "GET" and path == FEATURES:
-            keys = sorted({key for keys in customers.values() for key in keys})
-            return _page([_feature(key, fake.livemode) for key in keys], params, FEATURES)
+            return _page(_listed_features(_catalog(fake, customers), params), params, FEATURES)
         if method == "POST" and path == PORTAL_SESSIONS:
             customer = params.get("customer")
             if customer not in customers:
