@@ -30,6 +30,8 @@ from typing import Any, Protocol, runtime_checkable
 from entitlegate.errors import SourceUnavailable
 
 __all__ = [
+    "NOT_CARRIED",
+    "NO_CATALOG",
     "UNLIMITED",
     "Catalog",
     "CatalogSnapshot",
@@ -51,6 +53,7 @@ _WHOLE = re.compile(r"[0-9]+")
 # What a person who meant a number might have written instead: "10.5", "-1", "1,000", " 5", "Unlimited".
 _NUMBERISH = re.compile(r"\s*[-+]?[0-9][0-9.,_\s]*(?:[eE][-+]?[0-9]+)?\s*")
 _INFINITY_WORDS = ("unlimited", "infinite", "infinity", "inf", "none", "no limit")
+NOT_CARRIED: Limit = -1  # in a snapshot's memo: no feature of the set carries the limit (limits are >= 0)
 _MEMO_MAX = 4096  # distinct plan sets a catalog remembers the limits of (a plan set is a handful of keys)
 
 
@@ -166,7 +169,7 @@ class CatalogSnapshot:
     starts with an empty one. Thread-safe: the memo's writes are single dict stores.
     """
 
-    __slots__ = ("by_id", "by_key", "expires", "features", "fetched_at", "memo", "stale_until")
+    __slots__ = ("by_id", "by_key", "expires", "features", "fetched_at", "limit_names", "memo", "stale_until", "views")
 
     def __init__(self, features: Iterable[Feature], fetched_at: float, expires: float, stale_until: float) -> None:
         self.features = tuple(features)
@@ -181,28 +184,41 @@ class CatalogSnapshot:
         self.fetched_at = fetched_at
         self.expires = expires
         self.stale_until = stale_until
+        self.limit_names = frozenset(name for feature in self.features for name in feature.limits)
+        # memo: set -> every limit name of the catalog, NOT_CARRIED where none of the set's
+        # features carries it, so a hit is two subscripts (see Resolver.limit); views: the same
+        # without NOT_CARRIED, read-only, for Resolver.limits.
         self.memo: dict[frozenset[str], dict[str, Limit]] = {}
+        self.views: dict[frozenset[str], Mapping[str, Limit]] = {}
 
     def knows(self, lookup_keys: Iterable[str]) -> bool:
         """Whether every one of ``lookup_keys`` is a feature of this catalog."""
         return all(key in self.by_key for key in lookup_keys)
 
-    def limits_of(self, lookup_keys: frozenset[str]) -> dict[str, Limit]:
-        """The highest value of each limit over the features ``lookup_keys`` name, memoised."""
-        limits = self.memo.get(lookup_keys)
-        if limits is None:
-            limits = {}
+    def limits_of(self, lookup_keys: frozenset[str]) -> Mapping[str, Limit]:
+        """The highest value of each limit over the features ``lookup_keys`` name (read-only), memoised."""
+        view = self.views.get(lookup_keys)
+        if view is None:
+            limits: dict[str, Limit] = dict.fromkeys(self.limit_names, NOT_CARRIED)
             for key in lookup_keys:
                 feature = self.by_key.get(key)
                 if feature is None:
                     continue
                 for name, value in feature.limits.items():
-                    if value > limits.get(name, -1):
+                    if value > limits[name]:
                         limits[name] = value
+            view = MappingProxyType({name: value for name, value in limits.items() if value is not NOT_CARRIED})
             if len(self.memo) >= _MEMO_MAX:
-                self.memo.clear()  # an account with this many plan sets pays a recomputation now and then
+                # An account with this many plan sets pays a recomputation now and then.
+                self.memo.clear()
+                self.views.clear()
+            self.views[lookup_keys] = view
             self.memo[lookup_keys] = limits
-        return limits
+        return view
+
+
+#: The snapshot of a catalog never read: never fresh, never servable.
+NO_CATALOG = CatalogSnapshot((), -math.inf, -math.inf, -math.inf)
 
 
 class _Flight:
@@ -250,7 +266,7 @@ class Catalog:
         self._clock = clock
         self._wall_clock = wall_clock
         #: The snapshot in use, or None before the first fetch. Read without a lock (hot path).
-        self.current: CatalogSnapshot | None = None
+        self.current: CatalogSnapshot = NO_CATALOG
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
         self._aflights: dict[asyncio.AbstractEventLoop, asyncio.Task[CatalogSnapshot]] = {}
@@ -258,7 +274,7 @@ class Catalog:
         self.fetches = 0  # source calls made, for tests and stats
 
     def __repr__(self) -> str:
-        size = "empty" if self.current is None else f"{len(self.current.features)} features"
+        size = "never read" if self.current is NO_CATALOG else f"{len(self.current.features)} features"
         return f"Catalog({self.source!r}, {size}, ttl={self.ttl})"
 
     # -- decisions both twins share --------------------------------------------------------------
@@ -266,7 +282,7 @@ class Catalog:
     def _usable(self, lookup_keys: frozenset[str] | None) -> CatalogSnapshot | None:
         """The current snapshot if it may answer without a refresh; None when one is due."""
         snapshot = self.current
-        if snapshot is None or snapshot.expires <= self._clock():
+        if snapshot.expires <= self._clock():
             return None
         if lookup_keys is not None and lookup_keys not in snapshot.memo and not snapshot.knows(lookup_keys):
             return None if self._may_refresh() else snapshot
@@ -282,7 +298,7 @@ class Catalog:
 
     def _adopt(self, snapshot: CatalogSnapshot) -> CatalogSnapshot:
         current = self.current
-        if current is None or snapshot.fetched_at >= current.fetched_at:
+        if snapshot.fetched_at >= current.fetched_at:
             self.current = snapshot
             return snapshot
         return current
@@ -291,12 +307,12 @@ class Catalog:
         if stored is None:
             return False
         current = self.current
-        newer = current is None or stored[1] > current.fetched_at
+        newer = stored[1] > current.fetched_at
         return newer and self._wall_clock() - stored[1] < self.ttl
 
     def _fallback(self, error: SourceUnavailable) -> CatalogSnapshot:
         current = self.current
-        if current is not None and current.stale_until > self._clock():
+        if current.stale_until > self._clock():
             return current
         raise error
 
@@ -327,7 +343,7 @@ class Catalog:
 
     def limits_for(self, lookup_keys: frozenset[str]) -> Mapping[str, Limit]:
         """The limits of a customer holding ``lookup_keys`` (read-only). Raises as :meth:`snapshot`."""
-        return MappingProxyType(self.snapshot(lookup_keys).limits_of(lookup_keys))
+        return self.snapshot(lookup_keys).limits_of(lookup_keys)
 
     def refresh(self) -> CatalogSnapshot:
         """Ask the source now (coalesced with a refresh in flight). Raises ``SourceUnavailable``."""
@@ -344,7 +360,6 @@ class Catalog:
             flight.done.wait()
             if flight.error is not None:
                 raise flight.error
-            assert self.current is not None
             return self.current
         try:
             return self._refresh_once()
@@ -394,7 +409,7 @@ class Catalog:
 
     async def alimits_for(self, lookup_keys: frozenset[str]) -> Mapping[str, Limit]:
         """Async twin of :meth:`limits_for`."""
-        return MappingProxyType((await self.asnapshot(lookup_keys)).limits_of(lookup_keys))
+        return (await self.asnapshot(lookup_keys)).limits_of(lookup_keys)
 
     async def arefresh(self) -> CatalogSnapshot:
         """Async twin of :meth:`refresh`."""
@@ -452,7 +467,7 @@ class Catalog:
         the catalog was marked.
         """
         snapshot = self.current
-        if snapshot is None:
+        if snapshot is NO_CATALOG:
             return False
         unknown = any(key not in snapshot.by_key for key in lookup_keys) or any(
             feature_id not in snapshot.by_id for feature_id in feature_ids

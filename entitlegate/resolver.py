@@ -16,7 +16,7 @@ from typing import get_args
 from entitlegate._values import OnUnavailable
 from entitlegate.cache._base import Bindable, Cache, Entry, Leasing
 from entitlegate.cache.memory import MemoryCache
-from entitlegate.catalog import Catalog, CatalogSource, Limit
+from entitlegate.catalog import NO_CATALOG, NOT_CARRIED, Catalog, CatalogSnapshot, CatalogSource, Limit
 from entitlegate.errors import SourceUnavailable
 from entitlegate.sources import Source
 
@@ -75,6 +75,16 @@ def _check_customer(customer: object) -> str:
     if not isinstance(customer, str) or not customer.strip():
         raise ValueError(f"customer must be a non-blank Stripe customer id string, got {customer!r}")
     return customer
+
+
+class _NoCatalog:
+    """Where a resolver's catalog goes until it is built: its snapshot is never fresh."""
+
+    __slots__ = ()
+    current: CatalogSnapshot = NO_CATALOG
+
+
+_NO_CATALOG_YET = _NoCatalog()
 
 
 class Resolver:
@@ -449,7 +459,7 @@ class Resolver:
     # snapshot's, and two dict lookups: the sets are interned (_interned_set), so the memo's
     # lookup meets the very set object it stored and skips comparing the sets' members.
 
-    _catalog: Catalog | None = None
+    _catalog: Catalog | _NoCatalog = _NO_CATALOG_YET
     _sets: dict[frozenset[str], frozenset[str]] | None = None
 
     @property
@@ -460,15 +470,15 @@ class Resolver:
         :class:`~entitlegate.catalog.CatalogSource`) and no catalog was set.
         """
         catalog = self._catalog
-        if catalog is None:
-            source = self.source
-            if not isinstance(source, CatalogSource):
-                raise TypeError(f"{source!r} cannot list features, so it has no limits; give the resolver a catalog")
-            with self._lock:
-                catalog = self._catalog
-                if catalog is None:
-                    catalog = Catalog(source, ttl=self.ttl, stale_ttl=self.stale_ttl, clock=self._clock)
-                    self._catalog = catalog
+        if isinstance(catalog, Catalog):
+            return catalog
+        source = self.source
+        if not isinstance(source, CatalogSource):
+            raise TypeError(f"{source!r} cannot list features, so it has no limits; give the resolver a catalog")
+        with self._lock:
+            catalog = self._catalog
+            if not isinstance(catalog, Catalog):
+                catalog = self._catalog = Catalog(source, ttl=self.ttl, stale_ttl=self.stale_ttl, clock=self._clock)
         return catalog
 
     @catalog.setter
@@ -490,22 +500,17 @@ class Resolver:
             entry = None
         now = self._clock()
         if entry is not None and entry.expires > now:
-            catalog = self._catalog
-            if catalog is not None:
-                snapshot = catalog.current
-                if snapshot is not None and snapshot.expires > now:
-                    limits = snapshot.memo.get(entry.features)
-                    if limits is not None:
-                        try:
-                            value = limits.get(name, _NO_LIMIT)
-                        except TypeError:  # unhashable name: refused below
-                            value = _NO_LIMIT
-                        if value is not _NO_LIMIT:
-                            self._hits += 1
-                            return value
-                        if type(name) is str and name.strip():  # carried by none of the features
-                            self._hits += 1
-                            return default
+            snapshot = self._catalog.current
+            if snapshot.expires > now:
+                # Subscripts, not .get(): a KeyError means a set or a name the memo has not seen
+                # (each set once per catalog; a name no feature carries, which check reports).
+                try:
+                    value = snapshot.memo[entry.features][name]
+                except (KeyError, TypeError):
+                    pass
+                else:
+                    self._hits += 1
+                    return default if value is NOT_CARRIED else value
         return self.limits(customer).get(_check_limit_name(name), default)
 
     def limits(self, customer: str) -> Mapping[str, Limit]:
@@ -530,22 +535,15 @@ class Resolver:
             entry = None
         now = self._clock()
         if entry is not None and entry.expires > now:
-            catalog = self._catalog
-            if catalog is not None:
-                snapshot = catalog.current
-                if snapshot is not None and snapshot.expires > now:
-                    limits = snapshot.memo.get(entry.features)
-                    if limits is not None:
-                        try:
-                            value = limits.get(name, _NO_LIMIT)
-                        except TypeError:
-                            value = _NO_LIMIT
-                        if value is not _NO_LIMIT:
-                            self._hits += 1
-                            return value
-                        if type(name) is str and name.strip():  # carried by none of the features
-                            self._hits += 1
-                            return default
+            snapshot = self._catalog.current
+            if snapshot.expires > now:
+                try:
+                    value = snapshot.memo[entry.features][name]
+                except (KeyError, TypeError):
+                    pass
+                else:
+                    self._hits += 1
+                    return default if value is NOT_CARRIED else value
         return (await self.alimits(customer)).get(_check_limit_name(name), default)
 
     async def alimits(self, customer: str) -> Mapping[str, Limit]:
@@ -571,7 +569,6 @@ class Resolver:
         return features
 
 
-_NO_LIMIT: Limit = -1  # never a limit (they are >= 0): the memo's "not carried", without an allocation
 _INTERNED_SETS_MAX = 10_000
 
 

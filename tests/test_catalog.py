@@ -294,3 +294,16 @@ def test_audit_reports_archived_features_malformed_and_unknown_limits() -> None:
         ("malformed_limit", "projects"),
         ("unknown_limit", "sets"),
     }
+
+
+def test_lookup_keys_the_account_does_not_list_cost_one_refresh_per_interval() -> None:
+    clock = Clock()
+    catalog = Catalog(StaticSource({}, features={"pro": {"seats": "25"}}), refresh_interval=10, clock=clock)
+    catalog.snapshot()
+    clock.advance(10)
+    for index in range(20):  # twenty plan sets, each with a lookup_key no feature has
+        assert catalog.limits_for(frozenset({"pro", f"ghost-{index}"}))["seats"] == 25
+    assert catalog.fetches == 2
+    clock.advance(10)
+    catalog.limits_for(frozenset({"ghost-new"}))
+    assert catalog.fetches == 3
