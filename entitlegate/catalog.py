@@ -19,9 +19,11 @@ import asyncio
 import difflib
 import logging
 import math
+import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -221,6 +223,18 @@ class CatalogSnapshot:
 NO_CATALOG = CatalogSnapshot((), -math.inf, -math.inf, -math.inf)
 
 
+_catalogs: weakref.WeakSet[Catalog] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for catalog in list(_catalogs):
+        catalog._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 class _Flight:
     __slots__ = ("done", "error")
 
@@ -272,6 +286,13 @@ class Catalog:
         self._aflights: dict[asyncio.AbstractEventLoop, asyncio.Task[CatalogSnapshot]] = {}
         self._last_attempt = -math.inf
         self.fetches = 0  # source calls made, for tests and stats
+        _catalogs.add(self)
+
+    def _after_fork(self) -> None:
+        # A refresh a parent's thread had in flight never lands in the child: forget it and its lock.
+        self._lock = threading.Lock()
+        self._flight = None
+        self._aflights = {}
 
     def __repr__(self) -> str:
         size = "never read" if self.current is NO_CATALOG else f"{len(self.current.features)} features"

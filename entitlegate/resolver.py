@@ -478,7 +478,9 @@ class Resolver:
         with self._lock:
             catalog = self._catalog
             if not isinstance(catalog, Catalog):
-                catalog = self._catalog = Catalog(source, ttl=self.ttl, stale_ttl=self.stale_ttl, clock=self._clock)
+                catalog = self._catalog = Catalog(
+                    source, ttl=self.ttl, stale_ttl=self.stale_ttl, clock=self._clock, wall_clock=self._wall_clock
+                )
         return catalog
 
     @catalog.setter

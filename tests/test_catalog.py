@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from entitlegate import SourceUnavailable, StaticSource, StripeSource
 from entitlegate.catalog import Catalog, CatalogSource, CatalogStore, Feature, audit, parse_limit
 from tests.doubles import Clock
 from tests.fake_stripe import FEATURES, FakeStripe
+from tests.polling import wait_for
 
 
 @pytest.fixture
@@ -307,3 +310,52 @@ def test_lookup_keys_the_account_does_not_list_cost_one_refresh_per_interval() -
     clock.advance(10)
     catalog.limits_for(frozenset({"ghost-new"}))
     assert catalog.fetches == 3
+
+
+class _ParentBlockingSource(StaticSource):
+    """A StaticSource whose catalog, in the process that made it, answers only once released."""
+
+    def __init__(self) -> None:
+        super().__init__({}, features={"pro": {"seats": "25"}})
+        self.parent = os.getpid()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def list_features(self) -> tuple[Feature, ...]:
+        if os.getpid() == self.parent:
+            self.entered.set()
+            self.release.wait(10)
+        return super().list_features()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_during_a_refresh_refreshes_on_its_own() -> None:
+    source = _ParentBlockingSource()
+    catalog = Catalog(source)
+    refreshing = threading.Thread(target=catalog.snapshot)
+    refreshing.start()
+    source.entered.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the parent's refresh is not running here: waiting on it would hang the child
+        ok = False
+        try:
+            ok = catalog.snapshot().by_key["pro"].limits["seats"] == 25
+        finally:
+            os._exit(0 if ok else 1)
+    exited: list[int] = []
+
+    def child_exited() -> bool:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            exited.append(os.waitstatus_to_exitcode(status))
+        return bool(done)
+
+    try:
+        wait_for(child_exited, timeout=5)
+    finally:
+        if not exited:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        source.release.set()
+        refreshing.join()
+    assert exited == [0]
