@@ -248,7 +248,8 @@ class Catalog:
 
     A refresh happens when the catalog is older than ``ttl``, or when it is asked about a
     lookup_key (or told of a feature id, :meth:`notice`) it does not know, at most once per
-    ``refresh_interval`` seconds for the latter. Concurrent refreshes make one source call,
+    ``refresh_interval`` seconds for the latter (and, in an outage, for retries: the stale
+    catalog is served in between). Concurrent refreshes make one source call,
     across threads and across the tasks of an event loop; with a ``store``, processes share what
     one of them fetched. When the source fails, a catalog younger than ``stale_ttl`` is served;
     with none, :class:`~entitlegate.SourceUnavailable` is raised. Thread-safe.
@@ -303,14 +304,18 @@ class Catalog:
     def _usable(self, lookup_keys: frozenset[str] | None) -> CatalogSnapshot | None:
         """The current snapshot if it may answer without a refresh; None when one is due."""
         snapshot = self.current
-        if snapshot.expires <= self._clock():
+        now = self._clock()
+        if snapshot.expires <= now:
+            if snapshot.stale_until > now and not self._may_refresh():
+                return snapshot  # a refresh failed moments ago: the stale catalog, without asking again
             return None
         if lookup_keys is not None and lookup_keys not in snapshot.memo and not snapshot.knows(lookup_keys):
             return None if self._may_refresh() else snapshot
         return snapshot
 
     def _may_refresh(self) -> bool:
-        return self._clock() - self._last_attempt >= self.refresh_interval
+        # Never less often than the ttl asks for, however long the interval.
+        return self._clock() - self._last_attempt >= min(self.refresh_interval, self.ttl)
 
     def _snapshot_of(self, features: Iterable[Feature], fetched_at: float) -> CatalogSnapshot:
         now = self._clock()

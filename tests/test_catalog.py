@@ -359,3 +359,20 @@ def test_a_child_forked_during_a_refresh_refreshes_on_its_own() -> None:
         source.release.set()
         refreshing.join()
     assert exited == [0]
+
+
+def test_an_outage_asks_stripe_again_at_most_once_per_interval(source: StripeSource, fake_stripe: FakeStripe) -> None:
+    clock = Clock()
+    catalog = Catalog(source, ttl=300, refresh_interval=10, clock=clock)
+    fake_stripe.set_feature("pro", {"seats": "25"})
+    catalog.snapshot()
+    clock.advance(301)
+    fake_stripe.always_fail = 503
+    for _ in range(50):
+        assert catalog.limits_for(frozenset({"pro"}))["seats"] == 25
+    assert catalog.fetches == 2
+    clock.advance(10)
+    fake_stripe.always_fail = None
+    catalog.snapshot()
+    assert catalog.fetches == 3
+    assert catalog.current.expires > clock()
