@@ -92,7 +92,7 @@ class Feature:
     lookup_key: str
     name: str = ""
     active: bool = True
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
     limits: Mapping[str, Limit] = field(init=False, repr=False, compare=False)
     malformed: Mapping[str, str] = field(init=False, repr=False, compare=False)
 

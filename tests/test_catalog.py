@@ -376,3 +376,9 @@ def test_an_outage_asks_stripe_again_at_most_once_per_interval(source: StripeSou
     catalog.snapshot()
     assert catalog.fetches == 3
     assert catalog.current.expires > clock()
+
+
+def test_features_compare_and_hash_by_value() -> None:
+    one, same = Feature("feat_1", "pro", metadata={"seats": "3"}), Feature("feat_1", "pro", metadata={"seats": "3"})
+    assert one == same
+    assert len({one, same}) == 1
