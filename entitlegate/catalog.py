@@ -287,6 +287,7 @@ class Catalog:
         self._aflights: dict[asyncio.AbstractEventLoop, asyncio.Task[CatalogSnapshot]] = {}
         self._last_attempt = -math.inf
         self.fetches = 0  # source calls made, for tests and stats
+        self._followers: list[weakref.WeakMethod[Callable[[CatalogSnapshot], None]]] = []
         _catalogs.add(self)
 
     def _after_fork(self) -> None:
@@ -323,11 +324,28 @@ class Catalog:
         return CatalogSnapshot(features, fetched_at, now + self.ttl - age, now + self.stale_ttl - age)
 
     def _adopt(self, snapshot: CatalogSnapshot) -> CatalogSnapshot:
-        current = self.current
-        if snapshot.fetched_at >= current.fetched_at:
+        with self._lock:
+            current = self.current
+            if snapshot.fetched_at < current.fetched_at:
+                return current
             self.current = snapshot
-            return snapshot
-        return current
+            followers = [follower() for follower in self._followers]
+            self._followers = [
+                ref for ref, follower in zip(self._followers, followers, strict=True) if follower is not None
+            ]
+        for follower in followers:
+            if follower is not None:
+                follower(snapshot)
+        return snapshot
+
+    def follow(self, adopt: Callable[[CatalogSnapshot], None]) -> None:
+        """Call the bound method ``adopt`` with every new snapshot (held weakly; no I/O in it, please).
+
+        A :class:`~entitlegate.Resolver` follows its catalog so that a limit hit reads the
+        current snapshot from itself, in one attribute.
+        """
+        with self._lock:
+            self._followers.append(weakref.WeakMethod(adopt))
 
     def _stored_is_fresh(self, stored: tuple[tuple[Feature, ...], float] | None) -> bool:
         if stored is None:

@@ -77,16 +77,6 @@ def _check_customer(customer: object) -> str:
     return customer
 
 
-class _NoCatalog:
-    """Where a resolver's catalog goes until it is built: its snapshot is never fresh."""
-
-    __slots__ = ()
-    current: CatalogSnapshot = NO_CATALOG
-
-
-_NO_CATALOG_YET = _NoCatalog()
-
-
 class Resolver:
     """Answers ``has_feature`` from a cache, asking the source only on a miss.
 
@@ -153,6 +143,8 @@ class Resolver:
         self._stale_served = _Counter()
         self._errors = _Counter()
         self._coalesced = _Counter()
+        self._catalog: Catalog | None = None
+        self._catalog_now: CatalogSnapshot = NO_CATALOG  # the catalog's current snapshot, for the limit hit
 
     def __repr__(self) -> str:
         return (
@@ -459,7 +451,6 @@ class Resolver:
     # snapshot's, and two dict lookups: the sets are interned (_interned_set), so the memo's
     # lookup meets the very set object it stored and skips comparing the sets' members.
 
-    _catalog: Catalog | _NoCatalog = _NO_CATALOG_YET
     _sets: dict[frozenset[str], frozenset[str]] | None = None
 
     @property
@@ -470,24 +461,35 @@ class Resolver:
         :class:`~entitlegate.catalog.CatalogSource`) and no catalog was set.
         """
         catalog = self._catalog
-        if isinstance(catalog, Catalog):
+        if catalog is not None:
             return catalog
         source = self.source
         if not isinstance(source, CatalogSource):
             raise TypeError(f"{source!r} cannot list features, so it has no limits; give the resolver a catalog")
         with self._lock:
-            catalog = self._catalog
-            if not isinstance(catalog, Catalog):
-                catalog = self._catalog = Catalog(
-                    source, ttl=self.ttl, stale_ttl=self.stale_ttl, clock=self._clock, wall_clock=self._wall_clock
+            if self._catalog is None:
+                self._follow(
+                    Catalog(
+                        source, ttl=self.ttl, stale_ttl=self.stale_ttl, clock=self._clock, wall_clock=self._wall_clock
+                    )
                 )
-        return catalog
+            assert self._catalog is not None
+            return self._catalog
 
     @catalog.setter
     def catalog(self, catalog: Catalog) -> None:
         if not isinstance(catalog, Catalog):
             raise TypeError(f"Resolver catalog must be a Catalog, got {catalog!r}")
+        self._follow(catalog)
+
+    def _follow(self, catalog: Catalog) -> None:
         self._catalog = catalog
+        self._catalog_now = catalog.current
+        # The catalog hands each new snapshot to this resolver, so a limit hit reads one attribute.
+        catalog.follow(self._adopt_catalog)
+
+    def _adopt_catalog(self, snapshot: CatalogSnapshot) -> None:
+        self._catalog_now = snapshot
 
     def limit(self, customer: str, name: str, default: Limit = 0) -> Limit:
         """The highest ``metadata[name]`` over the features ``customer`` holds; ``default`` if none carries it.
@@ -500,19 +502,18 @@ class Resolver:
             entry = self._peek(customer)
         except TypeError:  # unhashable: not a customer id; the miss path says so
             entry = None
-        now = self._clock()
-        if entry is not None and entry.expires > now:
-            snapshot = self._catalog.current
-            if snapshot.expires > now:
-                # Subscripts, not .get(): a KeyError means a set or a name the memo has not seen
-                # (each set once per catalog; a name no feature carries, which check reports).
-                try:
-                    value = snapshot.memo[entry.features][name]
-                except (KeyError, TypeError):
-                    pass
-                else:
-                    self._hits += 1
-                    return default if value is NOT_CARRIED else value
+        snapshot = self._catalog_now
+        # Both the entry and the catalog fresh, in one chained comparison. Then subscripts, not
+        # .get(): a KeyError means a set or a name the memo has not seen (each set once per
+        # catalog; a name no feature carries, which check reports).
+        if entry is not None and entry.expires > self._clock() < snapshot.expires:
+            try:
+                value = snapshot.memo[entry.features][name]
+            except (KeyError, TypeError):
+                pass
+            else:
+                self._hits += 1
+                return default if value is NOT_CARRIED else value
         return self.limits(customer).get(_check_limit_name(name), default)
 
     def limits(self, customer: str) -> Mapping[str, Limit]:
@@ -535,17 +536,15 @@ class Resolver:
             entry = self._peek(customer)
         except TypeError:
             entry = None
-        now = self._clock()
-        if entry is not None and entry.expires > now:
-            snapshot = self._catalog.current
-            if snapshot.expires > now:
-                try:
-                    value = snapshot.memo[entry.features][name]
-                except (KeyError, TypeError):
-                    pass
-                else:
-                    self._hits += 1
-                    return default if value is NOT_CARRIED else value
+        snapshot = self._catalog_now
+        if entry is not None and entry.expires > self._clock() < snapshot.expires:
+            try:
+                value = snapshot.memo[entry.features][name]
+            except (KeyError, TypeError):
+                pass
+            else:
+                self._hits += 1
+                return default if value is NOT_CARRIED else value
         return (await self.alimits(customer)).get(_check_limit_name(name), default)
 
     async def alimits(self, customer: str) -> Mapping[str, Limit]:

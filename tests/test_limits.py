@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
+import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -306,3 +310,54 @@ def test_limits_hold_for_entries_another_process_wrote_to_redis(
     assert reader.limit("cus_1", "seats") == math.inf
     assert reader.limit("cus_1", "projects") == 1
     assert plans.calls(ACTIVE_ENTITLEMENTS) == asked  # the entry came from Redis, not Stripe
+
+
+def test_a_metadata_change_shows_once_the_catalog_is_refreshed(source: StripeSource, plans: FakeStripe) -> None:
+    plans.set_customer("cus_1", ["pro"])
+    resolver = Resolver(source)
+    assert resolver.limit("cus_1", "seats") == 25
+    plans.set_feature("pro", {"seats": "30", "projects": "5"})
+    assert resolver.limit("cus_1", "seats") == 25  # Stripe sends no event for it: the ttl decides
+    resolver.catalog.refresh()
+    assert resolver.limit("cus_1", "seats") == 30
+
+
+def test_a_catalog_does_not_keep_the_resolvers_that_follow_it_alive(source: StripeSource, plans: FakeStripe) -> None:
+    catalog = Catalog(source)
+    resolver = Resolver(source)
+    resolver.catalog = catalog
+    followed = weakref.ref(resolver)
+    del resolver
+    gc.collect()
+    assert followed() is None
+    catalog.refresh()  # a follower gone is skipped
+
+
+def _python_calls(call: Callable[[], object]) -> list[str]:
+    """The Python functions ``call`` runs (C functions such as dict.get are not reported)."""
+    names: list[str] = []
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        if event == "call":
+            names.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return names[1:]  # the lambda itself
+
+
+def test_a_cached_customers_limit_runs_no_code_beyond_the_hit_path(source: StripeSource, plans: FakeStripe) -> None:
+    plans.set_customer("cus_1", ["pro"])
+    plans.set_customer("cus_2", ["enterprise"])
+    resolver = Resolver(source)
+    resolver.limit("cus_1", "seats")
+    resolver.limit("cus_2", "seats")
+    assert _python_calls(lambda: resolver.limit("cus_1", "seats")) == ["limit"]
+    # A limit the catalog knows but none of the customer's features carries: the default, as fast.
+    assert _python_calls(lambda: resolver.limit("cus_2", "projects", default=3)) == ["limit"]
+    resolver.catalog.refresh()  # a new snapshot: the resolver follows it
+    resolver.limit("cus_1", "seats")
+    assert _python_calls(lambda: resolver.limit("cus_1", "seats")) == ["limit"]
