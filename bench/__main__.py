@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
-from bench import asgi_views, cold, core, flask_views, memory, redis_rows
+from bench import asgi_views, cold, core, flask_views, limits, memory, redis_rows
 from bench._timing import Row, machine, table
 from tests import fake_stripe
 from tests.redis_server import RedisServer
@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _fake_stripe() as fake, _redis() as redis_url:
         sections: list[tuple[str, Callable[[], list[Row]]]] = [
             ("1 has_feature on a hit, in process", lambda: core.run(quick=quick)),
+            ("1 limit on a hit, in process", lambda: limits.hit(quick=quick)),
             ("1 has_feature on a hit, RedisCache", lambda: redis_rows.hits(redis_url, quick=quick)),
             ("1+2 Django: waffle's flag check, gated views (child process)", lambda: _django_rows(quick)),
             ("2 Flask gated view", lambda: flask_views.run(quick=quick)),
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("4 webhook to every process", lambda: redis_rows.propagation(redis_url, quick=quick)),
             ("5 memory in process", lambda: memory.run(quick=quick)),
             ("5 memory in process, RedisCache", lambda: redis_rows.local_tier_memory(redis_url, quick=quick)),
+            ("5 memory of limits in process", lambda: limits.memory(quick=quick)),
             ("5 memory in Redis", lambda: redis_rows.memory(redis_url, quick=quick)),
             ("6 Stripe calls with Redis down", lambda: redis_rows.outage(fake, quick=quick)),
         ]
@@ -204,6 +206,9 @@ _METHOD = [
     "  their answer; one handles a signed summary event while the other 3 poll `features` every",
     "  0.2 ms. A sample runs from the start of the webhook's handling (before its 200) to the last",
     "  of the 3 answering the new set.",
+    "- **limits**: `limit` on a cached customer, in batches alternated with `has_feature` on the same",
+    "  resolver, ratio batch by batch; its memory is tracemalloc's growth while every cached customer",
+    "  (on 5 plan sets) asks its first limit, the catalog's fetch included, per customer.",
     "- **5 memory**: in process, tracemalloc while customers are written through the resolver's own",
     "  path (`apply_event`), each with its own lookup_key strings as decoded from Stripe's JSON; in",
     "  Redis, `MEMORY USAGE` of a customer's key, written by RedisCache.",

@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from entitlegate.cache import Cache, Entry, MemoryCache
+from entitlegate.catalog import Catalog, CatalogSource, Feature
 from entitlegate.errors import (
     CacheUnavailable,
     EntitlegateError,
@@ -26,8 +27,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
 __all__ = [
     "Cache",
     "CacheUnavailable",
+    "Catalog",
+    "CatalogSource",
     "EntitlegateError",
     "Entry",
+    "Feature",
     "InvalidPayload",
     "InvalidSignature",
     "MemoryCache",

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from entitlegate import registry
 from entitlegate.errors import SourceUnavailable
 from entitlegate.resolver import OnUnavailable, Resolver, answer_in_outage
 
@@ -107,6 +108,7 @@ class Requirement:
         for key in (*self.all_of, *self.any_of):
             if not isinstance(key, str) or not key.strip():
                 raise ValueError(f"feature lookup_keys must be non-blank strings, got {key!r}")
+        registry.register_lookup_keys((*self.all_of, *self.any_of))
 
     @classmethod
     def of(cls, *features: str, any_of: Iterable[str] = ()) -> Requirement:

@@ -19,6 +19,7 @@ from entitlegate._values import OnUnavailable
 from entitlegate.cache._base import Bindable, Cache, Entry, Leasing
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache.memory import MemoryCache
+from entitlegate.catalog import NO_CATALOG, NOT_CARRIED, Catalog, CatalogSnapshot, CatalogSource, Limit
 from entitlegate.errors import SourceUnavailable
 from entitlegate.sources import RefusedAnswer, Source
 
@@ -200,6 +201,8 @@ class Resolver:
         self.retry_after = float(retry_after)
         self._outage = self._breaker()
         _RESOLVERS.add(self)
+        self._catalog: Catalog | None = None
+        self._catalog_now: CatalogSnapshot = NO_CATALOG  # the catalog's current snapshot, for the limit hit
 
     def _breaker(self) -> _SourceBreaker:
         meanwhile = {
@@ -359,7 +362,7 @@ class Resolver:
         now = self._clock()
         # Interned: every customer holding a feature shares one copy of its lookup_key, rather
         # than one per customer decoded from each Stripe response or event.
-        features = frozenset(sys.intern(key) if type(key) is str else key for key in lookup_keys)
+        features = self._interned_set(frozenset(sys.intern(key) if type(key) is str else key for key in lookup_keys))
         return Entry(features, float(version), now + self.ttl, now + self.stale_ttl)
 
     def _fresh(self, customer: str, entry: Entry | None) -> frozenset[str] | None:
@@ -570,6 +573,146 @@ class Resolver:
             self._peek = _peek
         else:
             self._peek = self.cache.peek
+
+    # -- limits from Feature metadata (entitlegate.catalog) ---------------------------------------
+    #
+    # A customer's limits are a function of their set of lookup_keys and the catalog; the
+    # catalog's snapshot memoises them per set. A hit is the entry's freshness check, the
+    # snapshot's, and two dict lookups: the sets are interned (_interned_set), so the memo's
+    # lookup meets the very set object it stored and skips comparing the sets' members.
+
+    _sets: dict[frozenset[str], frozenset[str]] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The feature catalog limits come from; built from the source on first use.
+
+        Raises ``TypeError`` when the source cannot list features (see
+        :class:`~entitlegate.catalog.CatalogSource`) and no catalog was set.
+        """
+        catalog = self._catalog
+        if catalog is not None:
+            return catalog
+        source = self.source
+        if not isinstance(source, CatalogSource):
+            raise TypeError(f"{source!r} cannot list features, so it has no limits; give the resolver a catalog")
+        with self._lock:
+            if self._catalog is None:
+                self._follow(
+                    Catalog(
+                        source, ttl=self.ttl, stale_ttl=self.stale_ttl, clock=self._clock, wall_clock=self._wall_clock
+                    )
+                )
+            assert self._catalog is not None
+            return self._catalog
+
+    @catalog.setter
+    def catalog(self, catalog: Catalog) -> None:
+        if not isinstance(catalog, Catalog):
+            raise TypeError(f"Resolver catalog must be a Catalog, got {catalog!r}")
+        self._follow(catalog)
+
+    def _follow(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._catalog_now = catalog.current
+        # The catalog hands each new snapshot to this resolver, so a limit hit reads one attribute.
+        catalog.follow(self._adopt_catalog)
+
+    def _adopt_catalog(self, snapshot: CatalogSnapshot) -> None:
+        self._catalog_now = snapshot
+
+    def limit(self, customer: str, name: str, default: Limit = 0) -> Limit:
+        """The highest ``metadata[name]`` over the features ``customer`` holds; ``default`` if none carries it.
+
+        ``"unlimited"`` is ``math.inf``. Raises ``ValueError`` for a bad customer or a ``name``
+        that is not a non-blank string, and :class:`~entitlegate.SourceUnavailable` when the
+        customer's features or the catalog cannot be read (a stale one is served first).
+        """
+        try:
+            entry = self._peek(customer)
+        except TypeError:  # unhashable: not a customer id; the miss path says so
+            entry = None
+        snapshot = self._catalog_now
+        # Both the entry and the catalog fresh, in one chained comparison. Then subscripts, not
+        # .get(): a KeyError means a set or a name the memo has not seen (each set once per
+        # catalog; a name no feature carries, which check reports).
+        if entry is not None and entry.expires > self._clock() < snapshot.expires:
+            try:
+                value = snapshot.memo[entry.features][name]
+            except (KeyError, TypeError):
+                pass
+            else:
+                self._hits += 1
+                return default if value is NOT_CARRIED else value
+        return self.limits(customer).get(_check_limit_name(name), default)
+
+    def limits(self, customer: str) -> Mapping[str, Limit]:
+        """Every limit ``customer`` has, by name (read-only). Raises as :meth:`limit`."""
+        features = self.features(customer)
+        return self.catalog.limits_for(features)
+
+    def within_limit(self, customer: str, name: str, need: int) -> bool:
+        """Whether ``need`` (an int >= 0) is at most the customer's limit ``name`` (default 0).
+
+        Raises ``ValueError`` for a bad ``need`` and as :meth:`limit` otherwise: an outage is
+        never answered with a number.
+        """
+        _check_need(need)
+        return need <= self.limit(customer, name)
+
+    async def alimit(self, customer: str, name: str, default: Limit = 0) -> Limit:
+        """Async twin of :meth:`limit`."""
+        try:
+            entry = self._peek(customer)
+        except TypeError:
+            entry = None
+        snapshot = self._catalog_now
+        if entry is not None and entry.expires > self._clock() < snapshot.expires:
+            try:
+                value = snapshot.memo[entry.features][name]
+            except (KeyError, TypeError):
+                pass
+            else:
+                self._hits += 1
+                return default if value is NOT_CARRIED else value
+        return (await self.alimits(customer)).get(_check_limit_name(name), default)
+
+    async def alimits(self, customer: str) -> Mapping[str, Limit]:
+        """Async twin of :meth:`limits`."""
+        features = await self.afeatures(customer)
+        return await self.catalog.alimits_for(features)
+
+    async def awithin_limit(self, customer: str, name: str, need: int) -> bool:
+        """Async twin of :meth:`within_limit`."""
+        _check_need(need)
+        return need <= await self.alimit(customer, name)
+
+    def _interned_set(self, features: frozenset[str]) -> frozenset[str]:
+        """One shared copy of each distinct set of lookup_keys (most customers hold one of a few)."""
+        sets = self._sets
+        if sets is None:
+            sets = self._sets = {}
+        interned = sets.get(features)
+        if interned is not None:
+            return interned
+        if len(sets) < _INTERNED_SETS_MAX:
+            sets[features] = features
+        return features
+
+
+_INTERNED_SETS_MAX = 10_000
+
+
+def _check_limit_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a limit name must be a non-blank string, got {name!r}")
+    return name
+
+
+def _check_need(need: object) -> int:
+    if isinstance(need, bool) or not isinstance(need, int) or need < 0:
+        raise ValueError(f"need must be a whole number >= 0, got {need!r}")
+    return need
 
 
 _RESOLVERS: weakref.WeakSet[Resolver] = weakref.WeakSet()

@@ -18,6 +18,7 @@ import stripe
 import urllib3
 
 from entitlegate._values import read_api_base, read_api_key, read_max_retries, read_stripe_account, read_timeout
+from entitlegate.catalog import Feature
 from entitlegate.errors import SourceUnavailable
 
 __all__ = ["RefusedAnswer", "Source", "StaticSource", "StripeSource"]
@@ -283,6 +284,60 @@ class StripeSource:
             customer=customer,
         ) from error
 
+    # -- the feature catalog (entitlegate.catalog) ------------------------------------------------
+
+    def list_features(self) -> tuple[Feature, ...]:
+        """Every feature of the account, active then archived, across all pages.
+
+        Raises :class:`~entitlegate.SourceUnavailable` on the errors :meth:`fetch` treats as an
+        outage, and when the account has more than ``_MAX_CATALOG_PAGES`` pages of either kind.
+        """
+        service = self._client.v1.entitlements.features
+        features: list[Feature] = []
+        try:
+            # The list leaves out archived features unless asked: ask for each kind explicitly.
+            for archived in (False, True):
+                params: dict[str, Any] = {"archived": archived, "limit": _PAGE_SIZE}
+                for _ in range(_MAX_CATALOG_PAGES):
+                    page = service.list(params, self._options())  # type: ignore[arg-type]
+                    last = _collect_features(page, features)
+                    if not page.has_more or last is None:
+                        break
+                    params["starting_after"] = last
+                else:
+                    raise _catalog_too_large()
+        except stripe.StripeError as error:
+            raise self._catalog_outage(error) from None
+        return tuple(features)
+
+    async def alist_features(self) -> tuple[Feature, ...]:
+        """Async twin of :meth:`list_features`, on the SDK's own async HTTP client."""
+        if not self._owns_client:
+            return await asyncio.to_thread(self.list_features)
+        service = self._client_for_running_loop().v1.entitlements.features
+        features: list[Feature] = []
+        try:
+            for archived in (False, True):
+                params: dict[str, Any] = {"archived": archived, "limit": _PAGE_SIZE}
+                for _ in range(_MAX_CATALOG_PAGES):
+                    page = await service.list_async(params, self._options())  # type: ignore[arg-type]
+                    last = _collect_features(page, features)
+                    if not page.has_more or last is None:
+                        break
+                    params["starting_after"] = last
+                else:
+                    raise _catalog_too_large()
+        except stripe.StripeError as error:
+            raise self._catalog_outage(error) from None
+        return tuple(features)
+
+    def _catalog_outage(self, error: stripe.StripeError) -> SourceUnavailable:
+        """An SDK error listing features, as an outage; like :meth:`_outcome_of`, never quoting the key."""
+        if isinstance(error, (stripe.AuthenticationError, stripe.PermissionError)):
+            return SourceUnavailable(f"Stripe rejected the API key listing features (HTTP {error.http_status})")
+        status = f"HTTP {error.http_status}" if error.http_status else "no response"
+        return SourceUnavailable(f"Stripe did not list the features ({type(error).__name__}, {status})")
+
 
 class RefusedAnswer(SourceUnavailable):
     """The source answered for one customer, but not with something usable (a 4xx, a malformed list).
@@ -481,6 +536,22 @@ async def _close_async(client: stripe.StripeClient) -> None:
         await http_client.close_async()  # type: ignore[no-untyped-call]
 
 
+_MAX_CATALOG_PAGES = 100  # 10,000 features of each kind: a bound, so a looping cursor cannot hang a request
+
+
+def _collect_features(page: Any, features: list[Feature]) -> str | None:
+    """Add a page's features to ``features``; return the last feature id (the next cursor)."""
+    last = None
+    for item in page.data:
+        features.append(Feature.from_stripe(item.to_dict()))
+        last = item.id
+    return last
+
+
+def _catalog_too_large() -> SourceUnavailable:
+    return SourceUnavailable(f"the account has more than {_MAX_CATALOG_PAGES * _PAGE_SIZE} features of one kind")
+
+
 def _livemode_of(api_key: str) -> bool | None:
     if api_key.startswith(_LIVE_PREFIXES):
         return True
@@ -493,19 +564,31 @@ def _livemode_of(api_key: str) -> bool | None:
 class StaticSource:
     """A fixed mapping of customer id to lookup_keys, for development, demos and tests.
 
-    Customers not in the mapping have no features. ``livemode`` is ``None``.
+    Customers not in the mapping have no features. ``livemode`` is ``None``. ``features`` gives
+    the catalog limits come from: lookup_key to its metadata (``{"pro": {"seats": "25"}}``), or
+    :class:`~entitlegate.catalog.Feature` objects; a lookup_key a customer holds that it does not
+    name is an active feature without metadata.
     """
 
     livemode: bool | None = None
 
-    def __init__(self, mapping: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self,
+        mapping: Mapping[str, Iterable[str]],
+        *,
+        features: Mapping[str, Mapping[str, str]] | Iterable[Feature] | None = None,
+    ) -> None:
         if not isinstance(mapping, Mapping):
             raise TypeError(f"StaticSource needs a mapping of customer id to lookup_keys, got {type(mapping).__name__}")
         self._mapping = {customer: _lookup_keys(customer, keys) for customer, keys in mapping.items()}
+        self._features = _static_features(features, self._mapping)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> StaticSource:
         """Read a JSON object of customer id to a list of lookup_keys.
+
+        Or ``{"customers": {id: [lookup_keys]}, "features": {lookup_key: {metadata}}}``, which
+        gives the features' metadata (their limits) too.
 
         Raises ``ValueError`` naming the file when it is not such an object.
         """
@@ -521,8 +604,16 @@ class StaticSource:
                 f"entitlements file {os.fspath(path)!r} must hold a JSON object of customer id to a list "
                 f"of lookup_keys, not a {type(data).__name__}"
             )
+        features = None
+        if isinstance(data.get("customers"), dict):
+            # {"customers": {id: [keys]}, "features": {lookup_key: {metadata}}}: a catalog too.
+            data, features = data["customers"], data.get("features")
+            if features is not None and not isinstance(features, dict):
+                raise ValueError(
+                    f"entitlements file {os.fspath(path)!r}: features must be an object of lookup_key to metadata"
+                )
         try:
-            return cls(data)
+            return cls(data, features=features)
         except (TypeError, ValueError) as error:
             raise ValueError(f"entitlements file {os.fspath(path)!r}: {error}") from None
 
@@ -537,6 +628,16 @@ class StaticSource:
         """Async twin of :meth:`fetch`."""
         return self._mapping.get(customer, frozenset())
 
+    # -- the feature catalog (entitlegate.catalog) ------------------------------------------------
+
+    def list_features(self) -> tuple[Feature, ...]:
+        """The features given (and those the customers hold), active and archived."""
+        return self._features
+
+    async def alist_features(self) -> tuple[Feature, ...]:
+        """Async twin of :meth:`list_features`."""
+        return self._features
+
 
 def _lookup_keys(customer: object, keys: object) -> frozenset[str]:
     if not isinstance(customer, str) or not customer.strip():
@@ -547,3 +648,28 @@ def _lookup_keys(customer: object, keys: object) -> frozenset[str]:
     if not all(isinstance(key, str) and key for key in result):
         raise TypeError(f"lookup_keys of {customer!r} must be non-empty strings, got {sorted(map(repr, result))}")
     return result
+
+
+def _static_features(
+    given: Mapping[str, Mapping[str, str]] | Iterable[Feature] | None, mapping: Mapping[str, frozenset[str]]
+) -> tuple[Feature, ...]:
+    features: dict[str, Feature] = {}
+    if isinstance(given, Mapping):
+        for key, metadata in given.items():
+            if not isinstance(metadata, Mapping) or not all(
+                isinstance(name, str) and isinstance(value, str) for name, value in metadata.items()
+            ):
+                raise TypeError(
+                    f"metadata of feature {key!r} must be a mapping of strings to strings, got {metadata!r}"
+                )
+            features[key] = Feature(f"feat_static_{key}", key, key, True, dict(metadata))
+    elif given is not None:
+        for feature in given:
+            if not isinstance(feature, Feature):
+                raise TypeError(f"StaticSource features must be Feature objects or a mapping, got {feature!r}")
+            features[feature.lookup_key] = feature
+    for keys in mapping.values():
+        for key in keys:
+            if key not in features:
+                features[key] = Feature(f"feat_static_{key}", key, key)
+    return tuple(features.values())

@@ -66,6 +66,9 @@ class FakeStripe:
     url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _released: threading.Event = field(default_factory=threading.Event)
+    # The account's Features, by lookup_key (see set_feature); a key a customer holds that is not
+    # here is served as an active feature without metadata.
+    catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def reset(self) -> None:
         with self.lock:
@@ -78,6 +81,7 @@ class FakeStripe:
             self.endless = False
             self.trickle = 0.0
             self.requests.clear()
+            self.catalog.clear()
         self.release()
 
     def hang(self) -> None:
@@ -94,6 +98,27 @@ class FakeStripe:
         with self.lock:
             target = self.customers if account is None else self.accounts.setdefault(account, {})
             target[customer] = list(lookup_keys)
+
+    def set_feature(
+        self,
+        lookup_key: str,
+        metadata: dict[str, str] | None = None,
+        *,
+        active: bool = True,
+        name: str | None = None,
+        feature_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create or replace the Feature ``lookup_key`` (as ``POST /v1/entitlements/features`` would)."""
+        feature = {
+            **_feature(lookup_key, self.livemode),
+            "active": active,
+            "metadata": dict(metadata or {}),
+            **({"name": name} if name is not None else {}),
+            **({"id": feature_id} if feature_id is not None else {}),
+        }
+        with self.lock:
+            self.catalog[lookup_key] = feature
+        return feature
 
     def calls(self, path: str = ACTIVE_ENTITLEMENTS) -> int:
         with self.lock:
@@ -174,6 +199,50 @@ def _page_bounds(items: list[dict[str, Any]], params: dict[str, str]) -> tuple[i
         return max(end - limit, 0), end
     start = 0 if after is None else ids.index(after) + 1
     return start, start + limit
+
+
+# -- the feature catalog: GET /v1/entitlements/features, expand[]=data.feature --------------------
+
+
+def _catalog(fake: FakeStripe, customers: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Every Feature of the account, by lookup_key: the ones set, and those customers hold."""
+    with fake.lock:
+        features = {key: dict(feature, metadata=dict(feature["metadata"])) for key, feature in fake.catalog.items()}
+    for keys in customers.values():
+        for key in keys:
+            if isinstance(key, str) and key:  # a malformed key (a fault mode) is in no catalog
+                features.setdefault(key, _feature(key, fake.livemode))
+    return [features[key] for key in sorted(features)]
+
+
+def _listed_features(features: list[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
+    """The list's filters, as Stripe documents them: archived features only when asked for."""
+    archived = params.get("archived", "false")
+    if archived not in ("true", "false"):
+        raise _Answer(400, _error(400, f"Invalid boolean: {archived}", param="archived"))
+    chosen = [feature for feature in features if feature["active"] is (archived == "false")]
+    lookup_key = params.get("lookup_key")
+    if lookup_key is not None:
+        chosen = [feature for feature in chosen if feature["lookup_key"] == lookup_key]
+    return chosen
+
+
+def _expanded(params: dict[str, str]) -> set[str]:
+    """The ``expand[]`` paths asked for (the SDK sends ``expand[0]=…``, curl ``expand[]=…``)."""
+    return {
+        value for key, value in params.items() if key == "expand[]" or (key.startswith("expand[") and key.endswith("]"))
+    }
+
+
+def _with_features(
+    items: list[dict[str, Any]], features: list[dict[str, Any]], *, expand: bool
+) -> list[dict[str, Any]]:
+    """Each entitlement names its Feature by id, or carries the whole object when expanded."""
+    by_key = {feature["lookup_key"]: feature for feature in features}
+    named = [(item, by_key.get(item["lookup_key"]) if isinstance(item["lookup_key"], str) else None) for item in items]
+    return [
+        item if feature is None else dict(item, feature=feature if expand else feature["id"]) for item, feature in named
+    ]
 
 
 def _page(items: list[dict[str, Any]], params: dict[str, str], url: str) -> dict[str, Any]:
@@ -261,14 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._active_entitlements(customers, params)
         if method == "GET" and path == FEATURES:
             # GET /v1/entitlements/features: `lookup_key` filters to that one, `archived=true`
-            # lists only archived (inactive) features, and every feature here is active.
+            # lists only archived (inactive) features, and `false` (the default) only active ones.
             _refuse_unknown(params, FEATURES_PARAMS)
-            keys = sorted({key for keys in customers.values() for key in keys if isinstance(key, str)})
-            if "lookup_key" in params:
-                keys = [key for key in keys if key == params["lookup_key"]]
-            if params.get("archived") == "true":
-                keys = []
-            return _page([_feature(key, fake.livemode) for key in keys], params, FEATURES)
+            return _page(_listed_features(_catalog(fake, customers), params), params, FEATURES)
         if method == "POST" and path == PORTAL_SESSIONS:
             _refuse_unknown(params, PORTAL_SESSION_PARAMS)
             customer = params.get("customer")
@@ -303,9 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
             # Stripe's answer for an unknown customer: 404, resource_missing, param "customer".
             raise _Answer(404, _error(404, f"No such customer: '{customer}'", param="customer"))
         items = [_entitlement(customer, i, key, fake.livemode) for i, key in enumerate(customers[customer])]
-        if params.get("expand[0]", params.get("expand[]")) == "data.feature":
-            for item in items:
-                item["feature"] = _feature(str(item["lookup_key"]), fake.livemode)
+        items = _with_features(items, _catalog(fake, customers), expand="data.feature" in _expanded(params))
         start, _ = _page_bounds(items, params) if items and not fake.endless else (0, 0)
         number = start // max(int(params.get("limit", "10")), 1) + 1
         with fake.lock:

@@ -31,6 +31,9 @@ def test_every_section_reports_rows(report: str, section: str) -> None:
     [
         "floor: `k in d[c]` inline",
         "MemoryCache `has_feature`",
+        "MemoryCache `limit` (a cached customer)",
+        "limit hit / has_feature hit",
+        "limits of a cached customer (MemoryCache)",
         "django-waffle `flag_is_active`, flag holding the user (cached)",
         "Django test client: gated overhead",
         "Django RequestFactory + view call: gated overhead",
