@@ -10,15 +10,18 @@ framework object; the adapter hands it the resolver and a customer thunk.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
+from entitlegate.catalog import Limit
 from entitlegate.errors import SourceUnavailable
-from entitlegate.gate import Outcome, Requirement, Verdict, customer_failed, judge, read_customer
+from entitlegate.gate import Outcome, Requirement, Verdict, customer_failed, judge, judge_limit, read_customer
+from entitlegate.limits import LimitRequirement
 from entitlegate.resolver import Resolver, answer_in_outage
 
 __all__ = ["Entitlements"]
 
 _EMPTY: frozenset[str] = frozenset()
+_NO_LIMITS: Mapping[str, Limit] = {}
 _NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
 _UNSET: object = object()
 
@@ -40,7 +43,7 @@ class Entitlements:
     object belongs to one request and is not thread-safe.
     """
 
-    __slots__ = ("_acustomer", "_answer", "_customer", "_find", "_where", "resolver")
+    __slots__ = ("_acustomer", "_answer", "_customer", "_find", "_limits", "_where", "resolver")
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class Entitlements:
         self._where = where
         self._customer: object = _UNSET
         self._answer: frozenset[str] | SourceUnavailable | None = None
+        self._limits: Mapping[str, Limit] | SourceUnavailable | None = None
 
     def __repr__(self) -> str:
         if self._customer is _UNSET:
@@ -181,6 +185,90 @@ class Entitlements:
         if await self.acustomer() is None:
             return _NO_CUSTOMER
         return judge(requirement, await self.aanswer(), self.resolver.on_unavailable)
+
+    # -- limits from Feature metadata (entitlegate.catalog) ---------------------------------------
+
+    def limits_answer(self) -> Mapping[str, Limit] | SourceUnavailable:
+        """The customer's limits by name, or the outage met reading them, asked once (empty: no customer).
+
+        They come from the features this object already holds and the resolver's catalog, so a
+        request that checks features and limits asks for the features once. Raises ``TypeError``
+        when the resolver's source cannot list features (see :class:`~entitlegate.catalog.CatalogSource`).
+        """
+        limits = self._limits
+        if limits is None:
+            answer = self.answer()
+            if isinstance(answer, SourceUnavailable):
+                limits = answer
+            elif self.customer is None:
+                limits = _NO_LIMITS
+            else:
+                try:
+                    limits = self.resolver.catalog.limits_for(answer)
+                except SourceUnavailable as error:
+                    limits = error
+            self._limits = limits
+        return limits
+
+    async def alimits_answer(self) -> Mapping[str, Limit] | SourceUnavailable:
+        """Async twin of :meth:`limits_answer`."""
+        limits = self._limits
+        if limits is None:
+            answer = await self.aanswer()
+            if isinstance(answer, SourceUnavailable):
+                limits = answer
+            elif await self.acustomer() is None:
+                limits = _NO_LIMITS
+            else:
+                try:
+                    limits = await self.resolver.catalog.alimits_for(answer)
+                except SourceUnavailable as error:
+                    limits = error
+            self._limits = limits
+        return limits
+
+    @property
+    def limits(self) -> Mapping[str, Limit]:
+        """Every limit the customer has, by name (empty without a customer); raises in an outage."""
+        limits = self.limits_answer()
+        if isinstance(limits, SourceUnavailable):
+            raise limits
+        return limits
+
+    async def alimits(self) -> Mapping[str, Limit]:
+        """Async twin of :attr:`limits`."""
+        limits = await self.alimits_answer()
+        if isinstance(limits, SourceUnavailable):
+            raise limits
+        return limits
+
+    def limit(self, name: str, default: Limit = 0) -> Limit:
+        """The customer's limit ``name`` (``math.inf`` for ``"unlimited"``), ``default`` if none carries it.
+
+        Raises :class:`~entitlegate.SourceUnavailable` in an outage: a limit is never guessed.
+        """
+        return self.limits.get(name, default)
+
+    async def alimit(self, name: str, default: Limit = 0) -> Limit:
+        """Async twin of :meth:`limit`."""
+        return (await self.alimits()).get(name, default)
+
+    def check_limit(self, requirement: LimitRequirement, need: int) -> Verdict:
+        """The gate's verdict on this request needing ``need`` of the limit ``requirement.name``."""
+        if self.customer is None:
+            return _NO_CUSTOMER
+        return judge_limit(requirement, need, self.limits_answer(), self.resolver.on_unavailable)
+
+    async def acheck_limit(self, requirement: LimitRequirement, need: int) -> Verdict:
+        """Async twin of :meth:`check_limit`."""
+        if await self.acustomer() is None:
+            return _NO_CUSTOMER
+        return judge_limit(requirement, need, await self.alimits_answer(), self.resolver.on_unavailable)
+
+    def safe_limit(self, name: str, default: Limit = 0) -> Limit:
+        """:meth:`limit` for a template: ``default`` without a customer or in an outage."""
+        limits = self.limits_answer()
+        return default if isinstance(limits, SourceUnavailable) else limits.get(name, default)
 
     # -- reads for templates, which must never break a page ---------------------------------------
 

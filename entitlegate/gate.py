@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from entitlegate import registry
+from entitlegate.catalog import Limit
 from entitlegate.errors import SourceUnavailable
+from entitlegate.limits import LimitRequirement
 from entitlegate.resolver import OnUnavailable, Resolver, answer_in_outage
 
 __all__ = [
@@ -28,13 +30,17 @@ __all__ = [
     "PortalSessions",
     "Requirement",
     "Rules",
+    "Shortfall",
     "Verdict",
     "acheck",
     "aportal_url",
     "check",
     "customer_failed",
+    "denial_body",
     "denial_cause",
+    "denial_shortfall",
     "judge",
+    "judge_limit",
     "portal_url",
     "read_customer",
     "safe_features",
@@ -152,23 +158,54 @@ class Cause(enum.Enum):
     UNAVAILABLE = "unavailable"  # the source is down and on_unavailable="deny" refused: try again later
 
 
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """What a limit denial names: the limit, the customer's value of it, and what the request needed."""
+
+    limit: str
+    allowed: Limit
+    need: int
+
+
 class DeniedFeature(str):
     """The lookup_key a denial names, as every denied handler receives it: a ``str`` that knows why.
 
     The handler signatures are fixed (``on_denied(scope, feature)``, Flask's ``handler(feature)``,
     Django's ``exception.feature``), so the cause travels inside the one value they all get. It
     compares, hashes and prints as the plain lookup_key; read its cause with :func:`denial_cause`.
+    A limit denial names the limit (``"seats"``) and carries its :class:`Shortfall`
+    (:func:`denial_shortfall`).
     """
 
     cause: Cause
+    shortfall: Shortfall | None
 
-    def __new__(cls, lookup_key: str, cause: Cause) -> DeniedFeature:
+    def __new__(cls, lookup_key: str, cause: Cause, shortfall: Shortfall | None = None) -> DeniedFeature:
         feature = super().__new__(cls, lookup_key)
         feature.cause = cause
+        feature.shortfall = shortfall
         return feature
 
-    def __reduce__(self) -> tuple[type[DeniedFeature], tuple[str, Cause]]:
-        return (DeniedFeature, (str(self), self.cause))
+    def __reduce__(self) -> tuple[type[DeniedFeature], tuple[str, Cause, Shortfall | None]]:
+        return (DeniedFeature, (str(self), self.cause, self.shortfall))
+
+
+def denial_shortfall(feature: str) -> Shortfall | None:
+    """The limit a denial naming ``feature`` is about, or None when it is about a feature."""
+    return feature.shortfall if isinstance(feature, DeniedFeature) else None
+
+
+def denial_body(feature: str) -> dict[str, object]:
+    """The JSON body of a 403 for the denial naming ``feature``, the same in every adapter.
+
+    ``{"error": "feature_required", "feature": ...}`` for a feature; for a limit
+    ``{"error": "limit_exceeded", "limit": ..., "allowed": ..., "need": ...}`` (``allowed`` is the
+    customer's limit; never infinite here, since ``"unlimited"`` is never exceeded).
+    """
+    shortfall = denial_shortfall(feature)
+    if shortfall is None:
+        return {"error": "feature_required", "feature": str(feature)}
+    return {"error": "limit_exceeded", "limit": shortfall.limit, "allowed": shortfall.allowed, "need": shortfall.need}
 
 
 def denial_cause(feature: str) -> Cause:
@@ -203,6 +240,11 @@ class Verdict:
             return None
         return Cause.UNAVAILABLE if self.error is not None else Cause.MISSING
 
+    @property
+    def shortfall(self) -> Shortfall | None:
+        """For a limit denial, the limit, the customer's value and the need; None otherwise."""
+        return denial_shortfall(self.feature) if self.feature is not None else None
+
 
 _ALLOWED_OUTCOME = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns
 _ALLOWED = Verdict(Outcome.ALLOWED)
@@ -236,6 +278,30 @@ def judge(
         return Verdict(Outcome.DENIED, DeniedFeature(named, Cause.UNAVAILABLE), answer)
     missing = requirement.missing(answer)
     return _ALLOWED if missing is None else Verdict(Outcome.DENIED, missing)
+
+
+def judge_limit(
+    requirement: LimitRequirement,
+    need: int,
+    answer: Mapping[str, Limit] | SourceUnavailable,
+    on_unavailable: OnUnavailable,
+) -> Verdict:
+    """The verdict on a customer's limits already in hand (or the outage), for a request needing ``need``.
+
+    A denial names the limit and carries its :class:`Shortfall`; an outage follows
+    ``on_unavailable`` as :func:`judge` does.
+    """
+    name = requirement.name
+    if isinstance(answer, SourceUnavailable):
+        if on_unavailable == "raise":
+            return Verdict(Outcome.UNAVAILABLE, None, answer)
+        if on_unavailable == "allow":
+            return _ALLOWED
+        return Verdict(Outcome.DENIED, DeniedFeature(name, Cause.UNAVAILABLE), answer)
+    if not requirement.missing(answer, need):
+        return _ALLOWED
+    shortfall = Shortfall(name, answer.get(name, 0), need)
+    return Verdict(Outcome.DENIED, DeniedFeature(name, Cause.MISSING, shortfall))
 
 
 def check(resolver: Answers, customer: str | None, requirement: Requirement) -> Verdict:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from entitlegate import Resolver
+from entitlegate import Resolver, StaticSource
 from entitlegate.entitlements import Entitlements
-from entitlegate.gate import Outcome, Requirement
+from entitlegate.gate import Cause, Outcome, Requirement, Shortfall, denial_body
+from entitlegate.limits import LimitRequirement
 from tests.doubles import CountingSource, outage
 
 SEATS = Requirement.of("seats-feature")
@@ -129,3 +132,59 @@ def test_repr_shows_the_customer_and_features_never_more(source: CountingSource)
     assert repr(entitlements) == "<Entitlements (not looked up)>"
     entitlements.has_feature("seats-feature")
     assert repr(entitlements) == "<Entitlements customer='cus_1' features=['analytics', 'seats-feature']>"
+
+
+# -- limits, through the same memo ------------------------------------------------------------------
+
+PLANS = {"cus_starter": {"starter"}, "cus_pro": {"starter", "pro"}, "cus_big": {"enterprise"}}
+SEAT_LIMITS = {"starter": {"seats": "3"}, "pro": {"seats": "25"}, "enterprise": {"seats": "unlimited"}}
+SEATS_LIMIT = LimitRequirement("seats")
+
+
+def plans() -> Resolver:
+    return Resolver(StaticSource(PLANS, features=SEAT_LIMITS))
+
+
+def test_a_limit_is_the_highest_over_the_customers_features() -> None:
+    resolver = plans()
+    assert Entitlements(resolver, Lookups("cus_starter")).limit("seats") == 3
+    assert Entitlements(resolver, Lookups("cus_pro")).limit("seats") == 25
+    assert Entitlements(resolver, Lookups("cus_big")).limit("seats") == math.inf
+    assert Entitlements(resolver, Lookups("cus_pro")).limit("projects", default=1) == 1
+
+
+def test_a_limit_denial_names_the_limit_the_customers_value_and_the_need() -> None:
+    entitlements = Entitlements(plans(), Lookups("cus_starter"))
+    assert entitlements.check_limit(SEATS_LIMIT, 3).allowed
+    verdict = entitlements.check_limit(SEATS_LIMIT, 4)
+    assert (verdict.outcome, verdict.feature) == (Outcome.DENIED, "seats")
+    assert verdict.shortfall == Shortfall("seats", 3, 4)
+    assert verdict.feature is not None
+    assert denial_body(verdict.feature) == {"error": "limit_exceeded", "limit": "seats", "allowed": 3, "need": 4}
+
+
+def test_no_customer_has_no_limits_and_no_limit_check_passes() -> None:
+    entitlements = Entitlements(plans(), Lookups(None))
+    assert entitlements.limits == {}
+    assert entitlements.check_limit(SEATS_LIMIT, 0).outcome is Outcome.NO_CUSTOMER
+
+
+def test_features_and_limits_of_one_request_ask_the_source_once(source: CountingSource) -> None:
+    source.failing = outage()
+    entitlements = Entitlements(Resolver(down(source), on_unavailable="deny"), Lookups())
+    assert not entitlements.has_feature("seats-feature")
+    verdict = entitlements.check_limit(SEATS_LIMIT, 1)
+    assert (verdict.outcome, verdict.cause) == (Outcome.DENIED, Cause.UNAVAILABLE)
+    assert entitlements.safe_limit("seats", default=-1) == -1
+    with pytest.raises(Exception, match="Stripe is down"):
+        entitlements.limit("seats")
+    assert source.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_async_limit_reads_match_the_sync_ones() -> None:
+    lookups = Lookups("cus_pro")
+    entitlements = Entitlements(plans(), None, acustomer=lookups.asynchronously)
+    assert await entitlements.alimit("seats") == 25
+    assert (await entitlements.acheck_limit(SEATS_LIMIT, 26)).shortfall == Shortfall("seats", 25, 26)
+    assert (await entitlements.alimits())["seats"] == 25
