@@ -12,7 +12,7 @@ from entitlegate.errors import (
     SourceUnavailable,
 )
 from entitlegate.resolver import Resolver, ResolverStats
-from entitlegate.sources import Source, StaticSource, StripeSource
+from entitlegate.sources import AsyncSource, PortalSessions, Source, StaticSource, StripeSource
 from entitlegate.webhooks import WebhookHandler, WebhookResult
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
     __version__ = "0+unknown"
 
 __all__ = [
+    "AsyncSource",
     "Cache",
     "CacheUnavailable",
     "EntitlegateError",
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidSignature",
     "MemoryCache",
+    "PortalSessions",
     "RedisCache",
     "Resolver",
     "ResolverStats",

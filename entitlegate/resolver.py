@@ -10,17 +10,17 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import get_args
 
 from entitlegate._values import OnUnavailable
-from entitlegate.cache._base import Bindable, Cache, Entry, Leasing
+from entitlegate.cache._base import Bindable, Cache, Entry, Leasing, supersedes
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache.memory import MemoryCache
 from entitlegate.errors import SourceUnavailable
-from entitlegate.sources import RefusedAnswer, Source
+from entitlegate.sources import AsyncSource, RefusedAnswer, Source
 
 __all__ = ["OnUnavailable", "Resolver", "ResolverStats", "answer_in_outage"]
 
@@ -112,6 +112,11 @@ def _end_of_second(created: float) -> float:
     return math.nextafter(math.floor(created) + 1, 0)
 
 
+def _is_stale(created: float, current: Entry | None) -> bool:
+    """Whether an event created at ``created`` is older than the entry held (see :func:`supersedes`)."""
+    return not supersedes(float(created), current, event=True)
+
+
 def _check_customer(customer: object) -> str:
     if not isinstance(customer, str) or not customer.strip():
         raise ValueError(f"customer must be a non-blank Stripe customer id string, got {customer!r}")
@@ -156,8 +161,11 @@ class Resolver:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        if not callable(getattr(source, "fetch", None)):
-            raise TypeError(f"Resolver source must have a fetch(customer) method, got {source!r}")
+        if not isinstance(source, Source) or not callable(source.fetch):
+            raise TypeError(
+                f"Resolver source must have a fetch(customer) method and a livemode attribute "
+                f"(see entitlegate.Source), got {source!r}"
+            )
         for name, value in (("ttl", ttl), ("stale_ttl", stale_ttl), ("clock_skew", clock_skew)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"Resolver {name} must be a number of seconds >= 0, got {value!r}")
@@ -167,7 +175,15 @@ class Resolver:
             raise ValueError(f"Resolver stale_ttl ({stale_ttl!r}) must be at least ttl ({ttl!r})")
         if on_unavailable not in _POLICIES:
             raise ValueError(f"Resolver on_unavailable must be one of {_POLICIES}, got {on_unavailable!r}")
-        self.source = source
+        self._source = source
+        # Read once: they name what the cache and the webhooks serve, which must not drift.
+        self._livemode: bool | None = source.livemode
+        # Optional (a Connect source's): a plain attribute a protocol cannot mark as optional.
+        self._stripe_account: str | None = getattr(source, "stripe_account", None)
+        # Decided once: the async twins await the source's own afetch, or run fetch in a thread.
+        self._afetch: Callable[[str], Awaitable[Iterable[str]]] = (
+            source.afetch if isinstance(source, AsyncSource) else self._fetch_in_thread
+        )
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self.ttl = float(ttl)
         self.stale_ttl = float(stale_ttl)
@@ -208,7 +224,7 @@ class Resolver:
             "allow": 'serving cached answers younger than stale_ttl, and ALLOWING otherwise (on_unavailable="allow")',
         }[self.on_unavailable]
         return _SourceBreaker(
-            f"the source {self.source!r}", retry_after=self.retry_after, clock=self._clock, meanwhile=meanwhile
+            f"the source {self._source!r}", retry_after=self.retry_after, clock=self._clock, meanwhile=meanwhile
         )
 
     def _after_fork(self) -> None:
@@ -223,9 +239,24 @@ class Resolver:
 
     def __repr__(self) -> str:
         return (
-            f"Resolver({self.source!r}, {self.cache!r}, ttl={self.ttl}, stale_ttl={self.stale_ttl}, "
+            f"Resolver({self._source!r}, {self.cache!r}, ttl={self.ttl}, stale_ttl={self.stale_ttl}, "
             f"on_unavailable={self.on_unavailable!r})"
         )
+
+    @property
+    def source(self) -> Source:
+        """Where answers come from; fixed for the resolver's life."""
+        return self._source
+
+    @property
+    def livemode(self) -> bool | None:
+        """Whether the source serves Stripe live-mode data (``None``: unknown), as it said when given."""
+        return self._livemode
+
+    @property
+    def stripe_account(self) -> str | None:
+        """The Stripe Connect account the source reads on behalf of, or ``None`` (the platform's own)."""
+        return self._stripe_account
 
     @property
     def stats(self) -> ResolverStats:
@@ -334,20 +365,48 @@ class Resolver:
         _check_customer(customer)
         return await self._afetch_and_store(customer)
 
-    def apply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
-        """Replace the customer's set with one a Stripe event created at ``created`` carries.
+    def apply_event(self, customer: str, lookup_keys: Iterable[str], created: float, *, complete: bool = True) -> bool:
+        """Replace the customer's set with the one a Stripe event created at ``created`` carries.
 
-        Returns False, changing nothing, when the cached entry is newer than the event. Raises
-        :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it then holds
-        in this process only).
+        ``complete=False`` says ``lookup_keys`` is only the start of the set (Stripe sends at most
+        10 in a summary event): the whole set is read from the source now and stored as of the
+        event. Returns False, changing nothing (and asking no source), when the cached entry is
+        newer than the event. Raises :class:`~entitlegate.SourceUnavailable` when an incomplete
+        event cannot be re-read (the customer is then invalidated, so the older cached set never
+        passes for fresh), and :class:`~entitlegate.CacheUnavailable` when a shared cache cannot
+        take the change (it then holds in this process only).
         """
-        entry = self._entry(lookup_keys, _end_of_second(created))
-        return self.cache.put(_check_customer(customer), entry, event=True)
+        customer = _check_customer(customer)
+        if _is_stale(created, self.cache.get(customer)):
+            return False
+        if complete:
+            return self.cache.put(customer, self._entry(lookup_keys, _end_of_second(created)), event=True)
+        try:
+            features = self._fetch_and_store(customer)
+        except SourceUnavailable:
+            self.invalidate(customer)
+            raise
+        # The fetch is stored quietly wherever it can be; stored as the event's set, a shared
+        # cache must confirm it for every process (or raise CacheUnavailable: Stripe redelivers).
+        self.cache.put(customer, self._entry(features, _end_of_second(created)), event=True)
+        return True
 
-    async def aapply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
+    async def aapply_event(
+        self, customer: str, lookup_keys: Iterable[str], created: float, *, complete: bool = True
+    ) -> bool:
         """Async twin of :meth:`apply_event`."""
-        entry = self._entry(lookup_keys, _end_of_second(created))
-        return await self.cache.aput(_check_customer(customer), entry, event=True)
+        customer = _check_customer(customer)
+        if _is_stale(created, await self.cache.aget(customer)):
+            return False
+        if complete:
+            return await self.cache.aput(customer, self._entry(lookup_keys, _end_of_second(created)), event=True)
+        try:
+            features = await self._afetch_and_store(customer)
+        except SourceUnavailable:
+            await self.ainvalidate(customer)
+            raise
+        await self.cache.aput(customer, self._entry(features, _end_of_second(created)), event=True)
+        return True
 
     # -- decisions both twins share ---------------------------------------------------------------
 
@@ -411,7 +470,7 @@ class Resolver:
         else:
             # A user's source raised something of its own: count it, log it, and report an outage
             # rather than let it surface as a server error in every gated view.
-            logger.error("entitlegate source %r failed for customer %r", self.source, customer, exc_info=error)
+            logger.error("entitlegate source %r failed for customer %r", self._source, customer, exc_info=error)
             failure = SourceUnavailable(
                 f"source failed for customer {customer!r}: {type(error).__name__}", customer=customer
             )
@@ -430,7 +489,7 @@ class Resolver:
             if not wrong:
                 return keys
             problem = f"lookup_keys must be non-empty strings, got {sorted(map(repr, wrong))[:5]}"
-        logger.error("entitlegate source %r answered wrongly for customer %r: %s", self.source, customer, problem)
+        logger.error("entitlegate source %r answered wrongly for customer %r: %s", self._source, customer, problem)
         raise RefusedAnswer(f"source answered wrongly for customer {customer!r}: {problem}", customer=customer)
 
     # -- sync I/O -------------------------------------------------------------------------------
@@ -482,7 +541,7 @@ class Resolver:
         started = self._now_at_stripe()
         self._source_calls.incr()
         try:
-            entry = self._entry(self._checked(customer, self.source.fetch(customer)), started)
+            entry = self._entry(self._checked(customer, self._source.fetch(customer)), started)
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
@@ -546,12 +605,9 @@ class Resolver:
             return entry.features
         raise failure
 
-    async def _afetch(self, customer: str) -> Iterable[str]:
-        afetch = getattr(self.source, "afetch", None)
-        if afetch is None:
-            return await asyncio.to_thread(self.source.fetch, customer)
-        result: Iterable[str] = await afetch(customer)
-        return result
+    async def _fetch_in_thread(self, customer: str) -> Iterable[str]:
+        """The async fetch of a source that has only the sync side: off the event loop."""
+        return await asyncio.to_thread(self._source.fetch, customer)
 
     # -- overrides (entitlegate.testing) -------------------------------------------------------
 
