@@ -421,11 +421,12 @@ class Resolver:
         features = frozenset(sys.intern(key) if type(key) is str else key for key in lookup_keys)
         return Entry(features, float(version), now + self.ttl, now + self.stale_ttl)
 
-    def _fresh(self, customer: str, entry: Entry | None) -> frozenset[str] | None:
-        """The answer a miss-path lookup gives without the source, counting it; or None."""
-        overridden = self._overrides.get(customer)
-        if overridden is not None:
-            return overridden
+    def _fresh(self, entry: Entry | None) -> frozenset[str] | None:
+        """The answer a miss-path lookup gives without the source, counting it; or None.
+
+        Overrides need no branch here: they are pinned in front of ``peek``, so an overridden
+        customer is always a hit and never reaches the miss path.
+        """
         if entry is not None and entry.expires > self._clock():
             self._hits += 1
             return entry.features
@@ -439,7 +440,7 @@ class Resolver:
             return entry.features
         return None
 
-    def _fallback(self, customer: str, entry: Entry | None, error: SourceUnavailable) -> frozenset[str]:
+    def _fallback(self, entry: Entry | None, error: SourceUnavailable) -> frozenset[str]:
         """What to answer when the source failed: a stale entry if young enough, else raise."""
         if entry is not None and entry.stale_until > self._clock():
             self._stale_served.incr()
@@ -496,14 +497,14 @@ class Resolver:
 
     def _resolve(self, customer: str) -> frozenset[str]:
         entry = self.cache.get(_check_customer(customer))
-        answer = self._fresh(customer, entry)
+        answer = self._fresh(entry)
         if answer is not None:
             return answer
         try:
             self._skip_while_down(customer)
             return self._coalesced_fetch(customer)
         except SourceUnavailable as error:
-            return self._fallback(customer, self.cache.get(customer), error)
+            return self._fallback(self.cache.get(customer), error)
 
     def _coalesced_fetch(self, customer: str) -> frozenset[str]:
         with self._lock:
@@ -554,14 +555,14 @@ class Resolver:
 
     async def _aresolve(self, customer: str) -> frozenset[str]:
         entry = await self.cache.aget(_check_customer(customer))
-        answer = self._fresh(customer, entry)
+        answer = self._fresh(entry)
         if answer is not None:
             return answer
         try:
             self._skip_while_down(customer)
             return await self._acoalesced_fetch(customer)
         except SourceUnavailable as error:
-            return self._fallback(customer, await self.cache.aget(customer), error)
+            return self._fallback(await self.cache.aget(customer), error)
 
     async def _acoalesced_fetch(self, customer: str) -> frozenset[str]:
         loop = asyncio.get_running_loop()
