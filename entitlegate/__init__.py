@@ -13,7 +13,7 @@ from entitlegate.errors import (
     SourceUnavailable,
 )
 from entitlegate.resolver import Resolver, ResolverStats
-from entitlegate.sources import Source, StaticSource, StripeSource
+from entitlegate.sources import AsyncSource, PortalSessions, Source, StaticSource, StripeSource
 from entitlegate.webhooks import WebhookHandler, WebhookResult
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
     __version__ = "0+unknown"
 
 __all__ = [
+    "AsyncSource",
     "Cache",
     "CacheUnavailable",
     "Catalog",
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidSignature",
     "MemoryCache",
+    "PortalSessions",
     "RedisCache",
     "Resolver",
     "ResolverStats",

@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from entitlegate import registry
 from entitlegate.catalog import Limit
 from entitlegate.errors import SourceUnavailable
 from entitlegate.limits import LimitRequirement
 from entitlegate.resolver import OnUnavailable, Resolver, answer_in_outage
+from entitlegate.sources import PortalSessions
 
 __all__ = [
     "Answers",
@@ -417,19 +418,6 @@ def _requirement(prefix: str, needs: object) -> Requirement:
         return Requirement(tuple(needs))
     except ValueError as error:
         raise ValueError(f"rule {prefix!r}: {error}") from None
-
-
-@runtime_checkable
-class PortalSessions(Protocol):
-    """A source that can open Stripe Customer Portal sessions (:class:`~entitlegate.StripeSource` can)."""
-
-    def create_portal_session(self, customer: str, return_url: str) -> str:
-        """The URL of a new portal session for ``customer``, coming back to ``return_url``."""
-        ...
-
-    async def acreate_portal_session(self, customer: str, return_url: str) -> str:
-        """Async twin of :meth:`create_portal_session`."""
-        ...
 
 
 def portal_url(resolver: Resolver, customer: str, return_url: str) -> str:

@@ -10,18 +10,18 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import get_args
 
 from entitlegate._values import OnUnavailable
-from entitlegate.cache._base import Bindable, Cache, Entry, Leasing
+from entitlegate.cache._base import Bindable, Cache, Entry, Leasing, supersedes
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache.memory import MemoryCache
 from entitlegate.catalog import NO_CATALOG, NOT_CARRIED, Catalog, CatalogSnapshot, CatalogSource, Limit
 from entitlegate.errors import SourceUnavailable
-from entitlegate.sources import RefusedAnswer, Source
+from entitlegate.sources import AsyncSource, RefusedAnswer, Source
 
 __all__ = ["OnUnavailable", "Resolver", "ResolverStats", "answer_in_outage"]
 
@@ -113,6 +113,11 @@ def _end_of_second(created: float) -> float:
     return math.nextafter(math.floor(created) + 1, 0)
 
 
+def _is_stale(created: float, current: Entry | None) -> bool:
+    """Whether an event created at ``created`` is older than the entry held (see :func:`supersedes`)."""
+    return not supersedes(float(created), current, event=True)
+
+
 def _check_customer(customer: object) -> str:
     if not isinstance(customer, str) or not customer.strip():
         raise ValueError(f"customer must be a non-blank Stripe customer id string, got {customer!r}")
@@ -157,8 +162,11 @@ class Resolver:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        if not callable(getattr(source, "fetch", None)):
-            raise TypeError(f"Resolver source must have a fetch(customer) method, got {source!r}")
+        if not isinstance(source, Source) or not callable(source.fetch):
+            raise TypeError(
+                f"Resolver source must have a fetch(customer) method and a livemode attribute "
+                f"(see entitlegate.Source), got {source!r}"
+            )
         for name, value in (("ttl", ttl), ("stale_ttl", stale_ttl), ("clock_skew", clock_skew)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"Resolver {name} must be a number of seconds >= 0, got {value!r}")
@@ -168,7 +176,15 @@ class Resolver:
             raise ValueError(f"Resolver stale_ttl ({stale_ttl!r}) must be at least ttl ({ttl!r})")
         if on_unavailable not in _POLICIES:
             raise ValueError(f"Resolver on_unavailable must be one of {_POLICIES}, got {on_unavailable!r}")
-        self.source = source
+        self._source = source
+        # Read once: they name what the cache and the webhooks serve, which must not drift.
+        self._livemode: bool | None = source.livemode
+        # Optional (a Connect source's): a plain attribute a protocol cannot mark as optional.
+        self._stripe_account: str | None = getattr(source, "stripe_account", None)
+        # Decided once: the async twins await the source's own afetch, or run fetch in a thread.
+        self._afetch: Callable[[str], Awaitable[Iterable[str]]] = (
+            source.afetch if isinstance(source, AsyncSource) else self._fetch_in_thread
+        )
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self.ttl = float(ttl)
         self.stale_ttl = float(stale_ttl)
@@ -211,7 +227,7 @@ class Resolver:
             "allow": 'serving cached answers younger than stale_ttl, and ALLOWING otherwise (on_unavailable="allow")',
         }[self.on_unavailable]
         return _SourceBreaker(
-            f"the source {self.source!r}", retry_after=self.retry_after, clock=self._clock, meanwhile=meanwhile
+            f"the source {self._source!r}", retry_after=self.retry_after, clock=self._clock, meanwhile=meanwhile
         )
 
     def _after_fork(self) -> None:
@@ -226,9 +242,24 @@ class Resolver:
 
     def __repr__(self) -> str:
         return (
-            f"Resolver({self.source!r}, {self.cache!r}, ttl={self.ttl}, stale_ttl={self.stale_ttl}, "
+            f"Resolver({self._source!r}, {self.cache!r}, ttl={self.ttl}, stale_ttl={self.stale_ttl}, "
             f"on_unavailable={self.on_unavailable!r})"
         )
+
+    @property
+    def source(self) -> Source:
+        """Where answers come from; fixed for the resolver's life."""
+        return self._source
+
+    @property
+    def livemode(self) -> bool | None:
+        """Whether the source serves Stripe live-mode data (``None``: unknown), as it said when given."""
+        return self._livemode
+
+    @property
+    def stripe_account(self) -> str | None:
+        """The Stripe Connect account the source reads on behalf of, or ``None`` (the platform's own)."""
+        return self._stripe_account
 
     @property
     def stats(self) -> ResolverStats:
@@ -337,20 +368,48 @@ class Resolver:
         _check_customer(customer)
         return await self._afetch_and_store(customer)
 
-    def apply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
-        """Replace the customer's set with one a Stripe event created at ``created`` carries.
+    def apply_event(self, customer: str, lookup_keys: Iterable[str], created: float, *, complete: bool = True) -> bool:
+        """Replace the customer's set with the one a Stripe event created at ``created`` carries.
 
-        Returns False, changing nothing, when the cached entry is newer than the event. Raises
-        :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it then holds
-        in this process only).
+        ``complete=False`` says ``lookup_keys`` is only the start of the set (Stripe sends at most
+        10 in a summary event): the whole set is read from the source now and stored as of the
+        event. Returns False, changing nothing (and asking no source), when the cached entry is
+        newer than the event. Raises :class:`~entitlegate.SourceUnavailable` when an incomplete
+        event cannot be re-read (the customer is then invalidated, so the older cached set never
+        passes for fresh), and :class:`~entitlegate.CacheUnavailable` when a shared cache cannot
+        take the change (it then holds in this process only).
         """
-        entry = self._entry(lookup_keys, _end_of_second(created))
-        return self.cache.put(_check_customer(customer), entry, event=True)
+        customer = _check_customer(customer)
+        if _is_stale(created, self.cache.get(customer)):
+            return False
+        if complete:
+            return self.cache.put(customer, self._entry(lookup_keys, _end_of_second(created)), event=True)
+        try:
+            features = self._fetch_and_store(customer)
+        except SourceUnavailable:
+            self.invalidate(customer)
+            raise
+        # The fetch is stored quietly wherever it can be; stored as the event's set, a shared
+        # cache must confirm it for every process (or raise CacheUnavailable: Stripe redelivers).
+        self.cache.put(customer, self._entry(features, _end_of_second(created)), event=True)
+        return True
 
-    async def aapply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
+    async def aapply_event(
+        self, customer: str, lookup_keys: Iterable[str], created: float, *, complete: bool = True
+    ) -> bool:
         """Async twin of :meth:`apply_event`."""
-        entry = self._entry(lookup_keys, _end_of_second(created))
-        return await self.cache.aput(_check_customer(customer), entry, event=True)
+        customer = _check_customer(customer)
+        if _is_stale(created, await self.cache.aget(customer)):
+            return False
+        if complete:
+            return await self.cache.aput(customer, self._entry(lookup_keys, _end_of_second(created)), event=True)
+        try:
+            features = await self._afetch_and_store(customer)
+        except SourceUnavailable:
+            await self.ainvalidate(customer)
+            raise
+        await self.cache.aput(customer, self._entry(features, _end_of_second(created)), event=True)
+        return True
 
     # -- decisions both twins share ---------------------------------------------------------------
 
@@ -365,11 +424,12 @@ class Resolver:
         features = self._interned_set(frozenset(sys.intern(key) if type(key) is str else key for key in lookup_keys))
         return Entry(features, float(version), now + self.ttl, now + self.stale_ttl)
 
-    def _fresh(self, customer: str, entry: Entry | None) -> frozenset[str] | None:
-        """The answer a miss-path lookup gives without the source, counting it; or None."""
-        overridden = self._overrides.get(customer)
-        if overridden is not None:
-            return overridden
+    def _fresh(self, entry: Entry | None) -> frozenset[str] | None:
+        """The answer a miss-path lookup gives without the source, counting it; or None.
+
+        Overrides need no branch here: they are pinned in front of ``peek``, so an overridden
+        customer is always a hit and never reaches the miss path.
+        """
         if entry is not None and entry.expires > self._clock():
             self._hits += 1
             return entry.features
@@ -383,7 +443,7 @@ class Resolver:
             return entry.features
         return None
 
-    def _fallback(self, customer: str, entry: Entry | None, error: SourceUnavailable) -> frozenset[str]:
+    def _fallback(self, entry: Entry | None, error: SourceUnavailable) -> frozenset[str]:
         """What to answer when the source failed: a stale entry if young enough, else raise."""
         if entry is not None and entry.stale_until > self._clock():
             self._stale_served.incr()
@@ -414,7 +474,7 @@ class Resolver:
         else:
             # A user's source raised something of its own: count it, log it, and report an outage
             # rather than let it surface as a server error in every gated view.
-            logger.error("entitlegate source %r failed for customer %r", self.source, customer, exc_info=error)
+            logger.error("entitlegate source %r failed for customer %r", self._source, customer, exc_info=error)
             failure = SourceUnavailable(
                 f"source failed for customer {customer!r}: {type(error).__name__}", customer=customer
             )
@@ -433,21 +493,21 @@ class Resolver:
             if not wrong:
                 return keys
             problem = f"lookup_keys must be non-empty strings, got {sorted(map(repr, wrong))[:5]}"
-        logger.error("entitlegate source %r answered wrongly for customer %r: %s", self.source, customer, problem)
+        logger.error("entitlegate source %r answered wrongly for customer %r: %s", self._source, customer, problem)
         raise RefusedAnswer(f"source answered wrongly for customer {customer!r}: {problem}", customer=customer)
 
     # -- sync I/O -------------------------------------------------------------------------------
 
     def _resolve(self, customer: str) -> frozenset[str]:
         entry = self.cache.get(_check_customer(customer))
-        answer = self._fresh(customer, entry)
+        answer = self._fresh(entry)
         if answer is not None:
             return answer
         try:
             self._skip_while_down(customer)
             return self._coalesced_fetch(customer)
         except SourceUnavailable as error:
-            return self._fallback(customer, self.cache.get(customer), error)
+            return self._fallback(self.cache.get(customer), error)
 
     def _coalesced_fetch(self, customer: str) -> frozenset[str]:
         with self._lock:
@@ -485,7 +545,7 @@ class Resolver:
         started = self._now_at_stripe()
         self._source_calls.incr()
         try:
-            entry = self._entry(self._checked(customer, self.source.fetch(customer)), started)
+            entry = self._entry(self._checked(customer, self._source.fetch(customer)), started)
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
@@ -498,14 +558,14 @@ class Resolver:
 
     async def _aresolve(self, customer: str) -> frozenset[str]:
         entry = await self.cache.aget(_check_customer(customer))
-        answer = self._fresh(customer, entry)
+        answer = self._fresh(entry)
         if answer is not None:
             return answer
         try:
             self._skip_while_down(customer)
             return await self._acoalesced_fetch(customer)
         except SourceUnavailable as error:
-            return self._fallback(customer, await self.cache.aget(customer), error)
+            return self._fallback(await self.cache.aget(customer), error)
 
     async def _acoalesced_fetch(self, customer: str) -> frozenset[str]:
         loop = asyncio.get_running_loop()
@@ -549,12 +609,9 @@ class Resolver:
             return entry.features
         raise failure
 
-    async def _afetch(self, customer: str) -> Iterable[str]:
-        afetch = getattr(self.source, "afetch", None)
-        if afetch is None:
-            return await asyncio.to_thread(self.source.fetch, customer)
-        result: Iterable[str] = await afetch(customer)
-        return result
+    async def _fetch_in_thread(self, customer: str) -> Iterable[str]:
+        """The async fetch of a source that has only the sync side: off the event loop."""
+        return await asyncio.to_thread(self._source.fetch, customer)
 
     # -- overrides (entitlegate.testing) -------------------------------------------------------
 

@@ -21,7 +21,7 @@ from entitlegate._values import read_api_base, read_api_key, read_max_retries, r
 from entitlegate.catalog import Feature
 from entitlegate.errors import SourceUnavailable
 
-__all__ = ["RefusedAnswer", "Source", "StaticSource", "StripeSource"]
+__all__ = ["AsyncSource", "PortalSessions", "RefusedAnswer", "Source", "StaticSource", "StripeSource"]
 
 logger = logging.getLogger("entitlegate")
 
@@ -44,7 +44,10 @@ class Source(Protocol):
 
     ``fetch`` returns the empty set for an unknown customer and raises
     :class:`~entitlegate.SourceUnavailable` when it cannot answer. ``livemode`` says whether its
-    answers are Stripe live-mode data (``None``: unknown, webhook events are not filtered).
+    answers are Stripe live-mode data (``None``: unknown, webhook events are not filtered). A
+    source may also have ``stripe_account`` (the Connect account it reads), and be an
+    :class:`AsyncSource` or :class:`PortalSessions`; any object with these members is one, no
+    base class needed. The :class:`~entitlegate.Resolver` checks them once, at construction.
     """
 
     livemode: bool | None
@@ -53,8 +56,29 @@ class Source(Protocol):
         """The customer's active lookup_keys."""
         ...
 
+
+@runtime_checkable
+class AsyncSource(Protocol):
+    """A :class:`Source` that can also fetch without blocking the event loop.
+
+    Without it, the resolver's async twins run ``fetch`` in a worker thread.
+    """
+
     async def afetch(self, customer: str) -> frozenset[str]:
-        """Async twin of :meth:`fetch`; must not block the event loop."""
+        """Async twin of :meth:`Source.fetch`; must not block the event loop."""
+        ...
+
+
+@runtime_checkable
+class PortalSessions(Protocol):
+    """A source that can open Stripe Customer Portal sessions (:class:`StripeSource` can)."""
+
+    def create_portal_session(self, customer: str, return_url: str) -> str:
+        """The URL of a new portal session for ``customer``, coming back to ``return_url``."""
+        ...
+
+    async def acreate_portal_session(self, customer: str, return_url: str) -> str:
+        """Async twin of :meth:`create_portal_session`."""
         ...
 
 

@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_C = TypeVar("_C", bound=type)
+_TEST_PREFIX = "test"  # the methods unittest's loader and pytest collect, as unittest.mock.patch wraps
 
 
 class override_features:  # noqa: N801 - reads like Django's override_settings, which it mirrors
@@ -33,9 +35,11 @@ class override_features:  # noqa: N801 - reads like Django's override_settings, 
     ``with override_features(resolver, {"cus_1": {"seats-feature"}}):`` makes every check for
     ``cus_1`` answer from the given set, without touching the source or the cache; other customers
     are answered as usual. Overrides nest (the inner one wins per customer) and are undone on exit.
-    As a decorator it works on sync and async functions alike. ``resolver`` may also be a
-    zero-argument function returning the resolver, called on each entry (for frameworks that
-    build theirs from settings).
+    As a decorator it works on sync and async functions alike, and on a class: every method
+    whose name starts with ``test`` runs inside the override (as ``unittest.mock.patch`` does, so
+    ``setUp`` and fixtures run outside it); the class itself is returned, so unittest and pytest
+    still find its tests. ``resolver`` may also be a zero-argument function returning the
+    resolver, called on each entry (for frameworks that build theirs from settings).
     """
 
     def __init__(self, resolver: Resolver | Callable[[], Resolver], features: Mapping[str, Iterable[str]]) -> None:
@@ -59,6 +63,8 @@ class override_features:  # noqa: N801 - reads like Django's override_settings, 
         resolver._set_overrides(previous)
 
     def __call__(self, func: _F) -> _F:
+        if isinstance(func, type):
+            return self._decorate_class(func)
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -74,6 +80,19 @@ class override_features:  # noqa: N801 - reads like Django's override_settings, 
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+    def _decorate_class(self, cls: _C) -> _C:
+        # Wrapping the class in a function (what the function path would do) hides its tests
+        # from unittest and pytest: wrap each test method in place instead, inherited ones too.
+        for name in dir(cls):
+            if not name.startswith(_TEST_PREFIX):
+                continue
+            method = inspect.getattr_static(cls, name)
+            if isinstance(method, (staticmethod, classmethod)):
+                setattr(cls, name, type(method)(self(method.__func__)))
+            elif inspect.isfunction(method):
+                setattr(cls, name, self(method))
+        return cls
 
 
 # -- Stripe events, signed as Stripe signs them ---------------------------------------------------

@@ -12,7 +12,6 @@ from typing import Any, Literal
 import stripe
 
 from entitlegate._values import read_webhook_secret
-from entitlegate.cache._base import supersedes
 from entitlegate.errors import CacheUnavailable, InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver
 
@@ -117,15 +116,10 @@ class WebhookHandler:
             if event.lookup_keys is None:
                 self.resolver.invalidate(event.customer, ended=event.ended)
                 action = "invalidated"
-            elif not _is_stale(event, self.resolver.cache.get(event.customer)):
-                if event.truncated:
-                    self._refetch(event)
-                    action = "applied"
-                else:
-                    applied = self.resolver.apply_event(event.customer, event.lookup_keys, event.created)
-                    action = "applied" if applied else "stale"
             else:
-                action = "stale"
+                complete = not event.truncated
+                applied = self.resolver.apply_event(event.customer, event.lookup_keys, event.created, complete=complete)
+                action = "applied" if applied else "stale"
         return self._finish(event, action)
 
     async def ahandle(self, payload: bytes | str, signature_header: str | None) -> WebhookResult:
@@ -137,15 +131,12 @@ class WebhookHandler:
             if event.lookup_keys is None:
                 await self.resolver.ainvalidate(event.customer, ended=event.ended)
                 action = "invalidated"
-            elif not _is_stale(event, await self.resolver.cache.aget(event.customer)):
-                if event.truncated:
-                    await self._arefetch(event)
-                    action = "applied"
-                else:
-                    applied = await self.resolver.aapply_event(event.customer, event.lookup_keys, event.created)
-                    action = "applied" if applied else "stale"
             else:
-                action = "stale"
+                complete = not event.truncated
+                applied = await self.resolver.aapply_event(
+                    event.customer, event.lookup_keys, event.created, complete=complete
+                )
+                action = "applied" if applied else "stale"
         return self._finish(event, action)
 
     def respond(self, payload: bytes | str, signature_header: str | None) -> WebhookAnswer:
@@ -175,12 +166,12 @@ class WebhookHandler:
                 return "duplicate"
         if event.customer is None:
             return "ignored"
-        livemode = getattr(self.resolver.source, "livemode", None)
+        livemode = self.resolver.livemode
         if livemode is not None and event.livemode is not None and event.livemode != livemode:
             return "ignored"
         # A Connect endpoint receives every connected account's events, each naming its account;
         # a customer id means something only in its own account.
-        if event.account != getattr(self.resolver.source, "stripe_account", None):
+        if event.account != self.resolver.stripe_account:
             return "ignored"
         return None
 
@@ -193,27 +184,6 @@ class WebhookHandler:
                 if len(self._seen) > _REMEMBERED_EVENTS:
                     self._seen.popitem(last=False)
         return WebhookResult(event.id, event.type, event.customer, action)
-
-    def _refetch(self, event: _Event) -> None:
-        assert event.customer is not None
-        try:
-            features = self.resolver.refresh(event.customer)
-        except SourceUnavailable:
-            # Whatever is cached is older than this event: never let it pass for fresh.
-            self.resolver.invalidate(event.customer)
-            raise
-        # A refresh is stored quietly wherever it can be; applied as the event's set, a shared
-        # cache must confirm it for every process (or raise CacheUnavailable: Stripe redelivers).
-        self.resolver.apply_event(event.customer, features, event.created)
-
-    async def _arefetch(self, event: _Event) -> None:
-        assert event.customer is not None
-        try:
-            features = await self.resolver.arefresh(event.customer)
-        except SourceUnavailable:
-            await self.resolver.ainvalidate(event.customer)
-            raise
-        await self.resolver.aapply_event(event.customer, features, event.created)
 
 
 def _answer(result: WebhookResult) -> WebhookAnswer:
@@ -238,10 +208,6 @@ def _answer_error(error: Exception) -> WebhookAnswer:
         # A bug of ours or a cache's must not become a 500 that Stripe gives up on: 503 is retried.
         logger.error("Stripe webhook failed (503; Stripe will deliver it again)", exc_info=error)
     return WebhookAnswer(503, {"error": "source_unavailable", "message": "the event could not be applied now"})
-
-
-def _is_stale(event: _Event, current: Any) -> bool:
-    return not supersedes(float(event.created), current, event=True)
 
 
 def _verify(payload: bytes | str, signature_header: str | None, secret: str, tolerance: int) -> None:

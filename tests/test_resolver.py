@@ -323,7 +323,7 @@ def test_the_resolver_works_with_sources_that_have_no_async_side() -> None:
         def fetch(self, customer: str) -> frozenset[str]:
             return frozenset({"seats-feature"})
 
-    resolver = Resolver(SyncOnly())  # type: ignore[arg-type]
+    resolver = Resolver(SyncOnly())
     assert asyncio.run(resolver.ahas_feature("cus_1", "seats-feature")) is True
 
 
@@ -368,3 +368,104 @@ def test_customers_share_one_copy_of_each_lookup_key() -> None:
     (key_a,) = held[0].features
     (key_b,) = held[1].features
     assert key_a is key_b
+
+
+# -- the seams ------------------------------------------------------------------------------------
+
+
+def test_the_source_is_read_only(resolver: Resolver, source: CountingSource) -> None:
+    with pytest.raises(AttributeError):
+        resolver.source = CountingSource()  # type: ignore[misc]
+    assert resolver.source is source
+
+
+def test_a_source_without_livemode_is_refused_at_construction_naming_what_is_missing() -> None:
+    class NoLivemode:
+        def fetch(self, customer: str) -> frozenset[str]:
+            return frozenset()
+
+    with pytest.raises(TypeError, match=r"fetch\(customer\).*livemode"):
+        Resolver(NoLivemode())  # type: ignore[arg-type]
+
+
+def test_whether_the_source_has_an_async_side_is_decided_once_at_construction() -> None:
+    class Watched(CountingSource):
+        looked_up = 0
+
+        def __getattribute__(self, name: str) -> object:
+            if name == "afetch":
+                type(self).looked_up += 1
+            return super().__getattribute__(name)
+
+    watched = Watched({"cus_1": {"a"}})
+    resolver = Resolver(watched)
+    at_construction = Watched.looked_up
+
+    async def three_fetches() -> None:
+        for _ in range(3):
+            await resolver.arefresh("cus_1")
+
+    asyncio.run(three_fetches())
+    assert watched.calls == 3
+    assert Watched.looked_up == at_construction
+
+
+def test_the_resolver_says_which_livemode_and_account_its_source_serves() -> None:
+    class Connected(CountingSource):
+        livemode = True
+        stripe_account = "acct_1"
+
+    assert (Resolver(Connected()).livemode, Resolver(Connected()).stripe_account) == (True, "acct_1")
+    assert (Resolver(CountingSource()).livemode, Resolver(CountingSource()).stripe_account) == (None, None)
+
+
+def test_apply_event_is_false_for_an_event_older_than_the_cached_entry(resolver: Resolver, clock: Clock) -> None:
+    assert resolver.apply_event("cus_pro", ["new"], clock() + 10)
+    assert not resolver.apply_event("cus_pro", ["old"], clock() + 5)
+    assert resolver.features("cus_pro") == {"new"}
+
+
+def test_an_incomplete_event_stores_what_the_source_holds_as_of_the_event(
+    resolver: Resolver, source: CountingSource, clock: Clock
+) -> None:
+    source.mapping["cus_pro"] = frozenset({"a", "b", "c"})
+    assert resolver.apply_event("cus_pro", ["a"], clock() + 10, complete=False)
+    assert source.calls == 1
+    entry = resolver.cache.peek("cus_pro")
+    assert entry is not None
+    assert entry.features == {"a", "b", "c"}
+    # versioned as the event, so a fetch that read Stripe before it cannot undo it
+    assert not resolver.apply_event("cus_pro", ["older"], clock() + 9)
+
+
+def test_an_incomplete_stale_event_does_not_ask_the_source(
+    resolver: Resolver, source: CountingSource, clock: Clock
+) -> None:
+    assert resolver.apply_event("cus_pro", ["new"], clock() + 10)
+    assert not resolver.apply_event("cus_pro", ["a"], clock() + 5, complete=False)
+    assert source.calls == 0
+    assert resolver.features("cus_pro") == {"new"}
+
+
+def test_an_incomplete_event_in_an_outage_invalidates_and_raises(
+    resolver: Resolver, source: CountingSource, clock: Clock
+) -> None:
+    resolver.features("cus_pro")
+    source.failing = outage()
+    with pytest.raises(SourceUnavailable):
+        resolver.apply_event("cus_pro", ["a"], clock() + 10, complete=False)
+    entry = resolver.cache.peek("cus_pro")
+    assert entry is not None
+    assert entry.expires < clock()  # whatever is cached is older than the event: never fresh
+
+
+@pytest.mark.asyncio
+async def test_aapply_event_is_the_async_twin_for_complete_and_incomplete_events(
+    resolver: Resolver, source: CountingSource, clock: Clock
+) -> None:
+    source.mapping["cus_pro"] = frozenset({"a", "b"})
+    assert await resolver.aapply_event("cus_pro", ["a"], clock() + 10, complete=False)
+    assert resolver.features("cus_pro") == {"a", "b"}
+    assert not await resolver.aapply_event("cus_pro", ["old"], clock() + 5)
+    assert not await resolver.aapply_event("cus_pro", ["old"], clock() + 5, complete=False)
+    assert source.calls == 1

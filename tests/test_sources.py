@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from entitlegate import Resolver, SourceUnavailable, StaticSource, StripeSource
+from entitlegate import (
+    AsyncSource,
+    PortalSessions,
+    Resolver,
+    Source,
+    SourceUnavailable,
+    StaticSource,
+    StripeSource,
+)
 from tests.fake_stripe import FakeStripe
 
 
@@ -225,3 +233,46 @@ def test_a_slow_stripe_times_out_as_an_outage(fake_stripe: FakeStripe) -> None:
         source.fetch("cus_1")
     with pytest.raises(SourceUnavailable, match="APIConnectionError"):
         asyncio.run(source.afetch("cus_1"))
+
+
+# -- the seams: protocols checked with isinstance ---------------------------------------------------
+
+
+class _SyncOnly:
+    """A user's own source with the sync side only: no base class, just the right members."""
+
+    livemode: bool | None = False
+
+    def fetch(self, customer: str) -> frozenset[str]:
+        return frozenset({"seats-feature"})
+
+
+def test_the_shipped_sources_satisfy_the_protocols_they_implement(source: StripeSource) -> None:
+    static = StaticSource({})
+    assert isinstance(source, Source)
+    assert isinstance(source, AsyncSource)
+    assert isinstance(source, PortalSessions)
+    assert isinstance(static, Source)
+    assert isinstance(static, AsyncSource)
+    assert not isinstance(static, PortalSessions)
+
+
+def test_a_users_object_with_fetch_and_livemode_is_a_source_without_being_an_async_one() -> None:
+    assert isinstance(_SyncOnly(), Source)
+    assert not isinstance(_SyncOnly(), AsyncSource)
+    assert not isinstance(_SyncOnly(), PortalSessions)
+
+
+def test_an_object_without_fetch_or_livemode_is_no_source() -> None:
+    class NoLivemode:
+        def fetch(self, customer: str) -> frozenset[str]:
+            return frozenset()
+
+    assert not isinstance(NoLivemode(), Source)
+    assert not isinstance(object(), Source)
+
+
+def test_the_gate_names_the_same_portal_protocol_as_the_core() -> None:
+    from entitlegate import gate
+
+    assert gate.PortalSessions is PortalSessions

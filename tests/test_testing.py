@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import unittest
 
 import pytest
 
@@ -62,6 +63,56 @@ def test_an_override_may_take_away_every_feature(source: CountingSource) -> None
     resolver.features("cus_1")
     with override_features(resolver, {"cus_1": set()}):
         assert not resolver.has_feature("cus_1", "basic")
+
+
+def test_an_override_decorating_a_unittest_case_keeps_its_tests_and_pins_each_one(source: CountingSource) -> None:
+    resolver = Resolver(source)
+    seen: list[bool] = []
+
+    @override_features(resolver, {"cus_1": {"seats-feature"}})
+    class Pinned(unittest.TestCase):
+        def setUp(self) -> None:
+            seen.append(resolver.has_feature("cus_1", "seats-feature"))  # outside: as unittest.mock.patch
+
+        def test_sync(self) -> None:
+            assert resolver.has_feature("cus_1", "seats-feature")
+
+        def test_again(self) -> None:
+            assert resolver.features("cus_1") == {"seats-feature"}
+
+    assert isinstance(Pinned, type)
+    result = unittest.TestResult()
+    unittest.defaultTestLoader.loadTestsFromTestCase(Pinned).run(result)
+    assert (result.testsRun, result.failures, result.errors) == (2, [], [])
+    assert seen == [False, False]
+    assert resolver.features("cus_1") == {"basic"}
+
+
+def test_an_override_decorating_a_plain_test_class_wraps_its_test_methods_only(
+    source: CountingSource,
+) -> None:
+    resolver = Resolver(source)
+
+    @override_features(resolver, {"cus_1": {"seats-feature"}})
+    class TestPinned:
+        def test_sync(self) -> bool:
+            return resolver.has_feature("cus_1", "seats-feature")
+
+        async def test_async(self) -> bool:
+            return await resolver.ahas_feature("cus_1", "seats-feature")
+
+        @staticmethod
+        def test_static() -> bool:
+            return resolver.has_feature("cus_1", "seats-feature")
+
+        def helper(self) -> bool:
+            return resolver.has_feature("cus_1", "seats-feature")
+
+    case = TestPinned()
+    assert case.test_sync()
+    assert asyncio.run(case.test_async())
+    assert not case.helper()
+    assert TestPinned.test_static()
 
 
 def test_signed_events_from_the_helpers_are_accepted_as_stripes(source: CountingSource) -> None:
