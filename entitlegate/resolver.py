@@ -216,6 +216,8 @@ class Resolver:
         self._coalesced = _Counter()
         self.retry_after = float(retry_after)
         self._outage = self._breaker()
+        # Customers whose last answer was refused, and until when (monotonic) that is remembered.
+        self._refused: dict[str, tuple[float, str]] = {}
         _RESOLVERS.add(self)
         self._catalog: Catalog | None = None
         self._catalog_now: CatalogSnapshot = NO_CATALOG  # the catalog's current snapshot, for the limit hit
@@ -453,6 +455,8 @@ class Resolver:
     def _skip_while_down(self, customer: str) -> None:
         """Raise at once while an outage of the source is remembered, unless this call probes it.
 
+        Likewise for one customer whose answer was refused (malformed data, a list that never
+        ends): asking again at once would page through the same bad answer on every request.
         Only the miss path skips: ``refresh`` (a webhook's re-read, a return from the portal) is
         asked for on purpose, and always asks.
         """
@@ -462,8 +466,16 @@ class Resolver:
                 f"not asked for customer {customer!r}",
                 customer=customer,
             )
+        refused = self._refused.get(customer)
+        if refused is not None:
+            until, message = refused
+            if until > self._clock():
+                raise RefusedAnswer(f"{message} (remembered for up to {self.retry_after:g} s)", customer=customer)
+            self._refused.pop(customer, None)
 
-    def _source_answered(self) -> None:
+    def _source_answered(self, customer: str) -> None:
+        if self._refused:
+            self._refused.pop(customer, None)
         if self._outage.down:
             self._outage.succeeded()
 
@@ -479,7 +491,11 @@ class Resolver:
                 f"source failed for customer {customer!r}: {type(error).__name__}", customer=customer
             )
             failure.__cause__ = error
-        if not isinstance(failure, RefusedAnswer):  # one customer's bad answer is no outage
+        if isinstance(failure, RefusedAnswer):  # one customer's bad answer is no outage
+            if len(self._refused) >= _REFUSALS_KEPT:
+                self._refused.pop(next(iter(self._refused)), None)
+            self._refused[customer] = (self._clock() + self.retry_after, str(failure))
+        else:
             self._outage.failed(failure)
         return failure
 
@@ -549,7 +565,7 @@ class Resolver:
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
-            self._source_answered()
+            self._source_answered(customer)
             self.cache.put(customer, entry, event=False)
             return entry.features
         raise failure  # outside the handler, so the source's own chain is the only one shown
@@ -604,7 +620,7 @@ class Resolver:
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
-            self._source_answered()
+            self._source_answered(customer)
             await self.cache.aput(customer, entry, event=False)
             return entry.features
         raise failure
@@ -758,6 +774,7 @@ class Resolver:
 
 
 _INTERNED_SETS_MAX = 10_000
+_REFUSALS_KEPT = 10_000  # customers whose refused answer is remembered; the oldest is forgotten first
 
 
 def _check_limit_name(name: object) -> str:

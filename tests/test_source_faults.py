@@ -35,8 +35,8 @@ def test_a_lookup_key_that_is_not_a_string_is_a_refused_answer_logged_and_not_ca
     assert "lookup_key" in caplog.text
     assert resolver.cache.get("cus_1") is None
     with pytest.raises(RefusedAnswer):
-        resolver.features("cus_1")  # asked again: one customer's bad answer is no outage
-    assert fake_stripe.calls() == 2
+        resolver.features("cus_1")  # remembered for retry_after, not asked again at once
+    assert fake_stripe.calls() == 1
 
 
 @pytest.mark.asyncio
@@ -265,9 +265,41 @@ def test_a_refused_answer_asked_again_and_again_is_logged_once_a_while(
     fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_stripe.set_customer("cus_1", [None])
-    resolver = Resolver(stripe_source(fake_stripe, max_retries=0), on_unavailable="deny")
+    # retry_after=0: nothing is remembered, so each check asks Stripe and the log must limit itself.
+    resolver = Resolver(stripe_source(fake_stripe, max_retries=0), on_unavailable="deny", retry_after=0)
     with caplog.at_level(logging.ERROR, logger="entitlegate"):
         for _ in range(5):
             assert resolver.has_feature("cus_1", "a") is False
     assert fake_stripe.calls() == 5
     assert len(caplog.records) == 1
+
+
+def test_a_refused_answer_is_remembered_for_that_customer_so_each_request_does_not_page_again(
+    fake_stripe: FakeStripe,
+) -> None:
+    fake_stripe.set_customer("cus_1", ["seats-feature"])
+    fake_stripe.set_customer("cus_2", ["sso"])
+    fake_stripe.endless = True
+    clock = Clock()
+    resolver = Resolver(stripe_source(fake_stripe, max_retries=0, timeout=30), retry_after=5.0, clock=clock)
+    with pytest.raises(RefusedAnswer):
+        resolver.features("cus_1")
+    asked = fake_stripe.calls()
+    for _ in range(3):
+        with pytest.raises(RefusedAnswer, match="cus_1"):
+            resolver.features("cus_1")
+    assert fake_stripe.calls() == asked  # remembered: not 100 more requests per check
+    fake_stripe.endless = False
+    assert resolver.features("cus_2") == {"sso"}  # one customer's bad answer is no outage
+    clock.advance(5.0)
+    assert resolver.features("cus_1") == {"seats-feature"}  # asked again once the memory expires
+
+
+@pytest.mark.asyncio
+async def test_the_async_twin_remembers_a_refused_answer_too() -> None:
+    source = CountingSource({"cus_1": {""}})
+    resolver = Resolver(source)
+    for _ in range(3):
+        with pytest.raises(RefusedAnswer):
+            await resolver.afeatures("cus_1")
+    assert source.calls == 1
