@@ -20,6 +20,7 @@ from flask import Flask, abort, current_app, jsonify, redirect, request, request
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import BuildError
 
+from entitlegate.entitlements import Entitlements
 from entitlegate.gate import Outcome, Requirement, Verdict, denial_body
 from entitlegate.limits import LimitRequirement
 from entitlegate_flask._state import state_of
@@ -48,12 +49,7 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
     wraps a function Flask never calls; the extension then gates the view at the first request and
     logs an error naming it.
     """
-    requirement = Requirement.of(*features, any_of=any_of)
-
-    def judge() -> Verdict:
-        return request_entitlements().check(requirement)
-
-    return _gate(judge)
+    return _gate(Entitlements.check, Requirement.of(*features, any_of=any_of))
 
 
 def requires_limit(name: str, need: int | Callable[[], int] = 1) -> Callable[[_View], _View]:
@@ -68,24 +64,30 @@ def requires_limit(name: str, need: int | Callable[[], int] = 1) -> Callable[[_V
     a customer, 503 in an outage. Raises ``ValueError`` at decoration for a blank name or a bad
     ``need``, and at request time for a callable that returns no whole number >= 0.
     """
-    requirement = LimitRequirement(name, need)
-
-    def judge() -> Verdict:
-        entitlements = request_entitlements()
-        if entitlements.customer is None:
-            return _NO_CUSTOMER
-        return entitlements.check_limit(requirement, requirement.needed())
-
-    return _gate(judge)
+    return _gate(_check_limit, LimitRequirement(name, need))
 
 
-def _gate(judge: Callable[[], Verdict]) -> Callable[[_View], _View]:
+def _check_limit(entitlements: Entitlements, requirement: LimitRequirement) -> Verdict:
+    # The need may read the request (its form, its JSON): only for a request that has a customer.
+    if entitlements.customer is None:
+        return _NO_CUSTOMER
+    return entitlements.check_limit(requirement, requirement.needed())
+
+
+_Requirement = TypeVar("_Requirement", Requirement, LimitRequirement)
+
+
+def _gate(
+    judge: Callable[[Entitlements, _Requirement], Verdict], requirement: _Requirement
+) -> Callable[[_View], _View]:
+    # judge is called with the request's Entitlements and the requirement, not wrapped in a
+    # closure: for a feature it is Entitlements.check itself, one Python call fewer per check.
     def decorate(view: _View) -> _View:
         if iscoroutinefunction(view):
 
             @functools.wraps(view)
             def gated_async(*args: Any, **kwargs: Any) -> Any:
-                verdict = judge()
+                verdict = judge(request_entitlements(), requirement)
                 if verdict.outcome is _ALLOWED:
                     return current_app.ensure_sync(view)(*args, **kwargs)
                 return _deny(verdict)
@@ -95,7 +97,7 @@ def _gate(judge: Callable[[], Verdict]) -> Callable[[_View], _View]:
 
         @functools.wraps(view)
         def gated(*args: Any, **kwargs: Any) -> Any:
-            verdict = judge()
+            verdict = judge(request_entitlements(), requirement)
             if verdict.outcome is _ALLOWED:
                 return view(*args, **kwargs)
             return _deny(verdict)
