@@ -1,7 +1,7 @@
 """One request's entitlements: its customer, found once, and that customer's answer, asked once.
 
 Every web adapter gives its views one of these (Django's ``request.entitlements``, Flask's
-``entitlements.current``, ASGI's ``request.state.entitlements``), so a request behaves the same
+``entitlegate_flask.current_entitlements``, ASGI's ``request.state.entitlements``), so a request behaves the same
 whatever the framework: the site's customer callable runs at most once and is read by one rule
 (:func:`entitlegate.gate.read_customer`), and the resolver is asked at most once — an outage
 included, so a page with many checks makes one trip to Stripe, not one per check. It holds no

@@ -108,7 +108,7 @@ def _gate(
     return decorate
 
 
-# -- @requires_feature above @app.route -----------------------------------------------------------
+# -- @requires_feature (or @requires_limit) above @app.route ----------------------------------------
 # The route decorator registers the function it is given, so a @requires_feature above it wraps a
 # function that is never called, and the page is served to everyone. Each wrapped view carries its
 # wrapper (an attribute: it lives exactly as long as the view, in an app factory too); at an app's
@@ -152,8 +152,7 @@ def _gate_misordered_views(app: Flask) -> None:
         app.view_functions[endpoint] = gated
         logger.error(
             "entitlegate: @requires_feature (or @requires_limit) is above the route decorator of the view %r, "
-            "which so served it "
-            "ungated; it is gated now, but put @requires_feature below the route decorator "
+            "which so served it ungated; it is gated now, but put @requires_feature below the route decorator "
             "(@app.get(...) first, then @requires_feature(...))",
             endpoint,
         )
@@ -173,10 +172,9 @@ def _deny(verdict: Verdict) -> ResponseReturnValue:
         return response
     if not _prefers_json():
         abort(403)
-    return jsonify(denial_body(feature)), 403
+    return jsonify(denial_body(feature)), 403, {"Vary": "Accept"}
 
 
-_JSON_TYPES = ("application/json",)
 _PAGE_TYPES = ("text/html", "text/plain", "application/xhtml+xml")
 
 
@@ -186,7 +184,7 @@ def _prefers_json() -> bool:
     best_json = best_page = -1.0
     for media_type, quality in request.accept_mimetypes:
         media_type = media_type.lower()
-        if media_type in _JSON_TYPES or media_type.endswith("+json"):
+        if media_type == "application/json" or media_type.endswith("+json"):
             best_json = max(best_json, quality)
         elif media_type in _PAGE_TYPES:
             best_page = max(best_page, quality)

@@ -118,6 +118,7 @@ def test_a_json_client_is_told_the_limit_its_value_and_the_need(app: Flask) -> N
     response = app.test_client().get("/async-team", headers={"X-Customer": "cus_starter", **JSON})
     assert response.status_code == 403
     assert response.json == {"error": "limit_exceeded", "limit": "seats", "allowed": 3, "need": 10}
+    assert response.headers["Vary"] == "Accept"  # a cache must not serve it to a browser
 
 
 @pytest.mark.usefixtures("plans")
@@ -212,3 +213,18 @@ def test_requires_limit_refuses_a_blank_name_at_decoration(name: str) -> None:
 def test_requires_limit_refuses_a_need_that_is_no_whole_number(need: object) -> None:
     with pytest.raises(ValueError, match="whole number"):
         requires_limit("seats", need)  # type: ignore[arg-type]
+
+
+def test_requires_limit_above_the_route_decorator_is_gated_all_the_same(
+    make_app: AppFactory, plans: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+
+    @requires_limit("seats", 10)
+    @app.get("/misordered-team")
+    def misordered_team() -> str:
+        return "team"
+
+    assert get(app, "/misordered-team", "cus_starter")[0] == 403
+    assert get(app, "/misordered-team", "cus_pro")[0] == 200
+    assert any("'misordered_team'" in r.getMessage() for r in caplog.records if r.name == "entitlegate")
