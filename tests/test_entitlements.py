@@ -188,3 +188,27 @@ async def test_async_limit_reads_match_the_sync_ones() -> None:
     assert await entitlements.alimit("seats") == 25
     assert (await entitlements.acheck_limit(SEATS_LIMIT, 26)).shortfall == Shortfall("seats", 25, 26)
     assert (await entitlements.alimits())["seats"] == 25
+
+
+class FrameworkAnswer(Exception):
+    """Stands for a framework's own answer raised by a customer callable (Flask's ``abort(401)``)."""
+
+
+def test_an_error_named_in_lets_through_propagates_from_the_customer_callable(source: CountingSource) -> None:
+    lookups = Lookups(FrameworkAnswer())
+    entitlements = Entitlements(Resolver(source), lookups, lets_through=(FrameworkAnswer,))
+    with pytest.raises(FrameworkAnswer):
+        entitlements.customer  # noqa: B018 - the read is the test
+    assert source.calls == 0
+
+
+@pytest.mark.asyncio
+async def test_an_error_named_in_lets_through_propagates_from_the_async_customer_callable_too(
+    source: CountingSource,
+) -> None:
+    lookups = Lookups(FrameworkAnswer())
+    entitlements = Entitlements(
+        Resolver(source), lookups, acustomer=lookups.asynchronously, lets_through=(FrameworkAnswer,)
+    )
+    with pytest.raises(FrameworkAnswer):
+        await entitlements.acustomer()

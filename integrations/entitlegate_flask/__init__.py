@@ -1,9 +1,11 @@
 """Flask extension: gate views on the Stripe entitlements a customer holds.
 
-``Entitlements(app)`` (or ``init_app(app)`` in an app factory) reads the ``ENTITLEGATE_*`` config
-keys, ``@requires_feature("lookup_key")`` gates a view, the Jinja globals ``has_feature(name)``
-and ``features`` answer in templates, and a blueprint at ``ENTITLEGATE_WEBHOOK_URL`` keeps the
-cache true from Stripe's webhooks.
+``Entitlements(app)`` (or ``init_app(app)`` in an app factory; also named
+``EntitlementsExtension``) reads the ``ENTITLEGATE_*`` config keys; ``@requires_feature("lookup_key")``
+and ``@requires_limit("seats", need)`` gate a view; the Jinja globals ``has_feature(name)``,
+``features`` and ``limit(name)`` answer in templates; ``current_entitlements`` is the request's own
+:class:`entitlegate.entitlements.Entitlements`; and a blueprint at ``ENTITLEGATE_WEBHOOK_URL``
+keeps the cache true from Stripe's webhooks.
 """
 
 try:
@@ -11,8 +13,16 @@ try:
 except ImportError as error:  # pragma: no cover - exercised by a test that hides Flask
     raise ImportError('entitlegate_flask needs Flask: pip install "entitlegate[flask]"') from error
 
-from entitlegate_flask.extension import Entitlements
-from entitlegate_flask.gating import requires_feature
+from entitlegate_flask.current import current_entitlements
+from entitlegate_flask.extension import Entitlements, EntitlementsExtension
+from entitlegate_flask.gating import requires_feature, requires_limit
 from entitlegate_flask.portal import portal_redirect
 
-__all__ = ["Entitlements", "portal_redirect", "requires_feature"]
+__all__ = [
+    "Entitlements",
+    "EntitlementsExtension",
+    "current_entitlements",
+    "portal_redirect",
+    "requires_feature",
+    "requires_limit",
+]

@@ -1,35 +1,44 @@
-"""``Entitlements``: the Flask extension object, in the Flask-Login / Flask-Caching pattern."""
+"""``Entitlements`` (alias ``EntitlementsExtension``): the Flask extension, in the Flask-Login pattern.
+
+The extension only configures: it builds each app's :class:`~entitlegate_flask._state.State` and
+registers the site's callables. The per-request answers are
+:data:`~entitlegate_flask.current.current_entitlements`, a core
+:class:`entitlegate.entitlements.Entitlements`; the extension's reads delegate to it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from inspect import iscoroutinefunction
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException, ServiceUnavailable
+from werkzeug.exceptions import ServiceUnavailable
 
 from entitlegate import CacheUnavailable, Resolver, SourceUnavailable
-from entitlegate.gate import customer_failed, read_customer
-from entitlegate.resolver import answer_in_outage
-from entitlegate_flask import per_request, templating
+from entitlegate.catalog import Limit
+from entitlegate_flask._state import EXTENSION_KEY, CustomerLoader, DeniedHandler, Hooks, State, state_of
 from entitlegate_flask.config import read_settings
+from entitlegate_flask.current import forget, request_entitlements
 from entitlegate_flask.gating import watch_decorator_order
 from entitlegate_flask.portal import makes_portal_sessions, portal_redirect
-from entitlegate_flask.state import EXTENSION_KEY, State, state_of
+from entitlegate_flask.templating import TEMPLATE_GLOBALS
 from entitlegate_flask.webhook import make_blueprint
 
-__all__ = ["Entitlements"]
+__all__ = ["Entitlements", "EntitlementsExtension"]
 
-CustomerLoader = Callable[[], str | None]
-DeniedHandler = Callable[[str], Any]
 _Loader = TypeVar("_Loader", bound=CustomerLoader)
 _Handler = TypeVar("_Handler", bound=DeniedHandler)
 
 
 class Entitlements:
-    """Gates a Flask app's views on Stripe entitlements.
+    """The Flask extension that gates an app's views on Stripe entitlements (``EntitlementsExtension``).
+
+    Not to be confused with the per-request :class:`entitlegate.entitlements.Entitlements`
+    (:data:`entitlegate_flask.current_entitlements`): this object configures apps; that one
+    answers one request. The name is the extension's for compatibility; the alias
+    ``EntitlementsExtension`` says which it is.
 
     ``Entitlements(app)``, or ``entitlements = Entitlements()`` then ``entitlements.init_app(app)``
     in an app factory; one object can serve several apps, each configured by its own
@@ -44,9 +53,7 @@ class Entitlements:
         if resolver is not None and not isinstance(resolver, Resolver):
             raise TypeError(f"Entitlements(resolver=...) needs an entitlegate.Resolver, got {type(resolver).__name__}")
         self._resolver = resolver
-        self._customer_loader: CustomerLoader | None = None
-        self._customer_loader_name = "the customer_loader"  # how log lines name it
-        self._denied_handler: DeniedHandler | None = None
+        self._hooks = Hooks()  # shared with every app's State, so a later registration reaches them
         if app is not None:
             self.init_app(app)
 
@@ -64,21 +71,22 @@ class Entitlements:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("this app already has an entitlegate Entitlements extension set up")
         settings = read_settings(app.config, self._resolver)
-        if self._denied_handler is portal_redirect:
+        if self._hooks.denied_handler is portal_redirect:
             _check_portal(settings.resolver)
         app.extensions[EXTENSION_KEY] = State(
             extension=self,
             resolver=settings.resolver,
+            hooks=self._hooks,
             webhook=settings.webhook,
             webhook_url=settings.webhook_url,
             login_view=settings.login_view,
         )
-        app.teardown_request(per_request.forget)
+        app.teardown_request(forget)
         watch_decorator_order(app)
         app.register_error_handler(SourceUnavailable, _unavailable)
         app.register_error_handler(CacheUnavailable, _unavailable)
-        app.add_template_global(templating.has_feature, "has_feature")
-        app.add_template_global(templating.features, "features")
+        for name, template_global in TEMPLATE_GLOBALS.items():
+            app.add_template_global(template_global, name)
         if settings.webhook_url is not None:
             app.register_blueprint(make_blueprint(settings.webhook_url))
 
@@ -94,10 +102,7 @@ class Entitlements:
         :class:`~entitlegate.SourceUnavailable` in an outage; left unhandled in a view, that is
         answered 503 (through the app's own 503 handler, if it has one).
         """
-        answers = per_request.current()
-        if answers.customer is None:
-            return frozenset()
-        return answers.features(answers.customer)
+        return request_entitlements().features
 
     def has_feature(self, lookup_key: str) -> bool:
         """Whether the current request's customer holds ``lookup_key`` (False without a customer).
@@ -105,13 +110,16 @@ class Entitlements:
         In an outage it answers as ``ENTITLEGATE_ON_UNAVAILABLE`` says: under ``"raise"`` it raises
         :class:`~entitlegate.SourceUnavailable`, which a view that leaves it unhandled answers 503.
         """
-        answers = per_request.current()
-        if answers.customer is None:
-            return False
-        try:
-            return answers.has_feature(answers.customer, lookup_key)
-        except SourceUnavailable as error:
-            return answer_in_outage(answers.on_unavailable, error)
+        return request_entitlements().has_feature(lookup_key)
+
+    def limit(self, name: str, default: Limit = 0) -> Limit:
+        """The current request's customer's limit ``name`` (``math.inf`` for ``"unlimited"``).
+
+        The highest ``metadata[name]`` over the customer's features; ``default`` when none carries
+        it, or without a customer. Raises :class:`~entitlegate.SourceUnavailable` in an outage (a
+        limit is never guessed), which a view that leaves it unhandled answers 503.
+        """
+        return request_entitlements().limit(name, default)
 
     def customer_loader(self, loader: _Loader) -> _Loader:
         """Register ``loader() -> customer id | None``, the Stripe customer of the current request.
@@ -129,42 +137,28 @@ class Entitlements:
             raise TypeError(
                 "customer_loader must be a plain (not async) function: templates call it too, from sync code"
             )
-        self._customer_loader = loader
-        self._customer_loader_name = f"the customer_loader {_qualified_name(loader)}"
+        self._hooks.customer_loader = loader
+        self._hooks.customer_loader_name = f"the customer_loader {_qualified_name(loader)}"
         return loader
 
     def denied_handler(self, handler: _Handler) -> _Handler:
         """Register ``handler(feature) -> response`` for a customer lacking a feature (sync or async).
 
-        ``feature`` is the lookup_key the denial names (``"a | b"`` for an ``any_of`` requirement).
+        ``feature`` is the lookup_key the denial names (``"a | b"`` for an ``any_of`` requirement), or
+        the limit's name for ``@requires_limit``: an ``entitlegate.gate.DeniedFeature``, whose
+        ``entitlegate.gate.denial_body(feature)`` is the JSON an API client gets without a handler.
         ``entitlegate_flask.portal_redirect`` is the built-in upgrade redirect. Without a handler a
         denial is a 403. Usable as a decorator.
         """
         if not callable(handler):
             raise TypeError(f"denied_handler needs a callable, got {type(handler).__name__}")
-        self._denied_handler = handler
+        self._hooks.denied_handler = handler
         return handler
 
-    def load_customer(self) -> str | None:
-        """The current request's customer id from the registered loader (None: no customer).
 
-        Raises ``RuntimeError`` when no loader is registered. A loader with a bug counts as no
-        customer, as :meth:`customer_loader` says.
-        """
-        loader = self._customer_loader
-        if loader is None:
-            raise RuntimeError(
-                "entitlegate_flask has no customer loader: decorate a function returning the current "
-                "Stripe customer id (or None) with @entitlements.customer_loader"
-            )
-        try:
-            answer: object = loader()
-        except HTTPException:
-            raise
-        except Exception as error:
-            customer_failed(self._customer_loader_name, error)
-            return None
-        return read_customer(answer, self._customer_loader_name)
+#: The extension's other name, saying which ``Entitlements`` it is (the per-request one is
+#: :class:`entitlegate.entitlements.Entitlements`).
+EntitlementsExtension = Entitlements
 
 
 def _qualified_name(func: Callable[..., object]) -> str:

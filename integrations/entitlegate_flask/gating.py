@@ -1,7 +1,8 @@
-"""``@requires_feature``: translate a request into a customer and a requirement, render the verdict.
+"""``@requires_feature`` and ``@requires_limit``: a request's verdict, rendered the Flask way.
 
-The decision itself is ``entitlegate.gate.check``'s; this module only turns its verdict into what
-Flask expects. Denials raise werkzeug HTTP exceptions, so the app's own error handlers render them.
+The decision is the request's :class:`entitlegate.entitlements.Entitlements`' (``check`` /
+``check_limit``); this module only turns the verdict into what Flask expects. Denials raise
+werkzeug HTTP exceptions, so the app's own error handlers render them.
 """
 
 from __future__ import annotations
@@ -15,20 +16,23 @@ from collections.abc import Callable, Iterable
 from inspect import iscoroutinefunction
 from typing import Any, TypeVar, cast
 
-from flask import Flask, abort, current_app, redirect, request, request_started, url_for
+from flask import Flask, abort, current_app, jsonify, redirect, request, request_started, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import BuildError
 
-from entitlegate.gate import Outcome, Requirement, Verdict, check
-from entitlegate_flask import per_request
-from entitlegate_flask.state import state_of
+from entitlegate.entitlements import Entitlements
+from entitlegate.gate import Outcome, Requirement, Verdict, denial_body
+from entitlegate.limits import LimitRequirement
+from entitlegate_flask._state import state_of
+from entitlegate_flask.current import request_entitlements
 
-__all__ = ["requires_feature", "watch_decorator_order"]
+__all__ = ["requires_feature", "requires_limit", "watch_decorator_order"]
 
 logger = logging.getLogger("entitlegate")
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 _ALLOWED = Outcome.ALLOWED
+_NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
 
 
 def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_View], _View]:
@@ -39,19 +43,51 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
     only started for a request that is let through. Without a customer: a redirect to
     ``ENTITLEGATE_LOGIN_VIEW``, Flask-Login's ``unauthorized()`` when Flask-Login is set up, or 401
     (403 for a Flask-Login user who is signed in but has no Stripe customer). Without the feature:
-    the denied handler's response, or 403. Source unavailable: 503 (or the
-    ``ENTITLEGATE_ON_UNAVAILABLE`` policy). Raises ``ValueError`` at decoration for no or blank
-    lookup_keys. Put it below the route decorator: above it, it wraps a function Flask never calls;
-    the extension then gates the view at the first request and logs an error naming it.
+    the denied handler's response, or 403 (a JSON client gets ``entitlegate.gate.denial_body``).
+    Source unavailable: 503 (or the ``ENTITLEGATE_ON_UNAVAILABLE`` policy). Raises ``ValueError``
+    at decoration for no or blank lookup_keys. Put it below the route decorator: above it, it
+    wraps a function Flask never calls; the extension then gates the view at the first request and
+    logs an error naming it.
     """
-    requirement = Requirement.of(*features, any_of=any_of)
+    return _gate(Entitlements.check, Requirement.of(*features, any_of=any_of))
 
+
+def requires_limit(name: str, need: int | Callable[[], int] = 1) -> Callable[[_View], _View]:
+    """Let a view run only for a customer whose limit ``name`` is at least ``need``.
+
+    ``need`` is a whole number >= 0, or a callable of no arguments that computes it for the
+    request (``lambda: len(request.form.getlist("member"))``), called only for a request with a
+    customer. The limit is the highest ``metadata[name]`` over the customer's features (see
+    ``Resolver.limit``). Everything else is as :func:`requires_feature`: sync and async views, the
+    same denial path (the denied handler receives the limit's name, a JSON client gets
+    ``{"error": "limit_exceeded", "limit": ..., "allowed": ..., "need": ...}``), 401/login without
+    a customer, 503 in an outage. Raises ``ValueError`` at decoration for a blank name or a bad
+    ``need``, and at request time for a callable that returns no whole number >= 0.
+    """
+    return _gate(_check_limit, LimitRequirement(name, need))
+
+
+def _check_limit(entitlements: Entitlements, requirement: LimitRequirement) -> Verdict:
+    # The need may read the request (its form, its JSON): only for a request that has a customer.
+    if entitlements.customer is None:
+        return _NO_CUSTOMER
+    return entitlements.check_limit(requirement, requirement.needed())
+
+
+_Requirement = TypeVar("_Requirement", Requirement, LimitRequirement)
+
+
+def _gate(
+    judge: Callable[[Entitlements, _Requirement], Verdict], requirement: _Requirement
+) -> Callable[[_View], _View]:
+    # judge is called with the request's Entitlements and the requirement, not wrapped in a
+    # closure: for a feature it is Entitlements.check itself, one Python call fewer per check.
     def decorate(view: _View) -> _View:
         if iscoroutinefunction(view):
 
             @functools.wraps(view)
             def gated_async(*args: Any, **kwargs: Any) -> Any:
-                verdict = _check(requirement)
+                verdict = judge(request_entitlements(), requirement)
                 if verdict.outcome is _ALLOWED:
                     return current_app.ensure_sync(view)(*args, **kwargs)
                 return _deny(verdict)
@@ -61,7 +97,7 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
 
         @functools.wraps(view)
         def gated(*args: Any, **kwargs: Any) -> Any:
-            verdict = _check(requirement)
+            verdict = judge(request_entitlements(), requirement)
             if verdict.outcome is _ALLOWED:
                 return view(*args, **kwargs)
             return _deny(verdict)
@@ -72,7 +108,7 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
     return decorate
 
 
-# -- @requires_feature above @app.route -----------------------------------------------------------
+# -- @requires_feature (or @requires_limit) above @app.route ----------------------------------------
 # The route decorator registers the function it is given, so a @requires_feature above it wraps a
 # function that is never called, and the page is served to everyone. Each wrapped view carries its
 # wrapper (an attribute: it lives exactly as long as the view, in an app factory too); at an app's
@@ -115,16 +151,11 @@ def _gate_misordered_views(app: Flask) -> None:
             gated = getattr(gated, _WRAPPER)
         app.view_functions[endpoint] = gated
         logger.error(
-            "entitlegate: @requires_feature is above the route decorator of the view %r, which so served it "
-            "ungated; it is gated now, but put @requires_feature below the route decorator "
+            "entitlegate: @requires_feature (or @requires_limit) is above the route decorator of the view %r, "
+            "which so served it ungated; it is gated now, but put @requires_feature below the route decorator "
             "(@app.get(...) first, then @requires_feature(...))",
             endpoint,
         )
-
-
-def _check(requirement: Requirement) -> Verdict:
-    answers = per_request.current()
-    return check(answers, answers.customer, requirement)
 
 
 def _deny(verdict: Verdict) -> ResponseReturnValue:
@@ -133,12 +164,31 @@ def _deny(verdict: Verdict) -> ResponseReturnValue:
         abort(503)
     if outcome is Outcome.NO_CUSTOMER:
         return _unauthorized()
-    handler = state_of(current_app).extension._denied_handler
-    if handler is None:
+    feature = verdict.feature
+    assert feature is not None  # a denial names its feature or limit
+    handler = state_of(current_app).hooks.denied_handler
+    if handler is not None:
+        response: ResponseReturnValue = current_app.ensure_sync(handler)(feature)
+        return response
+    if not _prefers_json():
         abort(403)
-    assert verdict.feature is not None
-    response: ResponseReturnValue = current_app.ensure_sync(handler)(verdict.feature)
-    return response
+    return jsonify(denial_body(feature)), 403, {"Vary": "Accept"}
+
+
+_PAGE_TYPES = ("text/html", "text/plain", "application/xhtml+xml")
+
+
+def _prefers_json() -> bool:
+    # An API client says application/json; a browser lists text/html first (and */* at a lower q,
+    # which counts for neither). The same rule as entitlegate_asgi's refusals.
+    best_json = best_page = -1.0
+    for media_type, quality in request.accept_mimetypes:
+        media_type = media_type.lower()
+        if media_type == "application/json" or media_type.endswith("+json"):
+            best_json = max(best_json, quality)
+        elif media_type in _PAGE_TYPES:
+            best_page = max(best_page, quality)
+    return best_json > 0 and best_json >= best_page
 
 
 def _unauthorized() -> ResponseReturnValue:

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 
 from entitlegate import Resolver, SourceUnavailable
 from entitlegate.gate import Cause, PortalSessions, denial_cause, portal_url
-from entitlegate_flask import per_request
+from entitlegate_flask.current import request_entitlements
 
 __all__ = ["makes_portal_sessions", "portal_redirect"]
 
@@ -27,16 +27,17 @@ def portal_redirect(feature: str) -> Response:
     """
     if denial_cause(feature) is Cause.UNAVAILABLE:
         abort(503)
-    answers = per_request.current()
-    if answers.customer is None:
+    entitlements = request_entitlements()
+    customer = entitlements.customer
+    if customer is None:
         abort(403)
-    if not makes_portal_sessions(answers.resolver):
+    if not makes_portal_sessions(entitlements.resolver):
         # Registered after init_app (which checks) on an app whose source cannot make portal
         # sessions: still a denial, with the reason logged, rather than a server error.
-        logger.error("entitlegate: portal_redirect needs a StripeSource, not %r", answers.resolver.source)
+        logger.error("entitlegate: portal_redirect needs a StripeSource, not %r", entitlements.resolver.source)
         abort(403)
     try:
-        url = portal_url(answers.resolver, answers.customer, request.url)
+        url = portal_url(entitlements.resolver, customer, request.url)
     except SourceUnavailable:
         abort(503)
     return redirect(url, code=303)

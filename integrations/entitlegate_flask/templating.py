@@ -1,19 +1,22 @@
-"""The Jinja globals ``has_feature(name)`` and ``features``: checks that never break a page.
+"""The Jinja globals ``has_feature(name)``, ``features`` and ``limit(name)``: checks that never break a page.
 
-Both are lazy (nothing is fetched for a template that does not use them), share the request's
-memo with ``@requires_feature``, and in an outage answer as ``ENTITLEGATE_ON_UNAVAILABLE`` says
-(False / no features under ``"raise"``), through ``entitlegate.gate``'s ``safe_*`` functions.
+All are lazy (nothing is fetched for a template that does not use them), read the request's
+:data:`~entitlegate_flask.current.current_entitlements` with ``@requires_feature``, and in an
+outage answer as ``ENTITLEGATE_ON_UNAVAILABLE`` says (False / no features / the default under
+``"raise"``), through its ``safe_*`` reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from flask import has_request_context
 from werkzeug.local import LocalProxy
 
-from entitlegate.gate import safe_features, safe_has_feature
-from entitlegate_flask import per_request
+from entitlegate.catalog import Limit
+from entitlegate_flask.current import request_entitlements
 
-__all__ = ["features", "has_feature"]
+__all__ = ["TEMPLATE_GLOBALS", "features", "has_feature", "limit"]
 
 
 def has_feature(lookup_key: str) -> bool:
@@ -23,17 +26,33 @@ def has_feature(lookup_key: str) -> bool:
     """
     if not has_request_context():
         return False
-    answers = per_request.current()
-    return safe_has_feature(answers, answers.customer, lookup_key)
+    return request_entitlements().safe_has_feature(lookup_key)
+
+
+def limit(name: str, default: Limit = 0) -> Limit:
+    """``{{ limit("seats") }}``: this request's customer's limit ``name`` (``inf`` for ``"unlimited"``).
+
+    ``default`` without a request, without a customer, when none of the customer's features
+    carries the limit, or in an outage: a page shows no number rather than break.
+    """
+    if not has_request_context():
+        return default
+    return request_entitlements().safe_limit(name, default)
 
 
 def _current_features() -> frozenset[str]:
     if not has_request_context():
         return frozenset()
-    answers = per_request.current()
-    return safe_features(answers, answers.customer)
+    return request_entitlements().safe_features()
 
 
 #: ``{% for key in features %}`` / ``{% if "x" in features %}``: this request's customer's
 #: lookup_keys, read when the template first uses them; empty without a customer or in an outage.
 features: LocalProxy[frozenset[str]] = LocalProxy(_current_features)
+
+#: What ``init_app`` adds to the app's Jinja globals, by name.
+TEMPLATE_GLOBALS: Mapping[str, Callable[..., object]] = {
+    "has_feature": has_feature,
+    "features": features,
+    "limit": limit,
+}

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 
-from entitlegate_flask.state import state_of
+from entitlegate_flask._state import state_of
 
 __all__ = ["BLUEPRINT_NAME", "make_blueprint"]
 

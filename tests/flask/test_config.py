@@ -135,7 +135,7 @@ def test_init_app_twice_on_one_app_is_refused(make_app: AppFactory) -> None:
 def test_no_secret_shows_in_reprs(make_app: AppFactory) -> None:
     app = make_app(ENTITLEGATE_STRIPE_API_KEY=SECRET_KEY_VALUE)
     state = app.extensions["entitlegate"]
-    shown = repr(state) + repr(state.extension) + repr(state.resolver) + repr(state.webhook)
+    shown = repr(state) + repr(state.hooks) + repr(state.resolver) + repr(state.webhook)
     assert SECRET_KEY_VALUE not in shown
     assert app.config["ENTITLEGATE_WEBHOOK_SECRET"] not in shown
 
@@ -159,4 +159,11 @@ def test_import_without_flask_says_what_to_install(monkeypatch: pytest.MonkeyPat
 def test_public_names_are_pinned() -> None:
     import entitlegate_flask
 
-    assert entitlegate_flask.__all__ == ["Entitlements", "portal_redirect", "requires_feature"]
+    assert entitlegate_flask.__all__ == [
+        "Entitlements",
+        "EntitlementsExtension",
+        "current_entitlements",
+        "portal_redirect",
+        "requires_feature",
+        "requires_limit",
+    ]
