@@ -137,13 +137,7 @@ def test_the_core_has_no_import_cycle() -> None:
             "entitlegate_django",
             marks=pytest.mark.xfail(strict=True, reason="cycle: denied -> responses -> denied"),
         ),
-        pytest.param(
-            "entitlegate_flask",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="cycle: extension -> state -> extension, with gating, per_request, portal, templating, webhook",
-            ),
-        ),
+        "entitlegate_flask",
         pytest.param(
             "entitlegate_asgi",
             marks=pytest.mark.xfail(strict=True, reason="cycle: _entitlements -> middleware -> _entitlements"),

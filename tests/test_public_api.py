@@ -70,7 +70,14 @@ PUBLIC_NAMES = {
     "entitlegate.registry": ["limit_names", "lookup_keys", "names", "register_limit", "register_lookup_keys"],
     "entitlegate.limits": ["LimitRequirement"],
     "entitlegate_django": ["FeatureDenied", "FeatureRequiredMixin", "get_resolver", "requires_feature"],
-    "entitlegate_flask": ["Entitlements", "portal_redirect", "requires_feature"],
+    "entitlegate_flask": [
+        "Entitlements",
+        "EntitlementsExtension",
+        "current_entitlements",
+        "portal_redirect",
+        "requires_feature",
+        "requires_limit",
+    ],
     "entitlegate_asgi": ["EntitlementMiddleware", "Entitlements", "RequiresFeature", "requires_feature", "webhook_app"],
 }
 
