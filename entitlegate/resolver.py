@@ -137,8 +137,10 @@ class Resolver:
     the ``a``-prefixed twins never block the event loop.
     ``clock_skew`` (seconds, default 2) is how far this host's clock may be from Stripe's: a
     fetch or an invalidation is versioned that much earlier than this host's clock says, so an
-    event is never taken for older than a fetch that may not reflect it, and a fetch that may have
-    read Stripe before an event's change never overwrites it (see :class:`~entitlegate.cache.Entry`).
+    event is never taken for older than a fetch that may not reflect it. A fetch that started
+    before a webhook was applied (or an invalidation made) never overwrites it, and one that
+    started after it does at once; that compares host times, which must agree across processes
+    sharing a cache (see :class:`~entitlegate.cache.Entry`).
     ``clock`` (monotonic seconds) and ``wall_clock`` (epoch seconds, comparable with Stripe's
     event times) can be replaced in tests.
     """
@@ -311,18 +313,20 @@ class Resolver:
         then holds in this process only).
         """
         customer = _check_customer(customer)
+        version, as_of = self._stamps()
         if ended:
-            self.cache.invalidate(customer, self._now_at_stripe(), ended=True)
-        else:  # a user's own cache may not know the keyword: it is passed only when it matters
-            self.cache.invalidate(customer, self._now_at_stripe())
+            self.cache.invalidate(customer, version, ended=True, as_of=as_of)
+        else:  # a user's own cache may not know `ended`: it is passed only when it matters
+            self.cache.invalidate(customer, version, as_of=as_of)
 
     async def ainvalidate(self, customer: str, *, ended: bool = False) -> None:
         """Async twin of :meth:`invalidate`."""
         customer = _check_customer(customer)
+        version, as_of = self._stamps()
         if ended:
-            await self.cache.ainvalidate(customer, self._now_at_stripe(), ended=True)
+            await self.cache.ainvalidate(customer, version, ended=True, as_of=as_of)
         else:
-            await self.cache.ainvalidate(customer, self._now_at_stripe())
+            await self.cache.ainvalidate(customer, version, as_of=as_of)
 
     def refresh(self, customer: str) -> frozenset[str]:
         """Ask the source now, bypassing the cache, and store the answer."""
@@ -341,26 +345,32 @@ class Resolver:
         :class:`~entitlegate.CacheUnavailable` when a shared cache cannot take it (it then holds
         in this process only).
         """
-        entry = self._entry(lookup_keys, _end_of_second(created))
+        entry = self._entry(lookup_keys, (_end_of_second(created), self._wall_clock()))
         return self.cache.put(_check_customer(customer), entry, event=True)
 
     async def aapply_event(self, customer: str, lookup_keys: Iterable[str], created: float) -> bool:
         """Async twin of :meth:`apply_event`."""
-        entry = self._entry(lookup_keys, _end_of_second(created))
+        entry = self._entry(lookup_keys, (_end_of_second(created), self._wall_clock()))
         return await self.cache.aput(_check_customer(customer), entry, event=True)
 
     # -- decisions both twins share ---------------------------------------------------------------
 
-    def _now_at_stripe(self) -> float:
-        """The earliest Stripe time it may be now: the version of a fetch starting, or of an invalidation."""
-        return self._wall_clock() - self.clock_skew
+    def _stamps(self) -> tuple[float, float]:
+        """``(version, as_of)`` of a fetch starting now, or of an invalidation now (see :class:`Entry`).
 
-    def _entry(self, lookup_keys: Iterable[str], version: float) -> Entry:
+        The version is the earliest Stripe time it may be now; ``as_of`` is this host's time.
+        """
+        now = self._wall_clock()
+        return now - self.clock_skew, now
+
+    def _entry(self, lookup_keys: Iterable[str], stamps: tuple[float, float]) -> Entry:
+        """The entry of a set stamped ``(version, as_of)``."""
+        version, as_of = stamps
         now = self._clock()
         # Interned: every customer holding a feature shares one copy of its lookup_key, rather
         # than one per customer decoded from each Stripe response or event.
         features = frozenset(sys.intern(key) if type(key) is str else key for key in lookup_keys)
-        return Entry(features, float(version), now + self.ttl, now + self.stale_ttl)
+        return Entry(features, float(version), now + self.ttl, now + self.stale_ttl, float(as_of))
 
     def _fresh(self, customer: str, entry: Entry | None) -> frozenset[str] | None:
         """The answer a miss-path lookup gives without the source, counting it; or None."""
@@ -479,7 +489,7 @@ class Resolver:
             return answer if answer is not None else self._fetch_and_store(customer)
 
     def _fetch_and_store(self, customer: str) -> frozenset[str]:
-        started = self._now_at_stripe()
+        started = self._stamps()
         self._source_calls.incr()
         try:
             entry = self._entry(self._checked(customer, self.source.fetch(customer)), started)
@@ -534,7 +544,7 @@ class Resolver:
             return answer if answer is not None else await self._afetch_and_store(customer)
 
     async def _afetch_and_store(self, customer: str) -> frozenset[str]:
-        started = self._now_at_stripe()
+        started = self._stamps()
         self._source_calls.incr()
         try:
             entry = self._entry(self._checked(customer, await self._afetch(customer)), started)

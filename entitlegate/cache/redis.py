@@ -26,7 +26,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
     raise ImportError('RedisCache needs the redis package: pip install "entitlegate[redis]"') from error
 
 from entitlegate.cache import _redis_format as stored
-from entitlegate.cache._base import Entry, invalidated, supersedes
+from entitlegate.cache._base import Entry, invalidated, replacement
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache._local import LocalTier
 from entitlegate.cache._redis_listener import Invalidations, alisten, listen
@@ -77,9 +77,10 @@ class RedisCache:
 
     Keys are ``prefix:livemode:account:customer`` (``-`` for an unknown livemode or no Connect
     account), learnt from the source when a :class:`~entitlegate.Resolver` binds the cache; a key
-    lives for the entry's ``stale_ttl`` (five minutes at least). Writes compare versions in Redis
+    lives for the entry's ``stale_ttl`` (five minutes at least). Writes compare stamps in Redis
     (see :func:`~entitlegate.cache.supersedes`), so an older event or fetch never overwrites a
-    newer entry, whichever process writes it. Concurrent misses in many processes make one source
+    newer entry, whichever process writes it; fetches are judged by host time, so the hosts'
+    clocks must agree (NTP). Concurrent misses in many processes make one source
     call: the first takes a lease, the others wait up to ``lease_timeout`` seconds for its answer.
 
     Copies read from Redis are kept in this process for ``local_ttl`` seconds (0: none), so most
@@ -310,8 +311,8 @@ class RedisCache:
         self._breaker.succeeded()
         return self._put_done(customer, entry, result, generation)
 
-    def invalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
-        """Make the customer's entry stale at ``version`` in Redis and in every process.
+    def invalidate(self, customer: str, version: float, *, ended: bool = False, as_of: float | None = None) -> None:
+        """Make the customer's entry stale at ``version`` and host time ``as_of``, in Redis and every process.
 
         ``ended``: nothing of the old set is kept to serve during an outage. While Redis is
         unavailable it is done in this process only and raises :class:`~entitlegate.CacheUnavailable`.
@@ -321,38 +322,40 @@ class RedisCache:
         self._local.drop(customer)
         generation = self._local.generation
         if not self._breaker.allows():
-            self._invalidate_here(customer, held, version, ended, generation)
+            self._invalidate_here(customer, held, version, ended, as_of, generation)
             return
         try:
             value = self._scripts.invalidate(
-                keys=[self._namespace + customer], args=self._invalidate_args(version, ended)
+                keys=[self._namespace + customer], args=self._invalidate_args(version, ended, as_of)
             )
         except _ERRORS as error:
             self._breaker.failed(error)
-            self._invalidate_here(customer, held, version, ended, generation)
+            self._invalidate_here(customer, held, version, ended, as_of, generation)
             return
         self._breaker.succeeded()
         self._received(customer, value, generation)
 
-    async def ainvalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
+    async def ainvalidate(
+        self, customer: str, version: float, *, ended: bool = False, as_of: float | None = None
+    ) -> None:
         """Async twin of :meth:`invalidate`."""
         client = self._client_for_running_loop()
         if client is None:
-            await asyncio.to_thread(self.invalidate, customer, version, ended=ended)
+            await asyncio.to_thread(self.invalidate, customer, version, ended=ended, as_of=as_of)
             return
         held = self._local.peek(customer)
         self._local.drop(customer)
         generation = self._local.generation
         if not self._breaker.allows():
-            self._invalidate_here(customer, held, version, ended, generation)
+            self._invalidate_here(customer, held, version, ended, as_of, generation)
             return
         try:
             value = await client.scripts.invalidate(
-                keys=[self._namespace + customer], args=self._invalidate_args(version, ended)
+                keys=[self._namespace + customer], args=self._invalidate_args(version, ended, as_of)
             )
         except _ERRORS as error:
             self._breaker.failed(error)
-            self._invalidate_here(customer, held, version, ended, generation)
+            self._invalidate_here(customer, held, version, ended, as_of, generation)
             return
         self._breaker.succeeded()
         self._received(customer, value, generation)
@@ -536,28 +539,37 @@ class RedisCache:
         now = self._wall_clock()
         offset = now - self._clock()
         stale_until = entry.stale_until + offset
-        value = stored.encode(entry.features, entry.version, entry.expires + offset, stale_until)
+        value = stored.encode(entry.features, entry.version, entry.expires + offset, stale_until, entry.as_of)
         key_ttl = max(stale_until - now, _VERSION_KEPT)
         milliseconds = math.ceil(key_ttl * 1000) if math.isfinite(key_ttl) else 0  # 0: kept for ever
         return [value, "1" if event else "0", milliseconds, self._channel]
 
-    def _invalidate_args(self, version: float, ended: bool) -> list[Any]:
-        return [stored.pack_version(version), math.ceil(_VERSION_KEPT * 1000), self._channel, "1" if ended else "0"]
+    def _invalidate_args(self, version: float, ended: bool, as_of: float | None) -> list[Any]:
+        return [
+            stored.pack_version(version),
+            math.ceil(_VERSION_KEPT * 1000),
+            self._channel,
+            "1" if ended else "0",
+            stored.pack_version(version if as_of is None else as_of),
+        ]
 
     def _received(self, customer: str, data: object, generation: int) -> Entry | None:
         """The entry in bytes read from Redis, translated to this process's clock, and copied here."""
         decoded = stored.decode(data) if isinstance(data, bytes) else None
         if decoded is None:
             return None
-        features, version, expires, stale_until = decoded
+        features, version, expires, stale_until, as_of = decoded
         offset = self._clock() - self._wall_clock()
-        entry = Entry(features, version, expires + offset, stale_until + offset)
+        entry = Entry(features, version, expires + offset, stale_until + offset, as_of)
         self._local.keep(customer, entry, generation)
         return entry
 
     def _put_done(self, customer: str, entry: Entry, result: Any, generation: int) -> bool:
         if result == 1:
             self._local.keep(customer, entry, generation)
+            return True
+        if isinstance(result, list):  # stored, keeping a stamp of the entry it replaced
+            self._received(customer, result[1], generation)
             return True
         self._received(customer, result, generation)  # the newer entry Redis holds
         return False
@@ -569,18 +581,20 @@ class RedisCache:
         call per customer per ttl. A webhook's change raises CacheUnavailable once kept: the
         other processes never saw it, so it must come again (Stripe redelivers on a 503).
         """
-        stored = supersedes(entry.version, self._local.peek(customer), event=event)
-        if stored:
+        kept = replacement(entry, self._local.peek(customer), event=event)
+        if kept is not None:
             # A fetch read before a drop must not undo it; a webhook's set is kept regardless, as
             # this process has taken it (Stripe's redelivery then makes it every process's).
-            self._local.hold(customer, entry, self._local.generation if event else generation)
+            self._local.hold(customer, kept, self._local.generation if event else generation)
         if event:
             raise CacheUnavailable(f"Redis is unavailable: the change for {customer!r} holds in this process only")
-        return stored
+        return kept is not None
 
-    def _invalidate_here(self, customer: str, held: Entry | None, version: float, ended: bool, generation: int) -> None:
+    def _invalidate_here(
+        self, customer: str, held: Entry | None, version: float, ended: bool, as_of: float | None, generation: int
+    ) -> None:
         # Never fresh, so it answers nothing; it keeps the set to serve if the source fails too.
-        self._local.keep(customer, invalidated(held, version, ended=ended), generation)
+        self._local.keep(customer, invalidated(held, version, ended=ended, as_of=as_of), generation)
         raise CacheUnavailable(f"Redis is unavailable: {customer!r} is invalidated in this process only")
 
     def _describe(self, error: BaseException) -> str:
