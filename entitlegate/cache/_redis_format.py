@@ -17,7 +17,9 @@ import struct
 import sys
 from collections.abc import Iterable
 
-__all__ = ["FORMAT", "INVALIDATE", "LEASE", "PUT", "RELEASE", "decode", "encode", "pack_version"]
+from entitlegate.cache._base import Entry
+
+__all__ = ["FORMAT", "INVALIDATE", "LEASE", "PUT", "RELEASE", "decode", "dump", "encode", "load", "pack_version"]
 
 FORMAT = 2
 _HEADER = struct.Struct(">Bdddd")
@@ -43,6 +45,23 @@ def decode(data: bytes) -> tuple[frozenset[str], float, float, float, float] | N
         keys = [_unescape(key) for key in keys]
     # Interned, as the resolver does: customers holding a feature share one copy of its key.
     return frozenset(map(sys.intern, keys)), version, expires, stale_until, as_of
+
+
+def dump(entry: Entry, offset: float) -> bytes:
+    """The stored bytes of ``entry``; ``offset`` (wall clock less monotonic) makes its times epoch seconds.
+
+    Redis is shared by machines: monotonic readings mean nothing there, so it keeps epoch times.
+    """
+    return encode(entry.features, entry.version, entry.expires + offset, entry.stale_until + offset, entry.as_of)
+
+
+def load(data: object, offset: float) -> Entry | None:
+    """The entry in ``data`` read from Redis, or None if it is none of ours; the inverse of :func:`dump`."""
+    decoded = decode(data) if isinstance(data, bytes) else None
+    if decoded is None:
+        return None
+    features, version, expires, stale_until, as_of = decoded
+    return Entry(features, version, expires - offset, stale_until - offset, as_of)
 
 
 def pack_version(version: float) -> bytes:
