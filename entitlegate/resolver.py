@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from entitlegate._values import OnUnavailable
-from entitlegate.cache._base import Bindable, Cache, Entry, Leasing
+from entitlegate.cache._base import Bindable, Binding, Cache, Entry, Leasing
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache.memory import MemoryCache
 from entitlegate.errors import SourceUnavailable
@@ -170,15 +170,15 @@ class Resolver:
         if on_unavailable not in _POLICIES:
             raise ValueError(f"Resolver on_unavailable must be one of {_POLICIES}, got {on_unavailable!r}")
         self.source = source
-        self.cache: Cache = cache if cache is not None else MemoryCache()
+        self._cache: Cache = cache if cache is not None else MemoryCache()
         self.ttl = float(ttl)
         self.stale_ttl = float(stale_ttl)
         self.on_unavailable: OnUnavailable = on_unavailable
         self.clock_skew = float(clock_skew)
         self._clock = clock
         self._wall_clock = wall_clock
-        if isinstance(self.cache, Bindable):
-            self.cache.bind(source)
+        if isinstance(self._cache, Bindable):
+            self._cache.bind(Binding.of(source, clock=clock, wall_clock=wall_clock))
         # A cache shared by processes coalesces their misses too; the others have nothing to do.
         self._lease: Callable[[str], AbstractContextManager[Entry | None]] | None = None
         self._alease: Callable[[str], AbstractAsyncContextManager[Entry | None]] | None = None
@@ -228,6 +228,11 @@ class Resolver:
             f"Resolver({self.source!r}, {self.cache!r}, ttl={self.ttl}, stale_ttl={self.stale_ttl}, "
             f"on_unavailable={self.on_unavailable!r})"
         )
+
+    @property
+    def cache(self) -> Cache:
+        """Where answers are kept; fixed for the resolver's life, since its hot path holds the cache's ``peek``."""
+        return self._cache
 
     @property
     def stats(self) -> ResolverStats:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from entitlegate.sources import Source
-
-__all__ = ["Bindable", "Cache", "Entry", "Leasing", "invalidated", "replacement", "supersedes"]
+__all__ = ["Bindable", "Binding", "Cache", "Entry", "Leasing", "invalidated", "replacement", "supersedes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +112,7 @@ class Cache(Protocol):
     ``peek`` is the hot path: it reads what this process holds, with no I/O and no lock. The other
     methods may do I/O; the ``a``-prefixed twins must not block the event loop.
 
-    A cache shared by many processes may also be :class:`Bindable` (told which source it serves)
+    A cache shared by many processes may also be :class:`Bindable` (told whose answers it keeps)
     and :class:`Leasing` (coalesces misses across processes); the Resolver uses either when present.
     """
 
@@ -157,15 +155,47 @@ class Cache(Protocol):
         ...
 
 
-@runtime_checkable
-class Bindable(Protocol):
-    """A cache that namespaces what it keeps by the source it serves (livemode, Stripe account).
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a :class:`~entitlegate.Resolver` tells the cache it serves: whose answers, and its clocks.
 
-    The :class:`~entitlegate.Resolver` calls :meth:`bind` once, from its constructor.
+    ``livemode`` and ``stripe_account`` are the source's (None: not known, or no Connect account):
+    a cache shared with other resolvers keeps their entries apart by them. ``clock`` (monotonic
+    seconds) is what an entry's ``expires`` and ``stale_until`` are readings of, and ``wall_clock``
+    (epoch seconds) what its ``as_of`` is a reading of.
     """
 
-    def bind(self, source: Source) -> None:
-        """Serve ``source``'s answers: its ``livemode`` and, if it has one, its ``stripe_account``."""
+    livemode: bool | None
+    stripe_account: str | None
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
+
+    @classmethod
+    def of(cls, source: object, *, clock: Callable[[], float], wall_clock: Callable[[], float]) -> Binding:
+        """The binding of a resolver over ``source``, with its ``livemode``/``stripe_account`` if it has them.
+
+        Raises ``TypeError`` for a livemode other than True, False or None, or an account that is
+        neither a string nor None.
+        """
+        livemode = getattr(source, "livemode", None)  # optional on a user's own source
+        account = getattr(source, "stripe_account", None)
+        if livemode is not None and not isinstance(livemode, bool):
+            raise TypeError(f"{source!r}.livemode must be True, False or None, got {livemode!r}")
+        if account is not None and not isinstance(account, str):
+            raise TypeError(f"{source!r}.stripe_account must be a string or None, got {account!r}")
+        return cls(livemode, account, clock, wall_clock)
+
+
+@runtime_checkable
+class Bindable(Protocol):
+    """A cache that needs to know whose answers it keeps, and by which clocks (a :class:`Binding`).
+
+    The :class:`~entitlegate.Resolver` calls :meth:`bind` once, from its constructor; a cache
+    without ``bind`` is used as it is.
+    """
+
+    def bind(self, binding: Binding) -> None:
+        """Serve a resolver: its source's livemode and Stripe account, and its clocks."""
         ...
 
 

@@ -28,7 +28,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
     raise ImportError('RedisCache needs the redis package: pip install "entitlegate[redis]"') from error
 
 from entitlegate.cache import _redis_format as stored
-from entitlegate.cache._base import Entry, invalidated, replacement
+from entitlegate.cache._base import Binding, Entry, invalidated, replacement
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache._flow import DOWN, Flow, Run
 from entitlegate.cache._local import LocalTier
@@ -36,7 +36,6 @@ from entitlegate.cache._redis_clients import LoopClients, LoopConnection, build
 from entitlegate.cache._redis_core import RedisCommands
 from entitlegate.cache._redis_listener import Invalidations, alisten, listen
 from entitlegate.errors import CacheUnavailable
-from entitlegate.sources import Source
 
 __all__ = ["RedisCache"]
 
@@ -59,7 +58,7 @@ class RedisCache:
     that one is used on the event loop that first uses it, the worker thread on any other.
 
     Keys are ``prefix:livemode:account:customer`` (``-`` for an unknown livemode or no Connect
-    account), learnt from the source when a :class:`~entitlegate.Resolver` binds the cache; a key
+    account), learnt from the resolver's source when it binds the cache; a key
     lives for the entry's ``stale_ttl`` (five minutes at least). Writes compare stamps in Redis
     (see :func:`~entitlegate.cache.supersedes`), so an older event or fetch never overwrites a
     newer entry, whichever process writes it; fetches are judged by host time, so the hosts'
@@ -76,8 +75,9 @@ class RedisCache:
     per customer, however many threads ask) and its answer is kept the same way, so an outage
     costs the source about one call per customer per ``ttl``; writes to Redis are skipped. The
     copies kept so are dropped once Redis answers again, as it may hold newer entries.
-    ``clock``/``wall_clock`` (monotonic and epoch seconds) must be the resolver's. Thread-safe,
-    and usable from any number of event loops.
+    ``clock``/``wall_clock`` (monotonic and epoch seconds) keep time for a cache used on its own;
+    a :class:`~entitlegate.Resolver` binding the cache brings its own (one cache, one resolver's
+    clocks). Thread-safe, and usable from any number of event loops.
     """
 
     peek: Callable[[str], Entry | None]
@@ -127,9 +127,9 @@ class RedisCache:
         self.lease_timeout = float(lease_timeout)
         self._clock = clock
         self._wall_clock = wall_clock
-        self._bound: tuple[bool | None, str | None] | None = None
+        self._binding: Binding | None = None
         self._redis = RedisCommands(prefix)
-        self._local = LocalTier(float(local_ttl), local_maxsize, clock)
+        self._local = LocalTier(float(local_ttl), local_maxsize, self._now)
         self.peek = self._local.peek  # the hot path: a bound dict.get
         self._breaker = self._new_breaker(f"Redis at {self.location}", float(retry_after))
         self._invalidations = Invalidations(
@@ -137,7 +137,7 @@ class RedisCache:
             self._redis.channel,
             lambda: self._redis.namespace,
             heartbeat=float(heartbeat),
-            clock=clock,
+            clock=self._now,
             answered=lambda: self._breaker.succeeded(),  # the breaker is replaced in a forked child
         )
         self._clients = LoopClients(clients.async_factory, async_client, self._alisten if self._local.ttl > 0 else None)
@@ -169,25 +169,26 @@ class RedisCache:
     def _loops(self) -> dict[asyncio.AbstractEventLoop, LoopConnection]:
         return self._clients.by_loop
 
-    def bind(self, source: Source) -> None:
-        """Namespace keys by ``source``'s livemode and Stripe account (the Resolver calls this).
+    def bind(self, binding: Binding) -> None:
+        """Serve a resolver: namespace keys by its livemode and account, and keep time by its clocks.
 
-        Raises ``ValueError`` when the cache already serves another livemode or account: keys of
-        test and live mode, or of two connected accounts, must never meet.
+        The Resolver calls this. Raises ``ValueError`` when the cache already serves another
+        livemode or account (keys of test and live mode, or of two connected accounts, must never
+        meet) or a resolver with other clocks (the entries' times would mean nothing to one of them).
         """
-        livemode = getattr(source, "livemode", None)
-        account = getattr(source, "stripe_account", None)
-        if livemode is not None and not isinstance(livemode, bool):
-            raise TypeError(f"{source!r}.livemode must be True, False or None, got {livemode!r}")
-        if account is not None and not isinstance(account, str):
-            raise TypeError(f"{source!r}.stripe_account must be a string or None, got {account!r}")
-        if self._bound is not None and self._bound != (livemode, account):
+        bound = self._binding
+        if bound is not None and (bound.livemode, bound.stripe_account) != (binding.livemode, binding.stripe_account):
             raise ValueError(
-                f"this RedisCache already serves livemode={self._bound[0]!r}, stripe_account={self._bound[1]!r}; "
+                f"this RedisCache already serves livemode={bound.livemode!r}, stripe_account={bound.stripe_account!r}; "
                 "give each Resolver of another mode or account its own RedisCache"
             )
-        self._bound = (livemode, account)
-        if self._redis.name(livemode, account):
+        if bound is not None and bound != binding:
+            raise ValueError(
+                "this RedisCache already serves a Resolver with other clocks; give each Resolver its own RedisCache"
+            )
+        self._binding = binding
+        self._clock, self._wall_clock = binding.clock, binding.wall_clock
+        if self._redis.name(binding.livemode, binding.stripe_account):
             self._local.clear()
 
     # -- the twins: each runs one flow ----------------------------------------------------------
@@ -366,6 +367,10 @@ class RedisCache:
             raise CacheUnavailable(f"Redis is unavailable: the change for {customer!r} holds in this process only")
         return kept is not None
 
+    def _now(self) -> float:
+        # The clock read through the cache, so that the one a binding brings reaches every part.
+        return self._clock()
+
     def _describe(self, error: BaseException) -> str:
         message = str(error)
         return message.replace(self._password, "***") if self._password else message
@@ -426,7 +431,7 @@ class RedisCache:
     def _new_breaker(self, name: str, retry_after: float) -> Breaker:
         # Back from an outage, Redis may hold newer entries than those this process kept meanwhile.
         return Breaker(
-            name, retry_after=retry_after, clock=self._clock, describe=self._describe, on_recovery=self._local.release
+            name, retry_after=retry_after, clock=self._now, describe=self._describe, on_recovery=self._local.release
         )
 
 
