@@ -217,6 +217,32 @@ def test_checks_after_a_summary_event_and_a_subscription_invalidation_ask_stripe
     assert fake_stripe.calls() == 1
 
 
+@pytest.mark.asyncio
+async def test_async_checks_after_a_summary_event_and_a_subscription_invalidation_ask_stripe_once(
+    fake_stripe: FakeStripe, make_cache: Callable[..., Cache]
+) -> None:
+    fake_stripe.set_customer(CUSTOMER, ["seats-feature"])
+    created = int(time.time())
+    wall = _Wall()
+    wall.now = created + 0.2
+    resolver = _resolver(fake_stripe, make_cache(wall_clock=wall), wall_clock=wall)
+    handler = WebhookHandler(resolver, ev.SECRET)
+    summary = ev.summary_event(CUSTOMER, ["seats-feature"], created=created)
+    assert (await handler.ahandle(*ev.signed(summary))).action == "applied"
+    wall.now += 0.1
+    subscription = ev.subscription_event(CUSTOMER, created=created)
+    assert (await handler.ahandle(*ev.signed(subscription))).action == "invalidated"
+
+    checks = 0
+    while wall.now < created + 1 + resolver.clock_skew + 1:
+        wall.now += 0.01
+        assert await resolver.ahas_feature(CUSTOMER, "seats-feature")
+        checks += 1
+
+    assert checks > 300
+    assert fake_stripe.calls() == 1
+
+
 def test_clock_skew_must_be_a_number_of_seconds() -> None:
     with pytest.raises(ValueError, match="clock_skew"):
         Resolver(StripeSource(api_key="sk_test_x"), clock_skew=-1)
