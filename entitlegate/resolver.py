@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from entitlegate._values import OnUnavailable
-from entitlegate.cache._base import Bindable, Cache, Entry, Leasing, supersedes
+from entitlegate.cache._base import Bindable, Binding, Cache, Entry, Leasing, supersedes
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache.memory import MemoryCache
 from entitlegate.catalog import NO_CATALOG, NOT_CARRIED, Catalog, CatalogSnapshot, CatalogSource, Limit
@@ -143,8 +143,10 @@ class Resolver:
     the ``a``-prefixed twins never block the event loop.
     ``clock_skew`` (seconds, default 2) is how far this host's clock may be from Stripe's: a
     fetch or an invalidation is versioned that much earlier than this host's clock says, so an
-    event is never taken for older than a fetch that may not reflect it, and a fetch that may have
-    read Stripe before an event's change never overwrites it (see :class:`~entitlegate.cache.Entry`).
+    event is never taken for older than a fetch that may not reflect it. A fetch that started
+    before a webhook was applied (or an invalidation made) never overwrites it, and one that
+    started after it does at once; that compares host times, which must agree across processes
+    sharing a cache (see :class:`~entitlegate.cache.Entry`).
     ``clock`` (monotonic seconds) and ``wall_clock`` (epoch seconds, comparable with Stripe's
     event times) can be replaced in tests.
     """
@@ -185,15 +187,15 @@ class Resolver:
         self._afetch: Callable[[str], Awaitable[Iterable[str]]] = (
             source.afetch if isinstance(source, AsyncSource) else self._fetch_in_thread
         )
-        self.cache: Cache = cache if cache is not None else MemoryCache()
+        self._cache: Cache = cache if cache is not None else MemoryCache()
         self.ttl = float(ttl)
         self.stale_ttl = float(stale_ttl)
         self.on_unavailable: OnUnavailable = on_unavailable
         self.clock_skew = float(clock_skew)
         self._clock = clock
         self._wall_clock = wall_clock
-        if isinstance(self.cache, Bindable):
-            self.cache.bind(source)
+        if isinstance(self._cache, Bindable):
+            self._cache.bind(Binding.of(source, clock=clock, wall_clock=wall_clock))
         # A cache shared by processes coalesces their misses too; the others have nothing to do.
         self._lease: Callable[[str], AbstractContextManager[Entry | None]] | None = None
         self._alease: Callable[[str], AbstractAsyncContextManager[Entry | None]] | None = None
@@ -262,6 +264,11 @@ class Resolver:
     def stripe_account(self) -> str | None:
         """The Stripe Connect account the source reads on behalf of, or ``None`` (the platform's own)."""
         return self._stripe_account
+
+    @property
+    def cache(self) -> Cache:
+        """Where answers are kept; fixed for the resolver's life, since its hot path holds the cache's ``peek``."""
+        return self._cache
 
     @property
     def stats(self) -> ResolverStats:
@@ -347,18 +354,20 @@ class Resolver:
         then holds in this process only).
         """
         customer = _check_customer(customer)
+        version, as_of = self._stamps()
         if ended:
-            self.cache.invalidate(customer, self._now_at_stripe(), ended=True)
-        else:  # a user's own cache may not know the keyword: it is passed only when it matters
-            self.cache.invalidate(customer, self._now_at_stripe())
+            self.cache.invalidate(customer, version, ended=True, as_of=as_of)
+        else:  # a user's own cache may not know `ended`: it is passed only when it matters
+            self.cache.invalidate(customer, version, as_of=as_of)
 
     async def ainvalidate(self, customer: str, *, ended: bool = False) -> None:
         """Async twin of :meth:`invalidate`."""
         customer = _check_customer(customer)
+        version, as_of = self._stamps()
         if ended:
-            await self.cache.ainvalidate(customer, self._now_at_stripe(), ended=True)
+            await self.cache.ainvalidate(customer, version, ended=True, as_of=as_of)
         else:
-            await self.cache.ainvalidate(customer, self._now_at_stripe())
+            await self.cache.ainvalidate(customer, version, as_of=as_of)
 
     def refresh(self, customer: str) -> frozenset[str]:
         """Ask the source now, bypassing the cache, and store the answer."""
@@ -385,7 +394,9 @@ class Resolver:
         if _is_stale(created, self.cache.get(customer)):
             return False
         if complete:
-            return self.cache.put(customer, self._entry(lookup_keys, _end_of_second(created)), event=True)
+            return self.cache.put(
+                customer, self._entry(lookup_keys, (_end_of_second(created), self._wall_clock())), event=True
+            )
         try:
             features = self._fetch_and_store(customer)
         except SourceUnavailable:
@@ -393,7 +404,7 @@ class Resolver:
             raise
         # The fetch is stored quietly wherever it can be; stored as the event's set, a shared
         # cache must confirm it for every process (or raise CacheUnavailable: Stripe redelivers).
-        self.cache.put(customer, self._entry(features, _end_of_second(created)), event=True)
+        self.cache.put(customer, self._entry(features, (_end_of_second(created), self._wall_clock())), event=True)
         return True
 
     async def aapply_event(
@@ -404,27 +415,37 @@ class Resolver:
         if _is_stale(created, await self.cache.aget(customer)):
             return False
         if complete:
-            return await self.cache.aput(customer, self._entry(lookup_keys, _end_of_second(created)), event=True)
+            return await self.cache.aput(
+                customer, self._entry(lookup_keys, (_end_of_second(created), self._wall_clock())), event=True
+            )
         try:
             features = await self._afetch_and_store(customer)
         except SourceUnavailable:
             await self.ainvalidate(customer)
             raise
-        await self.cache.aput(customer, self._entry(features, _end_of_second(created)), event=True)
+        await self.cache.aput(
+            customer, self._entry(features, (_end_of_second(created), self._wall_clock())), event=True
+        )
         return True
 
     # -- decisions both twins share ---------------------------------------------------------------
 
-    def _now_at_stripe(self) -> float:
-        """The earliest Stripe time it may be now: the version of a fetch starting, or of an invalidation."""
-        return self._wall_clock() - self.clock_skew
+    def _stamps(self) -> tuple[float, float]:
+        """``(version, as_of)`` of a fetch starting now, or of an invalidation now (see :class:`Entry`).
 
-    def _entry(self, lookup_keys: Iterable[str], version: float) -> Entry:
+        The version is the earliest Stripe time it may be now; ``as_of`` is this host's time.
+        """
+        now = self._wall_clock()
+        return now - self.clock_skew, now
+
+    def _entry(self, lookup_keys: Iterable[str], stamps: tuple[float, float]) -> Entry:
+        """The entry of a set stamped ``(version, as_of)``."""
+        version, as_of = stamps
         now = self._clock()
         # Interned: every customer holding a feature shares one copy of its lookup_key, rather
         # than one per customer decoded from each Stripe response or event.
         features = self._interned_set(frozenset(sys.intern(key) if type(key) is str else key for key in lookup_keys))
-        return Entry(features, float(version), now + self.ttl, now + self.stale_ttl)
+        return Entry(features, float(version), now + self.ttl, now + self.stale_ttl, float(as_of))
 
     def _fresh(self, entry: Entry | None) -> frozenset[str] | None:
         """The answer a miss-path lookup gives without the source, counting it; or None.
@@ -558,7 +579,7 @@ class Resolver:
             return answer if answer is not None else self._fetch_and_store(customer)
 
     def _fetch_and_store(self, customer: str) -> frozenset[str]:
-        started = self._now_at_stripe()
+        started = self._stamps()
         self._source_calls.incr()
         try:
             entry = self._entry(self._checked(customer, self._source.fetch(customer)), started)
@@ -613,7 +634,7 @@ class Resolver:
             return answer if answer is not None else await self._afetch_and_store(customer)
 
     async def _afetch_and_store(self, customer: str) -> frozenset[str]:
-        started = self._now_at_stripe()
+        started = self._stamps()
         self._source_calls.incr()
         try:
             entry = self._entry(self._checked(customer, await self._afetch(customer)), started)

@@ -76,11 +76,11 @@ def slow_stripe() -> Iterator[tuple[FakeStripe, _SlowAnswerServer]]:
 def make_cache(request: pytest.FixtureRequest) -> Iterator[Callable[[], Cache]]:
     caches: list[RedisCache] = []
 
-    def make() -> Cache:
+    def make(**options: Any) -> Cache:
         if request.param == "memory":
             return MemoryCache()
         server: RedisServer = request.getfixturevalue("redis_server")
-        cache = RedisCache(server.url)
+        cache = RedisCache(server.url, **options)
         caches.append(cache)
         return cache
 
@@ -93,6 +93,16 @@ def make_cache(request: pytest.FixtureRequest) -> Iterator[Callable[[], Cache]]:
     yield make
     for cache in caches:
         cache.close()
+
+
+class _Wall:
+    """A wall clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _resolver(fake: FakeStripe, cache: Cache, **options: Any) -> Resolver:
@@ -180,6 +190,59 @@ def test_a_fetch_started_more_than_the_skew_after_an_events_second_replaces_it(
     assert resolver.features(CUSTOMER) == {"fetched"}
 
 
+def test_checks_after_a_summary_event_and_a_subscription_invalidation_ask_stripe_once(
+    fake_stripe: FakeStripe, make_cache: Callable[..., Cache]
+) -> None:
+    # Stripe sends both for one plan change, within a second or two. Every check of the next few
+    # seconds (the wall clock stepped through them) must be answered by the one fetch that follows.
+    fake_stripe.set_customer(CUSTOMER, ["seats-feature"])
+    created = int(time.time())
+    wall = _Wall()
+    wall.now = created + 0.2
+    resolver = _resolver(fake_stripe, make_cache(wall_clock=wall), wall_clock=wall)
+    handler = WebhookHandler(resolver, ev.SECRET)
+    summary = ev.summary_event(CUSTOMER, ["seats-feature"], created=created)
+    assert handler.handle(*ev.signed(summary)).action == "applied"
+    wall.now += 0.1
+    subscription = ev.subscription_event(CUSTOMER, created=created)
+    assert handler.handle(*ev.signed(subscription)).action == "invalidated"
+
+    checks = 0
+    while wall.now < created + 1 + resolver.clock_skew + 1:
+        wall.now += 0.01
+        assert resolver.has_feature(CUSTOMER, "seats-feature")
+        checks += 1
+
+    assert checks > 300
+    assert fake_stripe.calls() == 1
+
+
+@pytest.mark.asyncio
+async def test_async_checks_after_a_summary_event_and_a_subscription_invalidation_ask_stripe_once(
+    fake_stripe: FakeStripe, make_cache: Callable[..., Cache]
+) -> None:
+    fake_stripe.set_customer(CUSTOMER, ["seats-feature"])
+    created = int(time.time())
+    wall = _Wall()
+    wall.now = created + 0.2
+    resolver = _resolver(fake_stripe, make_cache(wall_clock=wall), wall_clock=wall)
+    handler = WebhookHandler(resolver, ev.SECRET)
+    summary = ev.summary_event(CUSTOMER, ["seats-feature"], created=created)
+    assert (await handler.ahandle(*ev.signed(summary))).action == "applied"
+    wall.now += 0.1
+    subscription = ev.subscription_event(CUSTOMER, created=created)
+    assert (await handler.ahandle(*ev.signed(subscription))).action == "invalidated"
+
+    checks = 0
+    while wall.now < created + 1 + resolver.clock_skew + 1:
+        wall.now += 0.01
+        assert await resolver.ahas_feature(CUSTOMER, "seats-feature")
+        checks += 1
+
+    assert checks > 300
+    assert fake_stripe.calls() == 1
+
+
 def test_clock_skew_must_be_a_number_of_seconds() -> None:
     with pytest.raises(ValueError, match="clock_skew"):
         Resolver(StripeSource(api_key="sk_test_x"), clock_skew=-1)
@@ -190,19 +253,12 @@ _started = st.floats(1_767_225_596.0, 1_767_225_606.0)
 _skew = st.sampled_from([0.0, 0.5, 2.0])
 
 
-class _Wall:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@given(created=_created, started=_started, skew=_skew)
-def test_a_fetch_replaces_an_events_set_only_when_it_started_after_the_events_second_and_the_skew(
-    created: int, started: float, skew: float
+@given(created=_created, received=_started, started=_started, skew=_skew)
+def test_a_fetch_replaces_an_events_set_only_when_it_started_at_or_after_the_event_was_received(
+    created: int, received: float, started: float, skew: float
 ) -> None:
     wall = _Wall()
+    wall.now = received
     resolver = Resolver(StaticSource({CUSTOMER: ["fetched"]}), clock_skew=skew, wall_clock=wall)
     resolver.apply_event(CUSTOMER, ["from-event"], created)
     wall.now = started
@@ -210,7 +266,31 @@ def test_a_fetch_replaces_an_events_set_only_when_it_started_after_the_events_se
     resolver.refresh(CUSTOMER)
 
     replaced = resolver.cache.get(CUSTOMER).features == {"fetched"}  # type: ignore[union-attr]
-    assert replaced == (started - skew >= created + 1)
+    assert replaced == (started >= received)
+    # Whichever set is held, it reflects the event: an older one stays stale; one of its second
+    # applies unless the fetch surely started after that second (its version says so).
+    assert not resolver.apply_event(CUSTOMER, ["older"], created - 1)
+    same_second = resolver.apply_event(CUSTOMER, ["same-second"], created)
+    assert same_second == (not replaced or started - skew < created + 1)
+
+
+@given(invalidated=_started, started=_started, skew=_skew)
+def test_a_fetch_replaces_an_invalidated_entry_only_when_it_started_at_or_after_the_invalidation(
+    invalidated: float, started: float, skew: float
+) -> None:
+    wall = _Wall()
+    wall.now = min(invalidated, started) - 1
+    resolver = Resolver(StaticSource({CUSTOMER: ["fetched"]}), clock_skew=skew, wall_clock=wall)
+    resolver.apply_event(CUSTOMER, ["from-event"], 1_767_225_590)
+    wall.now = invalidated
+    resolver.invalidate(CUSTOMER)
+    wall.now = started
+
+    resolver.refresh(CUSTOMER)
+
+    entry = resolver.cache.get(CUSTOMER)
+    assert entry is not None
+    assert (entry.features == {"fetched"}) == (started >= invalidated)
 
 
 @given(created=_created, started=_started, skew=_skew)

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from entitlegate.sources import Source
-
-__all__ = ["Bindable", "Cache", "Entry", "Leasing", "supersedes"]
+__all__ = ["Bindable", "Binding", "Cache", "Entry", "Leasing", "invalidated", "replacement", "supersedes"]
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One customer's cached active entitlements.
+    """One customer's cached active entitlements, and two stamps that say which write may replace it.
 
-    ``version`` is the latest Stripe time (epoch seconds) the set is known to reflect. An event's
-    set is versioned at the end of the second its ``created`` names (the change may have happened
-    at any moment of it); a fetch at the moment it started, and an invalidation at the moment it
-    happened, each less the resolver's ``clock_skew`` (this host's clock may be ahead of Stripe's).
+    ``version`` is the latest Stripe time (epoch seconds) the set is known to reflect, and judges
+    events only. An event's set is versioned at the end of the second its ``created`` names (the
+    change may have happened at any moment of it); a fetch at the moment it started, and an
+    invalidation at the moment it happened, each less the resolver's ``clock_skew`` (this host's
+    clock may be ahead of Stripe's). ``as_of`` is the host's wall-clock time (epoch seconds) at
+    which the set was learnt, and judges fetches only: for a fetch the moment it *started*, for an
+    event the moment it was received (applied), for an invalidation the moment it happened. It
+    defaults to ``version``, for a writer that knows no host time. Both only ever grow for a
+    customer (see :func:`replacement`). Comparing ``as_of`` across processes needs their hosts'
+    clocks to agree (NTP).
+
     ``expires`` and ``stale_until`` are readings of the resolver's monotonic clock: before
     ``expires`` the entry answers checks; before ``stale_until`` it may be served while the
     source is down. An invalidated entry keeps its set for that purpose but is never fresh.
@@ -30,39 +35,74 @@ class Entry:
     version: float
     expires: float
     stale_until: float
+    as_of: float = math.nan  # NaN: not given, so version (set below)
+
+    def __post_init__(self) -> None:
+        if self.as_of != self.as_of:  # NaN
+            object.__setattr__(self, "as_of", self.version)
 
 
-def supersedes(version: float, current: Entry | None, *, event: bool) -> bool:
-    """Whether a write versioned ``version`` may replace ``current``.
+def supersedes(stamp: float, current: Entry | None, *, event: bool) -> bool:
+    """Whether a write stamped ``stamp`` may replace ``current``.
 
-    Stripe's ``created`` has one-second resolution, so an event is older than the entry only when
-    it falls before the second the entry's version lies in (a tie applies the event). Other writes
-    compare exactly. With versions as :class:`Entry` sets them, that reads: an event replaces a
-    fetch unless ``created < floor(started - skew)`` (a fetch may not reflect an event of its own
-    second or of the skew before it); a fetch replaces an event only when ``started - skew >=
-    created + 1`` (it surely started after the event's whole second), so a slow fetch that read
-    Stripe before a change never undoes its webhook; a fetch loses to a fetch or an invalidation
-    that started after it.
+    An **event** (``stamp`` its version, or its ``created``) replaces the entry unless it falls
+    before the second ``current.version`` lies in: Stripe's ``created`` has one-second resolution,
+    so a tie applies the event, and the skew folded into fetch versions means an event is never
+    taken for older than a fetch that may not reflect it. A **fetch** (``stamp`` its ``as_of``,
+    the host time it started) replaces the entry only if it started at or after ``current.as_of``:
+    a fetch that started before a webhook was received (or an invalidation happened) may have read
+    Stripe before that change, so it never overwrites it; one that started after it reflects it,
+    since Stripe sends an event after the change it reports. Host clock against host clock, so no
+    skew margin is needed, and a fetch right after an invalidation is kept at once. Across
+    processes that holds as far as their clocks agree: a host whose clock is behind another's has
+    its fetches refused for that long after the other's webhook (more calls to Stripe, never a
+    wrong answer); one whose clock is ahead may, within that gap, write back a read older than the
+    webhook (until the next ttl or webhook).
     """
     if current is None:
         return True
     if event:
-        return version >= math.floor(current.version)
-    return version >= current.version
+        return stamp >= math.floor(current.version)
+    return stamp >= current.as_of
 
 
-def invalidated(current: Entry | None, version: float, *, ended: bool = False) -> Entry:
-    """The entry that replaces ``current`` when the customer is invalidated at ``version``.
+def replacement(entry: Entry, current: Entry | None, *, event: bool) -> Entry | None:
+    """What a write of ``entry`` leaves in place of ``current``: None if refused (see :func:`supersedes`).
+
+    Stored, its stamps are at least the replaced entry's: a fetch that replaces an event's set
+    reflects that event, so it keeps the event's version (an older event stays stale after it);
+    an event keeps the replaced entry's ``as_of``, so a fetch that started before either never
+    writes back.
+    """
+    if current is None:
+        return entry
+    if not supersedes(entry.version if event else entry.as_of, current, event=event):
+        return None
+    if event:
+        if entry.as_of >= current.as_of:
+            return entry
+        return Entry(entry.features, entry.version, entry.expires, entry.stale_until, current.as_of)
+    if entry.version >= current.version:
+        return entry
+    return Entry(entry.features, current.version, entry.expires, entry.stale_until, entry.as_of)
+
+
+def invalidated(current: Entry | None, version: float, *, ended: bool = False, as_of: float | None = None) -> Entry:
+    """The entry that replaces ``current`` when the customer is invalidated at ``version``, ``as_of``.
 
     It is never fresh, so the next check asks the source; it keeps the old set (and how long that
     may be served in an outage) so an invalidation never turns an outage into a denial, unless
     ``ended`` says the customer's access may have ended (a subscription deleted): then nothing is
-    kept to serve and an outage is answered by the resolver's ``on_unavailable``. Its version is
-    at least the old one, so an invalidation is never stale.
+    kept to serve and an outage is answered by the resolver's ``on_unavailable``. Its stamps are at
+    least the old ones, so an invalidation is never stale. ``as_of`` defaults to ``version``.
     """
-    if current is None or ended:
-        return Entry(frozenset(), version if current is None else max(version, current.version), -math.inf, -math.inf)
-    return Entry(current.features, max(version, current.version), -math.inf, current.stale_until)
+    stamp = version if as_of is None else as_of
+    if current is None:
+        return Entry(frozenset(), version, -math.inf, -math.inf, stamp)
+    version, stamp = max(version, current.version), max(stamp, current.as_of)
+    if ended:
+        return Entry(frozenset(), version, -math.inf, -math.inf, stamp)
+    return Entry(current.features, version, -math.inf, current.stale_until, stamp)
 
 
 @runtime_checkable
@@ -72,7 +112,7 @@ class Cache(Protocol):
     ``peek`` is the hot path: it reads what this process holds, with no I/O and no lock. The other
     methods may do I/O; the ``a``-prefixed twins must not block the event loop.
 
-    A cache shared by many processes may also be :class:`Bindable` (told which source it serves)
+    A cache shared by many processes may also be :class:`Bindable` (told whose answers it keeps)
     and :class:`Leasing` (coalesces misses across processes); the Resolver uses either when present.
     """
 
@@ -96,15 +136,17 @@ class Cache(Protocol):
         """Async twin of :meth:`put`."""
         ...
 
-    def invalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
-        """Make the customer's entry stale at ``version`` (see :func:`invalidated`).
+    def invalidate(self, customer: str, version: float, *, ended: bool = False, as_of: float | None = None) -> None:
+        """Make the customer's entry stale at ``version`` and host time ``as_of`` (see :func:`invalidated`).
 
         ``ended`` is passed (as True) only when the customer's access may have ended: the old set
         must then no longer be served during an outage.
         """
         ...
 
-    async def ainvalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
+    async def ainvalidate(
+        self, customer: str, version: float, *, ended: bool = False, as_of: float | None = None
+    ) -> None:
         """Async twin of :meth:`invalidate`."""
         ...
 
@@ -113,15 +155,47 @@ class Cache(Protocol):
         ...
 
 
-@runtime_checkable
-class Bindable(Protocol):
-    """A cache that namespaces what it keeps by the source it serves (livemode, Stripe account).
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a :class:`~entitlegate.Resolver` tells the cache it serves: whose answers, and its clocks.
 
-    The :class:`~entitlegate.Resolver` calls :meth:`bind` once, from its constructor.
+    ``livemode`` and ``stripe_account`` are the source's (None: not known, or no Connect account):
+    a cache shared with other resolvers keeps their entries apart by them. ``clock`` (monotonic
+    seconds) is what an entry's ``expires`` and ``stale_until`` are readings of, and ``wall_clock``
+    (epoch seconds) what its ``as_of`` is a reading of.
     """
 
-    def bind(self, source: Source) -> None:
-        """Serve ``source``'s answers: its ``livemode`` and, if it has one, its ``stripe_account``."""
+    livemode: bool | None
+    stripe_account: str | None
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
+
+    @classmethod
+    def of(cls, source: object, *, clock: Callable[[], float], wall_clock: Callable[[], float]) -> Binding:
+        """The binding of a resolver over ``source``, with its ``livemode``/``stripe_account`` if it has them.
+
+        Raises ``TypeError`` for a livemode other than True, False or None, or an account that is
+        neither a string nor None.
+        """
+        livemode = getattr(source, "livemode", None)  # optional on a user's own source
+        account = getattr(source, "stripe_account", None)
+        if livemode is not None and not isinstance(livemode, bool):
+            raise TypeError(f"{source!r}.livemode must be True, False or None, got {livemode!r}")
+        if account is not None and not isinstance(account, str):
+            raise TypeError(f"{source!r}.stripe_account must be a string or None, got {account!r}")
+        return cls(livemode, account, clock, wall_clock)
+
+
+@runtime_checkable
+class Bindable(Protocol):
+    """A cache that needs to know whose answers it keeps, and by which clocks (a :class:`Binding`).
+
+    The :class:`~entitlegate.Resolver` calls :meth:`bind` once, from its constructor; a cache
+    without ``bind`` is used as it is.
+    """
+
+    def bind(self, binding: Binding) -> None:
+        """Serve a resolver: its source's livemode and Stripe account, and its clocks."""
         ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from entitlegate.cache._base import Entry
 
@@ -15,7 +15,7 @@ __all__ = ["LocalTier"]
 class _Copy(Entry):
     """A copy whose ``expires`` was cut to the tier's ttl; ``fresh_until`` is the entry's own."""
 
-    fresh_until: float
+    fresh_until: float = field(kw_only=True)
 
 
 class LocalTier:
@@ -55,7 +55,9 @@ class LocalTier:
         until = self._clock() + self.ttl
         if entry.expires > until:
             # Only a cut copy pays for the extra slot; the entry's own expiry is its last field.
-            entry = _Copy(entry.features, entry.version, until, entry.stale_until, entry.expires)
+            entry = _Copy(
+                entry.features, entry.version, until, entry.stale_until, entry.as_of, fresh_until=entry.expires
+            )
         self._store(customer, entry, generation, whole=False)
 
     def hold(self, customer: str, entry: Entry, generation: int) -> None:
@@ -72,7 +74,7 @@ class LocalTier:
         copy = self._entries.get(customer)
         if not isinstance(copy, _Copy) or copy.fresh_until <= self._clock():
             return copy
-        whole = Entry(copy.features, copy.version, copy.fresh_until, copy.stale_until)
+        whole = Entry(copy.features, copy.version, copy.fresh_until, copy.stale_until, copy.as_of)
         with self._lock:
             if generation == self.generation and self._entries.get(customer) is copy:
                 self._entries[customer] = whole

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import cachetools
 
-from entitlegate.cache._base import Entry, invalidated, supersedes
+from entitlegate.cache._base import Entry, invalidated, replacement
 
 __all__ = ["MemoryCache"]
 
@@ -61,25 +61,31 @@ class MemoryCache:
         return self._entries.get(customer)
 
     def put(self, customer: str, entry: Entry, *, event: bool) -> bool:
-        """Store ``entry`` unless the held one is newer; True if stored."""
+        """Store ``entry`` unless the held one is newer (see :func:`~entitlegate.cache.supersedes`).
+
+        True if stored; what is stored keeps the held stamps where they are later.
+        """
         with self._lock:
-            if not supersedes(entry.version, self._entries.get(customer), event=event):
+            stored = replacement(entry, self._entries.get(customer), event=event)
+            if stored is None:
                 return False
-            self._store(customer, entry)
+            self._store(customer, stored)
             return True
 
     async def aput(self, customer: str, entry: Entry, *, event: bool) -> bool:
         """Async twin of :meth:`put`."""
         return self.put(customer, entry, event=event)
 
-    def invalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
+    def invalidate(self, customer: str, version: float, *, ended: bool = False, as_of: float | None = None) -> None:
         """Make the customer's entry stale; it stays servable during an outage unless ``ended``."""
         with self._lock:
-            self._store(customer, invalidated(self._entries.get(customer), version, ended=ended))
+            self._store(customer, invalidated(self._entries.get(customer), version, ended=ended, as_of=as_of))
 
-    async def ainvalidate(self, customer: str, version: float, *, ended: bool = False) -> None:
+    async def ainvalidate(
+        self, customer: str, version: float, *, ended: bool = False, as_of: float | None = None
+    ) -> None:
         """Async twin of :meth:`invalidate`."""
-        self.invalidate(customer, version, ended=ended)
+        self.invalidate(customer, version, ended=ended, as_of=as_of)
 
     def clear(self) -> None:
         """Drop every entry."""

@@ -26,7 +26,7 @@ from redis.retry import Retry
 
 from entitlegate import Entry, RedisCache, Resolver, StaticSource, StripeSource
 from entitlegate.cache import supersedes
-from entitlegate.cache._base import invalidated
+from entitlegate.cache._base import invalidated, replacement
 from entitlegate.cache._local import LocalTier
 from entitlegate.cache._redis_listener import Invalidations
 from tests.fake_stripe import FakeStripe
@@ -260,6 +260,47 @@ def test_the_invalidate_script_follows_invalidated(
     cache.invalidate(customer, version, ended=ended)
 
     assert cache.get(customer) == invalidated(current, version, ended=ended)
+
+
+def _stamped(features: str, version: float, as_of: float) -> Entry:
+    return Entry(frozenset({features}), version, _WALL + 300, _WALL + 86400, as_of)
+
+
+# The host times a set was learnt at (as_of), around the same boundary, independent of versions.
+_as_ofs = _versions
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(held=st.tuples(_versions, _as_ofs), new=st.tuples(_versions, _as_ofs), event=st.booleans())
+def test_the_put_script_follows_replacement_stamp_for_stamp(
+    plain_cache: RedisCache, held: tuple[float, float], new: tuple[float, float], event: bool
+) -> None:
+    cache = plain_cache
+    customer = f"cus_{uuid.uuid4().hex[:14]}"
+    current, entry = _stamped("held", *held), _stamped("new", *new)
+    assert cache.put(customer, current, event=False)
+
+    stored = cache.put(customer, entry, event=event)
+
+    expected = replacement(entry, current, event=event)
+    assert stored == (expected is not None)
+    assert cache.get(customer) == (current if expected is None else expected)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(held=st.none() | st.tuples(_versions, _as_ofs), version=_versions, as_of=_as_ofs, ended=st.booleans())
+def test_the_invalidate_script_follows_invalidated_stamp_for_stamp(
+    plain_cache: RedisCache, held: tuple[float, float] | None, version: float, as_of: float, ended: bool
+) -> None:
+    cache = plain_cache
+    customer = f"cus_{uuid.uuid4().hex[:14]}"
+    current = None if held is None else _stamped("held", *held)
+    if current is not None:
+        cache.put(customer, current, event=False)
+
+    cache.invalidate(customer, version, ended=ended, as_of=as_of)
+
+    assert cache.get(customer) == invalidated(current, version, ended=ended, as_of=as_of)
 
 
 def test_a_customer_with_five_features_takes_at_most_200_bytes(make_cache: MakeCache, admin: redis.Redis) -> None:

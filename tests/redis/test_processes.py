@@ -108,7 +108,10 @@ def test_processes_answer_from_the_source_while_redis_is_killed_and_share_again_
 
     server.start()
     # Sharing resumes by itself: a webhook worker 0 applies (a set Stripe does not hold) reaches
-    # every process, once each is past its second of leaving Redis alone.
+    # every process, once each has heard Redis answer again (its listener subscribed). Before
+    # that, a process still leaving Redis alone asks Stripe, and a fetch that started after the
+    # webhook rightly wins over it (Stripe would hold the webhook's set by then; this one does not).
+    wait_for(lambda: all(worker.call("listening") for worker in workers), timeout=10)
     shared, created, namespace = customers[5], int(time.time()) + 5, workers[0].call("namespace")
     delivery = signed(summary_event(shared, ["from-a-webhook"], created=created))
 

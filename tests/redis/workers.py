@@ -77,6 +77,11 @@ class _State:
             seconds.append(took)
         return answers, seconds
 
+    def listening(self) -> bool:
+        """Whether the cache's listener is subscribed: it has heard Redis answer since any outage."""
+        assert self.cache is not None
+        return self.cache.listening
+
     def namespace(self) -> str:
         assert self.cache is not None
         return self.cache.namespace
