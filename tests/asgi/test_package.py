@@ -14,7 +14,9 @@ def test_public_names_are_pinned() -> None:
         "EntitlementMiddleware",
         "Entitlements",
         "RequiresFeature",
+        "RequiresLimit",
         "requires_feature",
+        "requires_limit",
         "webhook_app",
     ]
     for name in entitlegate_asgi.__all__:
@@ -43,7 +45,7 @@ def test_middleware_and_webhook_app_work_without_starlette() -> None:
 def test_starlette_helpers_without_starlette_say_what_to_install() -> None:
     result = run_without_starlette(
         """
-        for name in ("requires_feature", "RequiresFeature"):
+        for name in ("requires_feature", "RequiresFeature", "requires_limit", "RequiresLimit"):
             try:
                 getattr(__import__("entitlegate_asgi"), name)
             except ImportError as error:
