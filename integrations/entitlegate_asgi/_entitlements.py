@@ -50,7 +50,7 @@ class CustomerLookup:
     async def __call__(self) -> object:
         scope = self.scope
         if scope is None:
-            raise RuntimeError(_OVER)
+            raise RuntimeError(_OVER)  # logged by the core: the request then has no customer
         return await self._customer(scope) if self._is_async else self._customer(scope)
 
     def release(self) -> None:
@@ -77,12 +77,10 @@ class Entitlements(core.Entitlements):
     request, however many checks it makes.
     """
 
-    __slots__ = ("_limits_loaded", "_loaded", "_lookup", "raised", "refusals")
+    __slots__ = ("_limits_loaded", "raised", "refusals")
 
-    def __init__(self, resolver: Resolver, lookup: CustomerLookup, refusals: Refusals, *, where: str) -> None:
+    def __init__(self, resolver: Resolver, lookup: CustomerLookup, refusals: Refusals, where: str) -> None:
         super().__init__(resolver, None, acustomer=lookup, where=where)
-        self._lookup = lookup
-        self._loaded = False
         self._limits_loaded = False
         #: How a refusal of this request is answered (the middleware's 401 / 403 / on_denied / 503).
         self.refusals = refusals
@@ -91,41 +89,36 @@ class Entitlements(core.Entitlements):
         self.raised = False
 
     def __repr__(self) -> str:
-        return "<Entitlements not loaded>" if not self._loaded else super().__repr__()
+        return super().__repr__() if self.found else "<Entitlements not loaded>"
+
+    # The async reads are the core's own: the first finds the customer (the core's ``found``) and
+    # asks the resolver, which is what loading is, so a gate's ``acheck`` costs no extra step.
 
     @property
     def loaded(self) -> bool:
         """Whether :meth:`load` (or a gate, or an async read) has run."""
-        return self._loaded
+        return self.found
 
     async def load(self) -> Entitlements:
         """Find the request's customer and their features, once; return ``self``.
 
         Later calls return at once. An outage does not raise here (see :attr:`features`), nor a
-        ``customer`` callable that fails or returns no id: that is logged and means no customer.
-        Raises ``RuntimeError`` once the request is over.
+        ``customer`` callable that fails or returns no id: that is logged and means no customer
+        (as is a load after the request is over).
         """
         await self.aanswer()
         return self
 
-    async def aanswer(self) -> frozenset[str] | SourceUnavailable:
-        """The customer's features or the outage met asking for them, asked once (see the core)."""
-        if not self._loaded and self._lookup.scope is None:
-            raise RuntimeError(_OVER)
-        answer = await super().aanswer()
-        self._loaded = True
-        return answer
-
     def answer(self) -> frozenset[str] | SourceUnavailable:
         """What :meth:`load` found; raises ``RuntimeError`` before it ran (a sync read never fetches)."""
-        if not self._loaded:
+        if not self.found:
             raise RuntimeError(_NOT_LOADED)
         return super().answer()
 
     @property
     def customer(self) -> str | None:
         """The request's Stripe customer id, or None when there is none (not signed in)."""
-        if not self._loaded:
+        if not self.found:
             raise RuntimeError(_NOT_LOADED)
         return super().customer
 

@@ -93,9 +93,7 @@ class EntitlementMiddleware:
         state = dict(scope.get("state") or ())
         scope = {**scope, "state": state}
         lookup = CustomerLookup(self._customer, self._customer_is_async, scope)
-        entitlements = state["entitlements"] = Entitlements(
-            self.resolver, lookup, self._refusals, where=self._customer_name
-        )
+        entitlements = state["entitlements"] = Entitlements(self.resolver, lookup, self._refusals, self._customer_name)
         try:
             await self._serve(scope, receive, send, entitlements)
         finally:
