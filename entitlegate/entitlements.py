@@ -130,12 +130,14 @@ class Entitlements:
         """Async twin of :meth:`answer`."""
         answer = self._answer
         if answer is None:
-            customer = await self.acustomer()
+            customer = self._customer
+            if customer is _UNSET:  # acheck has looked it up already: skip a coroutine
+                customer = await self.acustomer()
             if customer is None:
                 answer = _EMPTY
             else:
                 try:
-                    answer = await self.resolver.afeatures(customer)
+                    answer = await self.resolver.afeatures(customer)  # type: ignore[arg-type]  # a str once set
                 except SourceUnavailable as error:
                     answer = error
             self._answer = answer

@@ -25,7 +25,8 @@ from entitlegate_asgi._utils import is_async_callable
 __all__ = ["requires_feature", "requires_limit"]
 
 _P = ParamSpec("_P")
-# The gate a decorator runs on a request's entitlements: its verdict, given the connection.
+# The gate a decorator runs on a request's entitlements: its verdict, given the connection. A plain
+# function returning the core's coroutine, so a check awaits one frame less.
 _Judge = Callable[[Entitlements, HTTPConnection], Awaitable[Verdict]]
 
 
@@ -42,8 +43,8 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[Ca
     """
     requirement = Requirement.of(*features, any_of=any_of)
 
-    async def judge(entitlements: Entitlements, connection: HTTPConnection) -> Verdict:
-        return await entitlements.acheck(requirement)
+    def judge(entitlements: Entitlements, connection: HTTPConnection) -> Awaitable[Verdict]:
+        return entitlements.acheck(requirement)
 
     return _gate("requires_feature", judge)
 
@@ -64,8 +65,8 @@ def requires_limit(
     """
     requirement = LimitRequirement(name, need)
 
-    async def judge(entitlements: Entitlements, connection: HTTPConnection) -> Verdict:
-        return await entitlements.acheck_limit(requirement, requirement.needed(connection))
+    def judge(entitlements: Entitlements, connection: HTTPConnection) -> Awaitable[Verdict]:
+        return entitlements.acheck_limit(requirement, requirement.needed(connection))
 
     return _gate("requires_limit", judge)
 

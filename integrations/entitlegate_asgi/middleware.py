@@ -94,61 +94,61 @@ class EntitlementMiddleware:
         scope = {**scope, "state": state}
         lookup = CustomerLookup(self._customer, self._customer_is_async, scope)
         entitlements = state["entitlements"] = Entitlements(self.resolver, lookup, self._refusals, self._customer_name)
+        # One method, not a helper coroutine per request: every await costs the gated path time.
         try:
-            await self._serve(scope, receive, send, entitlements)
+            requirement = self.rules.match(route_path(scope)) if self.rules else None
+            if requirement is not None:
+                verdict = await entitlements.acheck(requirement)
+                if not verdict.allowed:
+                    refusal = await self._refusals.answer(scope, verdict)
+                    await refusal(scope, receive, send)
+                    return
+
+            started = False
+            # Wrapped around a whole app (FastAPI's, the pure-ASGI way), the middleware sits outside
+            # the app's ServerErrorMiddleware, which answers 500 to a refusal or an outage raised in
+            # the app before re-raising it to us. So a 500, and any response after the request's
+            # entitlements raised one into the app, is held back until the app is done: replaced by
+            # the refusal or the 503 if the exception reaches us, sent as it was otherwise.
+            held: list[Message] = []
+
+            async def send_noting_start(message: Message) -> None:
+                nonlocal started
+                if held or (
+                    not started
+                    and message["type"] == "http.response.start"
+                    and (entitlements.raised or message["status"] == 500)
+                ):
+                    held.append(message)
+                    return
+                started = True
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_noting_start)
+            except RequestRefused as refused:
+                if started:
+                    raise
+                app = await self._refusals.answer(scope, refused.verdict)
+                await app(scope, receive, send)
+                return
+            except (SourceUnavailable, CacheUnavailable):
+                # The app met an outage (Stripe's, or a shared cache's on a change) and did not
+                # handle it: 503, never a 500.
+                if started:
+                    raise
+                await _responses.UNAVAILABLE(scope, receive, send)
+                return
+            except Exception:
+                if held:
+                    await _send_all(send, held)
+                raise
+            if held:
+                await _send_all(send, held)
         finally:
             # The entitlements hold the scope that holds them: cut that loop, so that a request
             # leaves no garbage for the cycle collector.
             lookup.release()
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, entitlements: Entitlements) -> None:
-        requirement = self.rules.match(route_path(scope)) if self.rules else None
-        if requirement is not None:
-            verdict = await entitlements.acheck(requirement)
-            if not verdict.allowed:
-                refusal = await self._refusals.answer(scope, verdict)
-                await refusal(scope, receive, send)
-                return
-
-        started = False
-        # Wrapped around a whole app (FastAPI's, the pure-ASGI way), the middleware sits outside the
-        # app's ServerErrorMiddleware, which answers 500 to a refusal or an outage raised in the app
-        # before re-raising it to us. So a 500, and any response after the request's entitlements
-        # raised one into the app, is held back until the app is done: replaced by the refusal or
-        # the 503 if the exception reaches us, sent as it was otherwise.
-        held: list[Message] = []
-
-        async def send_noting_start(message: Message) -> None:
-            nonlocal started
-            if held or (
-                not started
-                and message["type"] == "http.response.start"
-                and (entitlements.raised or message["status"] == 500)
-            ):
-                held.append(message)
-                return
-            started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_start)
-        except RequestRefused as refused:
-            if started:
-                raise
-            app = await self._refusals.answer(scope, refused.verdict)
-            await app(scope, receive, send)
-            return
-        except (SourceUnavailable, CacheUnavailable):
-            # The app met an outage (Stripe's, or a shared cache's on a change) and did not
-            # handle it: 503, never a 500.
-            if started:
-                raise
-            await _responses.UNAVAILABLE(scope, receive, send)
-            return
-        except Exception:
-            await _send_all(send, held)
-            raise
-        await _send_all(send, held)
 
 
 async def _send_all(send: Send, messages: list[Message]) -> None:
