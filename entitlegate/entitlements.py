@@ -184,9 +184,10 @@ class Entitlements:
 
     async def acheck(self, requirement: Requirement) -> Verdict:
         """Async twin of :meth:`check`."""
-        if await self.acustomer() is None:
+        answer = await self.aanswer()  # finds the customer first: one await for both
+        if self._customer is None:
             return _NO_CUSTOMER
-        return judge(requirement, await self.aanswer(), self.resolver.on_unavailable)
+        return judge(requirement, answer, self.resolver.on_unavailable)
 
     # -- limits from Feature metadata (entitlegate.catalog) ---------------------------------------
 

