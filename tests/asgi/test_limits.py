@@ -11,11 +11,12 @@ from fastapi import Depends, FastAPI
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from entitlegate.gate import Cause, denial_cause, denial_shortfall
 from entitlegate_asgi import EntitlementMiddleware, Entitlements, RequiresLimit, requires_limit
-from tests.asgi.support import JSON, TestClient, as_customer, customer_from_header
+from tests.asgi.support import JSON, TestClient, as_customer, customer_from_header, websocket_refusal
 from tests.fake_stripe import FakeStripe
 
 MakeApp = Callable[..., Starlette]
@@ -206,3 +207,22 @@ def test_requires_limit_dependency_can_be_overridden(resolver: Any, plans: FakeS
 
 def test_requires_limit_dependency_has_a_readable_repr() -> None:
     assert repr(RequiresLimit("seats", 3)) == "RequiresLimit('seats', 3)"
+
+
+@requires_limit("seats", 4)
+async def seats_feed(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text("seats")
+    await websocket.close()
+
+
+def test_a_websocket_short_of_the_limit_is_refused_before_it_is_accepted(make_app: MakeApp, plans: FakeStripe) -> None:
+    client = TestClient(make_app([WebSocketRoute("/team/live", seats_feed)]))
+
+    refused = websocket_refusal(client, "/team/live", as_customer("cus_starter", **JSON))
+    with client.websocket_connect("/team/live", headers=as_customer("cus_pro")) as websocket:
+        greeting = websocket.receive_text()
+
+    assert refused.status_code == 403
+    assert refused.json() == {"error": "limit_exceeded", "limit": "seats", "allowed": 3, "need": 4}
+    assert greeting == "seats"
