@@ -138,12 +138,14 @@ class Entitlements:
         """Async twin of :meth:`answer`."""
         answer = self._answer
         if answer is None:
-            customer = await self.acustomer()
+            customer = self._customer
+            if customer is _UNSET:  # acheck has looked it up already: skip a coroutine
+                customer = await self.acustomer()
             if customer is None:
                 answer = _EMPTY
             else:
                 try:
-                    answer = await self.resolver.afeatures(customer)
+                    answer = await self.resolver.afeatures(customer)  # type: ignore[arg-type]  # a str once set
                 except SourceUnavailable as error:
                     answer = error
             self._answer = answer
@@ -190,9 +192,10 @@ class Entitlements:
 
     async def acheck(self, requirement: Requirement) -> Verdict:
         """Async twin of :meth:`check`."""
-        if await self.acustomer() is None:
+        answer = await self.aanswer()  # finds the customer first: one await for both
+        if self._customer is None:
             return _NO_CUSTOMER
-        return judge(requirement, await self.aanswer(), self.resolver.on_unavailable)
+        return judge(requirement, answer, self.resolver.on_unavailable)
 
     # -- limits from Feature metadata (entitlegate.catalog) ---------------------------------------
 

@@ -2,8 +2,9 @@
 
 ``entitlegate_asgi`` as the README's ASGI guide sets it up: Starlette's
 ``AuthenticationMiddleware`` (here reading the demo sign-in cookie) before
-``EntitlementMiddleware``, ``@requires_feature`` on two pages, an ``on_denied`` page that offers
-the upgrade, and ``webhook_app`` at ``/stripe/webhook``.
+``EntitlementMiddleware``, ``@requires_feature`` on two pages, a team page that shows the seat
+limit and ``@requires_limit`` on its "add a seat", an ``on_denied`` page that offers the
+upgrade, and ``webhook_app`` at ``/stripe/webhook``.
 It shares its Jinja templates with the Flask app.
 """
 
@@ -24,9 +25,22 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
 from entitlegate import SourceUnavailable, WebhookHandler, testing
-from entitlegate_asgi import EntitlementMiddleware, Entitlements, requires_feature, webhook_app
+from entitlegate.gate import denial_shortfall
+from entitlegate_asgi import EntitlementMiddleware, Entitlements, requires_feature, requires_limit, webhook_app
 from example_app import environment, webhooks
-from example_app.catalog import PAGES, Page, demo_customers, page_needing
+from example_app.catalog import (
+    ADD_SEAT,
+    PAGES,
+    SEATS,
+    TEAM,
+    Page,
+    demo_customers,
+    grantable,
+    granted,
+    page_needing,
+    shown,
+    upgrade_for,
+)
 from example_app.environment import Environment
 from example_app.signin import COOKIE, COOKIE_MAX_AGE, parse_customer, safe_next
 
@@ -40,6 +54,8 @@ URLS = {
     "grant": "/upgrade",
     "reread": "/reread",
     "api": "/api/features",
+    "team": "/team",
+    "add_seat": "/team/seats",
     "webhook": "/stripe/webhook",
 }
 
@@ -58,6 +74,8 @@ def create_app() -> Starlette:
             Route("/signout", signout, methods=["POST"]),
             Route("/seats", seats),
             Route("/analytics", analytics),
+            Route("/team", team),
+            Route("/team/seats", add_seat, methods=["POST"]),
             Route("/api/features", features_json),
             Route("/upgrade", grant, methods=["POST"]),
             Route("/reread", reread, methods=["POST"]),
@@ -89,9 +107,11 @@ def stripe_customer(scope: Scope) -> str | None:
 
 
 def upgrade_offer(scope: Scope, feature: str) -> Response:
-    """``on_denied``: a 403 page that names the feature and offers the upgrade webhook."""
+    """``on_denied``: a 403 page that names the feature (or the limit) and offers the upgrade webhook."""
     request = Request(scope)
-    context = {"feature": feature, "grantable": page_needing(feature) is not None}
+    shortfall = denial_shortfall(feature)  # set when the denial is a limit's: "seats", 3 allowed, 4 needed
+    upgrade = upgrade_for(feature, None if shortfall is None else shortfall.need)
+    context = {"feature": feature, "shortfall": shortfall, "upgrade": upgrade}
     return TEMPLATES.TemplateResponse(request, "upgrade.html", _context(request, **context), status_code=403)
 
 
@@ -143,6 +163,22 @@ def analytics(request: Request) -> Response:
     return TEMPLATES.TemplateResponse(request, "page.html", _context(request, page=PAGES[1]))
 
 
+@requires("authenticated", redirect="signin")
+async def team(request: Request) -> Response:
+    """The team and the seats the customer's plan allows (from its Features' metadata)."""
+    seats = await request.state.entitlements.alimit(SEATS)  # an outage: SourceUnavailable, answered 503
+    return TEMPLATES.TemplateResponse(request, "team.html", _context(request, team=TEAM, seat_limit=shown(seats)))
+
+
+@requires("authenticated", redirect="signin")
+@requires_limit(ADD_SEAT.name, ADD_SEAT.need)  # 4 seats: more than Starter's 3, within Pro's 25
+async def add_seat(request: Request) -> Response:
+    """ "Add a seat": one seat more than the team has (the demo stores nothing)."""
+    seats = shown(request.state.entitlements.limit(SEATS))  # loaded by requires_limit
+    context = _context(request, team=TEAM, seat_limit=seats, added=ADD_SEAT.needed())
+    return TEMPLATES.TemplateResponse(request, "team.html", context)
+
+
 async def features_json(request: Request) -> Response:
     """The signed-in customer's features as JSON (in an outage the middleware answers 503)."""
     entitlements = await request.state.entitlements.load()
@@ -183,16 +219,17 @@ async def signout(request: Request) -> Response:
 
 
 async def grant(request: Request) -> Response:
-    """Send this app's webhook a signed summary event granting ``feature``, then open its page."""
+    """Send this app's webhook a signed summary event granting ``feature`` (a page's or a plan), then open its page."""
     entitlements = await request.state.entitlements.load()
     if entitlements.customer is None:
         return RedirectResponse("/signin", 303)
-    page = page_needing((await _form(request)).get("feature", ""))
-    if page is None:
-        return Response("no page needs that feature", 400)
+    feature = (await _form(request)).get("feature", "")
+    if not grantable(feature):
+        return Response("no page or plan needs that feature", 400)
+    page = page_needing(feature)
     # In an outage, features raises SourceUnavailable and the middleware answers 503.
-    event = testing.summary_event(entitlements.customer, sorted(entitlements.features | {page.feature}))
-    return await _send(request, event, f"/{page.name}")
+    event = testing.summary_event(entitlements.customer, granted(entitlements.features, feature))
+    return await _send(request, event, URLS["team"] if page is None else f"/{page.name}")
 
 
 async def reread(request: Request) -> Response:

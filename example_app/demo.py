@@ -1,14 +1,17 @@
-"""``make demo``: in each framework, a customer is denied a page, Stripe's webhook grants it, it opens.
+"""``make demo``: in each framework, a Starter customer is denied a page and a fourth seat, Stripe's
+webhook upgrades them to Pro, and both open.
 
 ``python -m example_app.demo`` starts the Django, Flask and Starlette example apps on 127.0.0.1
 (free ports, embedded fixture, in-memory cache: no Stripe account), then for each app, as the
-demo customer ``cus_demo_starter`` (who holds ``seats-feature``):
+demo customer ``cus_demo_starter`` (who holds ``seats-feature`` and ``starter-plan``, 3 seats):
 
 1. asks for ``/analytics``: 403, the customer lacks ``analytics``;
 2. sends the app's webhook a summary event signed with the wrong secret: 400, nothing changes;
-3. sends it a correctly signed ``entitlements.active_entitlement_summary.updated`` event granting
-   ``analytics``, as Stripe would: 200, ``applied``;
-4. asks for ``/analytics`` again: 200.
+3. opens the team page, which shows the plan's 3 seats, and adds a seat (the fourth): 403, the
+   limit denial;
+4. sends the webhook a correctly signed ``entitlements.active_entitlement_summary.updated`` event
+   upgrading the customer to Pro (``analytics``, ``pro-plan``), as Stripe would: 200, ``applied``;
+5. asks for ``/analytics`` again: 200; the team page shows Pro's 25 seats and adding one: 200.
 
 It prints a table of what happened, stops every server it started (on failure and Ctrl-C too),
 and exits 0 only when every step did what it should.
@@ -17,6 +20,7 @@ and exits 0 only when every step did what it should.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -27,7 +31,7 @@ import httpx
 
 from entitlegate import testing
 from example_app import webhooks
-from example_app.catalog import CUSTOMERS_FILE, demo_customers
+from example_app.catalog import CUSTOMERS_FILE, demo_customers, granted
 from example_app.environment import DEMO_WEBHOOK_SECRET
 from example_app.servers import APPS, Server, ServerFailed, serving
 from example_app.signin import COOKIE
@@ -37,6 +41,9 @@ __all__ = ["Walk", "main", "table", "walk"]
 CUSTOMER = "cus_demo_starter"
 FEATURE = "analytics"
 PAGE = "analytics"
+UPGRADE = "pro-plan"  # the plan the webhook moves the customer to: 25 seats
+_SEAT_LIMIT = re.compile(r'data-seat-limit="([^"]*)"')
+_CSRF_TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # The walkthrough is the embedded demo: these would point the apps at a Stripe account or Redis.
 _NOT_PASSED_ON = ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "CACHE_URL")
 _START_TIMEOUT = 40.0
@@ -50,8 +57,10 @@ class Walk:
     page: str = ""
     before: str = "-"
     forged: str = "-"
+    seats_before: str = "-"
     webhook: str = "-"
     after: str = "-"
+    seats_after: str = "-"
     features_after: str = "-"
     failures: list[str] = field(default_factory=list)
 
@@ -70,7 +79,7 @@ class Walk:
 
 
 def walk(server: Server) -> Walk:
-    """Deny, webhook, allow: the four steps against one running app."""
+    """Deny, webhook, allow: the steps against one running app."""
     app = server.app
     result = Walk(server, page=app.path(PAGE))
     webhook_url = server.url + app.path("stripe/webhook")
@@ -95,24 +104,50 @@ def _steps(result: Walk, held: set[str], webhook_url: str) -> None:
         result.forged = str(webhooks.deliver(webhook_url, forged, "whsec_not_the_endpoints_secret").status)
         result.expect(f"{webhook}, signed with a wrong secret", result.forged, "400")
 
-        event = testing.summary_event(CUSTOMER, sorted(held | {FEATURE}))
+        result.seats_before = _add_a_seat(result, client)
+        result.expect(f"POST {app.path('team/seats')} (a fourth seat)", result.seats_before, "3 seats: 403")
+
+        upgraded = granted(held | {FEATURE}, UPGRADE)
+        event = testing.summary_event(CUSTOMER, upgraded)
+        upgrade = f"POST {app.path('stripe/webhook')} summary event upgrading to {UPGRADE} with {FEATURE}"
         result.webhook = str(webhooks.deliver(webhook_url, event, DEMO_WEBHOOK_SECRET))
-        result.expect(f"{webhook}, signed as Stripe signs it", result.webhook, "200 applied")
+        result.expect(f"{upgrade}, signed as Stripe signs it", result.webhook, "200 applied")
 
         result.after = str(client.get(result.page).status_code)
         result.expect(f"GET  {result.page}", result.after, "200")
 
+        result.seats_after = _add_a_seat(result, client)
+        result.expect(f"POST {app.path('team/seats')} (a fourth seat)", result.seats_after, "25 seats: 200")
+
         answer = client.get(app.path("api/features"))
         features = answer.json().get("features", []) if answer.status_code == 200 else []
         result.features_after = ", ".join(features) or "none"
-        result.expect(f"GET  {app.path('api/features')}", result.features_after, ", ".join(sorted(held | {FEATURE})))
+        result.expect(f"GET  {app.path('api/features')}", result.features_after, ", ".join(upgraded))
+
+
+def _add_a_seat(result: Walk, client: httpx.Client) -> str:
+    # The team page shows the plan's seat limit (and, in Django, the form's CSRF token); its
+    # "add a seat" button posts for one seat more than the team has.
+    app = result.server.app
+    page = client.get(app.path("team"))
+    limit = _SEAT_LIMIT.search(page.text)
+    token = _CSRF_TOKEN.search(page.text)
+    form = {"csrfmiddlewaretoken": token[1]} if token else {}
+    added = client.post(app.path("team/seats"), data=form)
+    return f"{limit[1] if limit else '?'} seats: {added.status_code}"
 
 
 def table(walks: list[Walk]) -> str:
     """The compact summary: one row per framework."""
-    header = ("framework", "server", "page", "before", "forged webhook", "webhook", "after", "features now")
+    header = (
+        *("framework", "server", "page", "before", "forged webhook", "add a seat"),
+        *("upgrade webhook", "after", "add a seat", "features now"),
+    )
     rows = [header] + [
-        (w.server.app.label, w.server.app.server, w.page, w.before, w.forged, w.webhook, w.after, w.features_after)
+        (
+            *(w.server.app.label, w.server.app.server, w.page, w.before, w.forged, w.seats_before),
+            *(w.webhook, w.after, w.seats_after, w.features_after),
+        )
         for w in walks
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -154,8 +189,9 @@ def main() -> int:
             print(f"FAILED in {w.server.app.label}: {'; '.join(w.failures)}", file=sys.stderr)
         return 1
     print(
-        f"ok: all {len(walks)} apps denied {CUSTOMER} the {PAGE} page, then let them in once a signed webhook "
-        f"granted {FEATURE}\n({time.monotonic() - started:.1f} s; every server stopped)"
+        f"ok: all {len(walks)} apps denied {CUSTOMER} the {PAGE} page and a fourth seat (Starter: 3), then let "
+        f"them in once a signed webhook upgraded them to {UPGRADE} (25 seats)\n"
+        f"({time.monotonic() - started:.1f} s; every server stopped)"
     )
     return 0
 

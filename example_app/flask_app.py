@@ -1,9 +1,10 @@
 """The Flask example app: ``flask --app example_app.flask_app run`` (``make run-flask``).
 
 The ``entitlegate_flask`` extension as the README's Flask guide sets it up: a customer loader
-(here, the demo sign-in cookie), ``@requires_feature`` on two pages, a denied handler that offers
-the upgrade, the Jinja globals ``has_feature`` and ``features`` in the templates, and the webhook
-blueprint at ``/stripe/webhook``.
+(here, the demo sign-in cookie), ``@requires_feature`` on two pages, a team page that shows the
+seat limit and gates "add a seat" on it, a denied handler that offers the upgrade, the Jinja
+globals ``has_feature`` and ``features`` in the templates, and the webhook blueprint at
+``/stripe/webhook``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,23 @@ from flask import Blueprint, Flask, abort, current_app, redirect, render_templat
 from flask.typing import ResponseReturnValue
 
 from entitlegate import Resolver, testing
+from entitlegate import entitlements as core
+from entitlegate.gate import Outcome, denial_shortfall
 from entitlegate_flask import Entitlements, requires_feature
 from example_app import environment, webhooks
-from example_app.catalog import PAGES, Page, demo_customers, page_needing
+from example_app.catalog import (
+    ADD_SEAT,
+    PAGES,
+    SEATS,
+    TEAM,
+    Page,
+    demo_customers,
+    grantable,
+    granted,
+    page_needing,
+    shown,
+    upgrade_for,
+)
 from example_app.environment import Environment
 from example_app.signin import COOKIE, COOKIE_MAX_AGE, parse_customer, safe_next
 
@@ -61,8 +76,10 @@ def demo_customer() -> str | None:
 
 
 def upgrade_offer(feature: str) -> ResponseReturnValue:
-    """The denied handler: a 403 page that names the feature and offers the upgrade webhook."""
-    return render_template("upgrade.html", feature=feature, grantable=page_needing(feature) is not None), 403
+    """The denied handler: a 403 page that names the feature (or the limit) and offers the upgrade webhook."""
+    shortfall = denial_shortfall(feature)  # set when the denial is a limit's: "seats", 3 allowed, 4 needed
+    upgrade = upgrade_for(feature, None if shortfall is None else shortfall.need)
+    return render_template("upgrade.html", feature=feature, shortfall=shortfall, upgrade=upgrade), 403
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -83,6 +100,8 @@ def _layout() -> dict[str, Any]:
             "grant": url_for("demo.grant"),
             "reread": url_for("demo.reread"),
             "api": url_for("demo.features_json"),
+            "team": url_for("demo.team"),
+            "add_seat": url_for("demo.add_seat"),
             "webhook": url_for("entitlegate.webhook"),
         },
     }
@@ -110,6 +129,32 @@ def seats() -> ResponseReturnValue:
 async def analytics() -> ResponseReturnValue:
     """A page for customers holding ``analytics`` (an async view: gated the same way)."""
     return render_template("page.html", page=PAGES[1])
+
+
+@demo.get("/team")
+def team() -> ResponseReturnValue:
+    """The team and the seats the customer's plan allows (from its Features' metadata)."""
+    if demo_customer() is None:
+        return redirect(url_for("demo.signin"), 303)
+    seats = _entitlements().limit(SEATS)  # an outage: SourceUnavailable, answered 503
+    return render_template("team.html", team=TEAM, seat_limit=shown(seats))
+
+
+@demo.post("/team/seats")
+def add_seat() -> ResponseReturnValue:
+    """ "Add a seat": one seat more than the team has, within the plan's limit (the demo stores nothing)."""
+    if demo_customer() is None:
+        return redirect(url_for("demo.signin"), 303)
+    # Until entitlegate_flask's @requires_limit(ADD_SEAT.name, ADD_SEAT.need) lands, the core
+    # per-request object judges the limit and the denial takes the denied handler's path.
+    entitlements = _entitlements()
+    verdict = entitlements.check_limit(ADD_SEAT, ADD_SEAT.needed())
+    if verdict.error is not None and verdict.outcome is not Outcome.ALLOWED:
+        raise verdict.error  # the outage, answered 503: no upsell when Stripe cannot say
+    if not verdict.allowed:
+        return upgrade_offer(verdict.feature or SEATS)
+    seats = shown(entitlements.limit(SEATS))
+    return render_template("team.html", team=TEAM, seat_limit=seats, added=ADD_SEAT.needed())
 
 
 @demo.get("/api/features")
@@ -150,16 +195,17 @@ def signout() -> ResponseReturnValue:
 
 @demo.post("/upgrade")
 def grant() -> ResponseReturnValue:
-    """Send this app's webhook a signed summary event granting ``feature``, then open its page."""
+    """Send this app's webhook a signed summary event granting ``feature`` (a page's or a plan), then open its page."""
     customer = demo_customer()
     if customer is None:
         return redirect(url_for("demo.signin"), 303)
-    page = page_needing(request.form.get("feature", ""))
-    if page is None:
+    feature = request.form.get("feature", "")
+    if not grantable(feature):
         abort(400)
+    page = page_needing(feature)
     held = _resolver().features(customer)  # an outage: SourceUnavailable, answered 503
-    event = testing.summary_event(customer, sorted(held | {page.feature}))
-    return _send(event, url_for(f"demo.{page.name}"))
+    event = testing.summary_event(customer, granted(held, feature))
+    return _send(event, url_for("demo.team" if page is None else f"demo.{page.name}"))
 
 
 @demo.post("/reread")
@@ -179,6 +225,12 @@ def _send(event: dict[str, Any], then: str) -> ResponseReturnValue:
     if delivery.status != 200:
         return render_template("failed.html", delivery=delivery), 502
     return redirect(then, 303)
+
+
+def _entitlements() -> core.Entitlements:
+    # The core per-request object, built here for now; entitlegate_flask's own (ext.limit(name))
+    # replaces it when its limits land.
+    return core.Entitlements(_resolver(), demo_customer, where="example_app.flask_app.demo_customer")
 
 
 def _resolver() -> Resolver:

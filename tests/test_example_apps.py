@@ -142,8 +142,18 @@ def test_make_demo_shows_deny_webhook_allow_in_every_framework_and_exits_0(
 ) -> None:
     assert demo.returncode == 0, demo.stdout + demo.stderr
     for label in ("Django", "Flask", "Starlette"):
-        row = rf"^{label} +\S.*?/analytics/? +403 +400 +200 applied +200 +analytics, seats-feature$"
+        row = (
+            rf"^{label} +\S.*?/analytics/? +403 +400 +3 seats: 403 +200 applied +200 +25 seats: 200 "
+            r"+analytics, pro-plan, seats-feature$"
+        )
         assert re.search(row, demo.stdout, re.MULTILINE), demo.stdout
+
+
+def test_make_demo_shows_a_limit_denial_then_the_higher_limit_after_the_upgrade_webhook(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    steps = re.findall(r"^  ok   POST /team/seats/? \(a fourth seat\): (.*)$", demo.stdout, re.MULTILINE)
+    assert steps == ["3 seats: 403", "25 seats: 200"] * 3, demo.stdout
 
 
 def test_make_demo_stops_every_server_it_started(demo: subprocess.CompletedProcess[str]) -> None:
@@ -245,6 +255,60 @@ def test_undo_button_reads_the_fixture_again(visitor: Visitor) -> None:
     assert visitor.get("seats").status_code == 403
 
 
+# -- the team page: seats from the plan's Feature metadata, "add a seat" gated on them ----------------
+
+
+@pytest.mark.parametrize(
+    ("customer", "seats"),
+    [("cus_demo_free", "0"), ("cus_demo_starter", "3"), ("cus_demo_pro", "25"), ("cus_demo_enterprise", "unlimited")],
+)
+def test_team_page_shows_the_seats_the_customers_plan_allows(visitor: Visitor, customer: str, seats: str) -> None:
+    visitor.sign_in(customer)
+    page = visitor.get("team")
+    assert page.status_code == 200
+    assert f'data-seat-limit="{seats}"' in page.text
+
+
+def test_adding_a_fourth_seat_on_starter_is_a_403_that_names_the_limit_and_offers_pro(visitor: Visitor) -> None:
+    visitor.sign_in("cus_demo_starter")
+    answer = visitor.submit("team", "team/seats")
+    assert answer.status_code == 403
+    assert "your plan allows 3 seats; this needs 4" in answer.text
+    assert 'name="feature" value="pro-plan"' in answer.text
+
+
+@pytest.mark.parametrize("customer", ["cus_demo_pro", "cus_demo_enterprise"])
+def test_adding_a_fourth_seat_on_a_bigger_plan_is_allowed(visitor: Visitor, customer: str) -> None:
+    visitor.sign_in(customer)
+    answer = visitor.submit("team", "team/seats")
+    assert answer.status_code == 200
+    assert "Seat 4 added" in answer.text
+
+
+def test_the_upgrade_offered_by_a_limit_denial_raises_the_limit(visitor: Visitor) -> None:
+    visitor.sign_in(new_customer())
+    assert visitor.submit("team", "team/seats").status_code == 403
+    answer = visitor.submit("team", "upgrade", feature="pro-plan")
+    assert answer.status_code in (302, 303), answer.text
+    assert answer.headers["location"] == visitor.path("team")
+    assert 'data-seat-limit="25"' in visitor.get("team").text
+    assert visitor.submit("team", "team/seats").status_code == 200
+
+
+def test_upgrading_to_a_plan_replaces_the_plan_held(visitor: Visitor) -> None:
+    visitor.sign_in(new_customer())
+    visitor.submit("", "upgrade", feature="seats-feature")
+    visitor.submit("", "upgrade", feature="starter-plan")
+    visitor.submit("", "upgrade", feature="pro-plan")
+    assert visitor.features() == ["pro-plan", "seats-feature"]
+
+
+def test_anonymous_visitor_on_the_team_page_is_sent_to_sign_in(visitor: Visitor) -> None:
+    answer = visitor.get("team")
+    assert answer.status_code in (302, 303)
+    assert urlsplit(answer.headers["location"]).path == visitor.path("signin")
+
+
 def test_webhook_with_a_wrong_signature_is_refused_and_changes_nothing(server: Server, visitor: Visitor) -> None:
     customer = new_customer()
     visitor.sign_in(customer)
@@ -341,6 +405,19 @@ def test_with_stripe_keys_webhooks_need_the_stripe_webhook_secret(
     event = testing.summary_event(customer, ["seats-feature"])
     assert webhooks.deliver(url, event, DEMO_WEBHOOK_SECRET).status == 400
     assert webhooks.deliver(url, event, STRIPE_MODE_SECRET).action == "applied"
+
+
+@pytest.mark.parametrize("app", APPS, ids=lambda app: app.key)
+def test_with_stripe_keys_the_seat_limit_comes_from_the_features_metadata(
+    app: App, on_stripe: dict[str, Server], fake_stripe: FakeStripe, browse: Callable[[Server], Visitor]
+) -> None:
+    customer = new_customer()
+    fake_stripe.set_feature("pro-plan", {"seats": "25"})
+    fake_stripe.set_customer(customer, ["pro-plan"])
+    visitor = browse(on_stripe[app.key])
+    visitor.sign_in(customer)
+    assert 'data-seat-limit="25"' in visitor.get("team").text
+    assert visitor.submit("team", "team/seats").status_code == 200
 
 
 # -- CACHE_URL=redis://… ----------------------------------------------------------------------------

@@ -9,10 +9,23 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from entitlegate import entitlements as core
 from entitlegate import testing
-from entitlegate_django import FeatureDenied, requires_feature
+from entitlegate.gate import Outcome, denial_shortfall
+from entitlegate_django import FeatureDenied, get_resolver, requires_feature
 from example_app import webhooks
-from example_app.catalog import PAGES, demo_customers, page_needing
+from example_app.catalog import (
+    ADD_SEAT,
+    PAGES,
+    SEATS,
+    TEAM,
+    demo_customers,
+    grantable,
+    granted,
+    page_needing,
+    shown,
+    upgrade_for,
+)
 from example_app.django_app.settings import ENV
 from example_app.signin import COOKIE, COOKIE_MAX_AGE, parse_customer, safe_next
 
@@ -23,10 +36,13 @@ def demo_customer(request: HttpRequest) -> str | None:
 
 
 def upgrade_offer(request: HttpRequest, exception: FeatureDenied) -> HttpResponse:
-    """``ENTITLEGATE["DENIED"]``: a 403 page that names the feature and offers the upgrade webhook."""
-    if exception.feature is None:
+    """``ENTITLEGATE["DENIED"]``: a 403 page that names the feature (or the limit) and offers the upgrade webhook."""
+    feature = exception.feature
+    if feature is None:
         raise exception  # no customer at all: the plain 403
-    context = {"feature": exception.feature, "grantable": page_needing(exception.feature) is not None}
+    shortfall = denial_shortfall(feature)  # set when the denial is a limit's: "seats", 3 allowed, 4 needed
+    upgrade = upgrade_for(feature, None if shortfall is None else shortfall.need)
+    context = {"feature": feature, "shortfall": shortfall, "upgrade": upgrade}
     return render(request, "upgrade.html", context, status=403)
 
 
@@ -65,6 +81,41 @@ async def analytics(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def team(request: HttpRequest) -> HttpResponse:
+    """The team and the seats the customer's plan allows (from its Features' metadata)."""
+    if demo_customer(request) is None:
+        return redirect("signin")
+    seats = _entitlements(request).limit(SEATS)  # an outage: SourceUnavailable, answered 503
+    return render(request, "team.html", {"team": TEAM, "seat_limit": shown(seats)})
+
+
+@require_POST
+def add_seat(request: HttpRequest) -> HttpResponse:
+    """ "Add a seat": one seat more than the team has, within the plan's limit (the demo stores nothing)."""
+    customer = demo_customer(request)
+    if customer is None:
+        return redirect("signin")
+    # Until entitlegate_django's @requires_limit(ADD_SEAT.name, ADD_SEAT.need) lands, the core
+    # per-request object judges the limit and the denial takes the DENIED handler's path.
+    entitlements = _entitlements(request)
+    verdict = entitlements.check_limit(ADD_SEAT, ADD_SEAT.needed())
+    if verdict.error is not None and verdict.outcome is not Outcome.ALLOWED:
+        raise verdict.error  # the outage, answered 503: no upsell when Stripe cannot say
+    if not verdict.allowed:
+        return upgrade_offer(request, FeatureDenied(verdict.feature or SEATS, customer))
+    context = {"team": TEAM, "seat_limit": shown(entitlements.limit(SEATS)), "added": ADD_SEAT.needed()}
+    return render(request, "team.html", context)
+
+
+def _entitlements(request: HttpRequest) -> core.Entitlements:
+    # The core per-request object, built here for now; request.entitlements.limit(name) replaces
+    # it when entitlegate_django's limits land.
+    return core.Entitlements(
+        get_resolver(), lambda: demo_customer(request), where="example_app.django_app.views.demo_customer"
+    )
+
+
+@require_GET
 def features_json(request: HttpRequest) -> JsonResponse:
     """The signed-in customer's features as JSON (in an outage the middleware answers 503)."""
     entitlements = request.entitlements  # type: ignore[attr-defined]
@@ -99,16 +150,18 @@ def signout(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def grant(request: HttpRequest) -> HttpResponse:
-    """Send this site's webhook a signed summary event granting ``feature``, then open its page."""
+    """Send this site's webhook a signed summary event granting ``feature`` (a page's or a plan), then open its page."""
     customer = demo_customer(request)
     if customer is None:
         return redirect("signin")
-    page = page_needing(request.POST.get("feature", ""))
-    if page is None:
-        return HttpResponseBadRequest("no page needs that feature")
+    feature = request.POST.get("feature", "")
+    if not grantable(feature):
+        return HttpResponseBadRequest("no page or plan needs that feature")
+    page = page_needing(feature)
     # In an outage, features raises SourceUnavailable and the middleware answers 503.
     held: frozenset[str] = request.entitlements.features  # type: ignore[attr-defined]
-    return _send(request, testing.summary_event(customer, sorted(held | {page.feature})), reverse(page.name))
+    event = testing.summary_event(customer, granted(held, feature))
+    return _send(request, event, reverse("team" if page is None else page.name))
 
 
 @require_POST

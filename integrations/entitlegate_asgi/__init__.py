@@ -1,8 +1,9 @@
 """entitlegate for ASGI: pure middleware for any ASGI app, and Starlette/FastAPI helpers.
 
 ``EntitlementMiddleware``, ``Entitlements`` and ``webhook_app`` need nothing beyond entitlegate;
-``requires_feature`` and ``RequiresFeature`` need Starlette (``pip install "entitlegate[asgi]"``)
-and are imported when first used, so a plain ASGI app can do without it.
+``requires_feature``, ``requires_limit``, ``RequiresFeature`` and ``RequiresLimit`` need Starlette
+(``pip install "entitlegate[asgi]"``) and are imported when first used, so a plain ASGI app can do
+without it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from entitlegate_asgi.middleware import EntitlementMiddleware
 from entitlegate_asgi.webhooks import webhook_app
 
 if TYPE_CHECKING:
-    from entitlegate_asgi.decorators import requires_feature
-    from entitlegate_asgi.dependencies import RequiresFeature
+    from entitlegate_asgi.decorators import requires_feature, requires_limit
+    from entitlegate_asgi.dependencies import RequiresFeature, RequiresLimit
 
-__all__ = ["EntitlementMiddleware", "Entitlements", "RequiresFeature", "requires_feature", "webhook_app"]
+__all__ = [
+    "EntitlementMiddleware",
+    "Entitlements",
+    "RequiresFeature",
+    "RequiresLimit",
+    "requires_feature",
+    "requires_limit",
+    "webhook_app",
+]
 
 _NEED_STARLETTE = {
     "requires_feature": "entitlegate_asgi.decorators",
+    "requires_limit": "entitlegate_asgi.decorators",
     "RequiresFeature": "entitlegate_asgi.dependencies",
+    "RequiresLimit": "entitlegate_asgi.dependencies",
 }
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 
+from entitlegate.gate import denial_body, denial_shortfall
 from entitlegate_asgi._types import Receive, Scope, Send
 
-__all__ = ["NO_CUSTOMER", "UNAVAILABLE", "Refusal", "feature_required"]
+__all__ = ["NO_CUSTOMER", "UNAVAILABLE", "Refusal", "denied"]
 
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
@@ -29,12 +31,13 @@ class Refusal:
 
     __slots__ = ("_json", "_text", "close_code", "error", "status")
 
-    def __init__(self, status: int, error: str, text: str, *, feature: str | None = None, close_code: int) -> None:
+    def __init__(
+        self, status: int, error: str, text: str, *, body: Mapping[str, object] | None = None, close_code: int
+    ) -> None:
         self.status = status
         self.error = error
         self.close_code = close_code
-        body: dict[str, str] = {"error": error} if feature is None else {"error": error, "feature": feature}
-        self._json = json.dumps(body).encode()
+        self._json = json.dumps({"error": error} if body is None else dict(body)).encode()
         self._text = text.encode()
 
     def __repr__(self) -> str:
@@ -83,15 +86,18 @@ def _quality(parameters: bytes) -> float:
     return 1.0
 
 
-def feature_required(feature: str) -> Refusal:
-    """403: the customer lacks ``feature``."""
-    return Refusal(
-        403,
-        "feature_required",
-        f"Forbidden: this needs the feature {feature}.\n",
-        feature=feature,
-        close_code=_POLICY_VIOLATION,
-    )
+def denied(feature: str) -> Refusal:
+    """403 for the denial naming ``feature``: a lookup_key the customer lacks, or a limit they exceed.
+
+    The JSON body is :func:`entitlegate.gate.denial_body`'s, as in every adapter.
+    """
+    body = denial_body(feature)
+    shortfall = denial_shortfall(feature)
+    if shortfall is None:
+        text = f"Forbidden: this needs the feature {feature}.\n"
+    else:
+        text = f"Forbidden: this needs {shortfall.need} {shortfall.limit}; the plan allows {shortfall.allowed}.\n"
+    return Refusal(403, str(body["error"]), text, body=body, close_code=_POLICY_VIOLATION)
 
 
 NO_CUSTOMER = Refusal(

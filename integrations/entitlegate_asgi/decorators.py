@@ -1,10 +1,10 @@
-"""``@requires_feature``: gate a Starlette endpoint on features, as Starlette's ``@requires`` gates on scopes."""
+"""``@requires_feature`` and ``@requires_limit``: gate a Starlette endpoint, as Starlette's ``@requires`` does."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec
 
 try:
@@ -12,16 +12,22 @@ try:
     from starlette.requests import HTTPConnection
     from starlette.websockets import WebSocket
 except ImportError as error:  # pragma: no cover - exercised in a subprocess without Starlette
-    raise ImportError('entitlegate_asgi.requires_feature needs Starlette: pip install "entitlegate[asgi]"') from error
+    raise ImportError(
+        'entitlegate_asgi.requires_feature and requires_limit need Starlette: pip install "entitlegate[asgi]"'
+    ) from error
 
-from entitlegate.gate import Requirement
-from entitlegate_asgi._entitlements import entitlements_of
+from entitlegate.gate import Requirement, Verdict
+from entitlegate.limits import LimitRequirement
+from entitlegate_asgi._entitlements import Entitlements, entitlements_of
 from entitlegate_asgi._types import ASGIApp
-from entitlegate_asgi.middleware import _is_async_callable
+from entitlegate_asgi._utils import is_async_callable
 
-__all__ = ["requires_feature"]
+__all__ = ["requires_feature", "requires_limit"]
 
 _P = ParamSpec("_P")
+# The gate a decorator runs on a request's entitlements: its verdict, given the connection. A plain
+# function returning the core's coroutine, so a check awaits one frame less.
+_Judge = Callable[[Entitlements, HTTPConnection], Awaitable[Verdict]]
 
 
 def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]:
@@ -37,23 +43,57 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[Ca
     """
     requirement = Requirement.of(*features, any_of=any_of)
 
+    def judge(entitlements: Entitlements, connection: HTTPConnection) -> Awaitable[Verdict]:
+        return entitlements.acheck(requirement)
+
+    return _gate("requires_feature", judge)
+
+
+def requires_limit(
+    name: str, need: int | Callable[[HTTPConnection], int] = 1
+) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]:
+    """Let a Starlette endpoint run only for a customer whose limit ``name`` is at least ``need``.
+
+    ``need`` is a whole number, or a callable of the request (the endpoint's ``Request`` or
+    ``WebSocket``) returning one, e.g. ``lambda request: int(request.query_params["seats"])``; it
+    runs on the event loop, so it must not do I/O. The limit comes from the customer's Features'
+    metadata (see :meth:`entitlegate.Resolver.limit`). Endpoints as for :func:`requires_feature`;
+    a request short of the limit is refused as a missing feature is: 403 (JSON
+    ``{"error": "limit_exceeded", "limit", "allowed", "need"}``) or ``on_denied(scope, name)``, and
+    401 / 503 as usual. Raises ``ValueError`` for a blank name or a bad ``need`` (at decoration when
+    it is a number, at request time when the callable returns one).
+    """
+    requirement = LimitRequirement(name, need)
+
+    def judge(entitlements: Entitlements, connection: HTTPConnection) -> Awaitable[Verdict]:
+        return entitlements.acheck_limit(requirement, requirement.needed(connection))
+
+    return _gate("requires_limit", judge)
+
+
+def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]:
+    # The one decorator both gates share: where the connection is and whether the endpoint is
+    # async are decided here, once; each request only runs ``judge`` and renders a refusal.
     def decorator(func: Callable[_P, Any]) -> Callable[_P, Any]:
-        index, kind = _connection_parameter(func)
-        is_async = _is_async_callable(func)
+        index, kind = _connection_parameter(func, user)
+        is_async = is_async_callable(func)
 
         async def refusal(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[HTTPConnection, ASGIApp | None]:
             connection = kwargs.get(kind, args[index] if index < len(args) else None)
             if not isinstance(connection, HTTPConnection):
                 raise TypeError(
-                    f"requires_feature: the {kind!r} argument of {func.__qualname__} is {type(connection).__name__}, "
+                    f"{user}: the {kind!r} argument of {func.__qualname__} is {type(connection).__name__}, "
                     "not a Starlette Request or WebSocket"
                 )
-            entitlements = entitlements_of(connection.scope, "requires_feature")
-            return connection, await entitlements._refusal_app(connection.scope, requirement)
+            entitlements = entitlements_of(connection.scope, user)
+            verdict = await judge(entitlements, connection)
+            if verdict.allowed:
+                return connection, None
+            return connection, await entitlements.refusals.answer(connection.scope, verdict)
 
         if kind == "websocket":
             if not is_async:
-                raise TypeError(f"requires_feature: websocket endpoint {func.__qualname__} must be async")
+                raise TypeError(f"{user}: websocket endpoint {func.__qualname__} must be async")
 
             @functools.wraps(func)
             async def websocket_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> None:
@@ -92,8 +132,8 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[Ca
     return decorator
 
 
-def _connection_parameter(func: Callable[..., Any]) -> tuple[int, str]:
+def _connection_parameter(func: Callable[..., Any], user: str) -> tuple[int, str]:
     for index, parameter in enumerate(inspect.signature(func).parameters.values()):
         if parameter.name in ("request", "websocket"):
             return index, parameter.name
-    raise TypeError(f'requires_feature: {func.__qualname__} has no "request" or "websocket" parameter')
+    raise TypeError(f'{user}: {func.__qualname__} has no "request" or "websocket" parameter')

@@ -1,19 +1,23 @@
-"""``RequiresFeature``: the FastAPI dependency that gates a path operation on features."""
+"""``RequiresFeature`` and ``RequiresLimit``: the FastAPI dependencies that gate a path operation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 try:
     # FastAPI injects the request by this annotation, so it is imported at run time.
     from starlette.requests import HTTPConnection
 except ImportError as error:  # pragma: no cover - exercised in a subprocess without Starlette
-    raise ImportError('entitlegate_asgi.RequiresFeature needs Starlette: pip install "entitlegate[asgi]"') from error
+    raise ImportError(
+        'entitlegate_asgi.RequiresFeature and RequiresLimit need Starlette: pip install "entitlegate[asgi]"'
+    ) from error
 
-from entitlegate.gate import Requirement
+from entitlegate.gate import Requirement, Verdict
+from entitlegate.limits import LimitRequirement
 from entitlegate_asgi._entitlements import Entitlements, entitlements_of
+from entitlegate_asgi._utils import RequestRefused
 
-__all__ = ["RequiresFeature"]
+__all__ = ["RequiresFeature", "RequiresLimit"]
 
 
 class RequiresFeature:
@@ -38,8 +42,37 @@ class RequiresFeature:
 
     async def __call__(self, connection: HTTPConnection) -> Entitlements:
         entitlements = entitlements_of(connection.scope, "RequiresFeature")
-        verdict = await entitlements._refusal_of(self.requirement)
-        if verdict is not None:
-            # A dependency cannot answer the request itself: the middleware catches this and does.
-            entitlements._refuse(verdict)
-        return entitlements
+        return _through(entitlements, await entitlements.acheck(self.requirement))
+
+
+class RequiresLimit:
+    """A FastAPI dependency: ``Depends(RequiresLimit("seats", need))``.
+
+    Lets the request through only for a customer whose limit ``name`` (from their Features'
+    metadata) is at least ``need``: a whole number, or a callable of the request returning one
+    (it runs on the event loop: no I/O). Gives the endpoint the request's
+    :class:`~entitlegate_asgi.Entitlements`, its limits loaded (``entitlements.limit(name)``).
+    Otherwise the middleware answers as for a missing feature: 403 (JSON
+    ``{"error": "limit_exceeded", "limit", "allowed", "need"}``) or its ``on_denied(scope, name)``,
+    401, 503. An instance, for ``app.dependency_overrides``, like :class:`RequiresFeature`.
+    Raises ``ValueError`` for a blank name or a bad ``need``.
+    """
+
+    def __init__(self, name: str, need: int | Callable[[HTTPConnection], int] = 1) -> None:
+        self.requirement = LimitRequirement(name, need)
+
+    def __repr__(self) -> str:
+        return f"RequiresLimit({self.requirement.name!r}, {self.requirement.need!r})"
+
+    async def __call__(self, connection: HTTPConnection) -> Entitlements:
+        entitlements = entitlements_of(connection.scope, "RequiresLimit")
+        need = self.requirement.needed(connection)
+        return _through(entitlements, await entitlements.acheck_limit(self.requirement, need))
+
+
+def _through(entitlements: Entitlements, verdict: Verdict) -> Entitlements:
+    if not verdict.allowed:
+        # A dependency cannot answer the request itself: the middleware catches this and does.
+        entitlements.raised = True
+        raise RequestRefused(verdict)
+    return entitlements

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import entitlegate_asgi
 
@@ -14,7 +16,9 @@ def test_public_names_are_pinned() -> None:
         "EntitlementMiddleware",
         "Entitlements",
         "RequiresFeature",
+        "RequiresLimit",
         "requires_feature",
+        "requires_limit",
         "webhook_app",
     ]
     for name in entitlegate_asgi.__all__:
@@ -43,7 +47,7 @@ def test_middleware_and_webhook_app_work_without_starlette() -> None:
 def test_starlette_helpers_without_starlette_say_what_to_install() -> None:
     result = run_without_starlette(
         """
-        for name in ("requires_feature", "RequiresFeature"):
+        for name in ("requires_feature", "RequiresFeature", "requires_limit", "RequiresLimit"):
             try:
                 getattr(__import__("entitlegate_asgi"), name)
             except ImportError as error:
@@ -58,3 +62,14 @@ def test_starlette_helpers_without_starlette_say_what_to_install() -> None:
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
     assert not hasattr(entitlegate_asgi, "no_such_name")
+
+
+def test_the_shared_helpers_module_imports_nothing_of_the_package() -> None:
+    # The leaf every module may import: importing one of them back would start a cycle.
+    source = (Path(entitlegate_asgi.__file__).parent / "_utils.py").read_text(encoding="utf-8")
+    imported = [
+        node.module or ""
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("entitlegate_asgi")
+    ]
+    assert imported == []

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from entitlegate_asgi._responses import feature_required
+from entitlegate_asgi._responses import denied
 
 JSON_TYPES = ["application/json", "application/problem+json", "application/vnd.api+json"]
 TEXT_TYPES = ["text/html", "text/plain"]
@@ -27,7 +27,7 @@ def content_type(accept_headers: list[bytes]) -> bytes:
         raise AssertionError("a refusal reads nothing")
 
     scope = {"type": "http", "headers": [(b"accept", value) for value in accept_headers]}
-    asyncio.run(feature_required("seats-feature")(scope, receive, send))
+    asyncio.run(denied("seats-feature")(scope, receive, send))
     return dict(sent[0]["headers"])[b"content-type"]
 
 
