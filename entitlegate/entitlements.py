@@ -34,7 +34,9 @@ class Entitlements:
     its async twin, for async views (without it, the async reads call ``customer``). ``where``
     names the site's callable in log lines (``ENTITLEGATE['CUSTOMER']``, ...). What it returns is
     read by :func:`~entitlegate.gate.read_customer`; if it raises, the error is logged and the
-    request has no customer: a 401 / login / 403, never a 500.
+    request has no customer: a 401 / login / 403, never a 500 — except the exception types in
+    ``reraise``, which pass through (Django's ``Http404`` / ``PermissionDenied``, which the
+    framework answers itself).
 
     :attr:`features` raises :class:`~entitlegate.SourceUnavailable` in an outage and
     :meth:`has_feature` answers as the resolver's ``on_unavailable`` says; :meth:`check` never
@@ -43,7 +45,7 @@ class Entitlements:
     object belongs to one request and is not thread-safe.
     """
 
-    __slots__ = ("_acustomer", "_answer", "_customer", "_find", "_limits", "_where", "resolver")
+    __slots__ = ("_acustomer", "_answer", "_customer", "_find", "_limits", "_reraise", "_where", "resolver")
 
     def __init__(
         self,
@@ -52,11 +54,13 @@ class Entitlements:
         *,
         acustomer: Callable[[], Awaitable[object]] | None = None,
         where: str = "the customer callable",
+        reraise: tuple[type[Exception], ...] = (),
     ) -> None:
         self.resolver = resolver
         self._find = customer
         self._acustomer = acustomer
         self._where = where
+        self._reraise = reraise
         self._customer: object = _UNSET
         self._answer: frozenset[str] | SourceUnavailable | None = None
         self._limits: Mapping[str, Limit] | SourceUnavailable | None = None
@@ -80,6 +84,8 @@ class Entitlements:
                 raise RuntimeError(self._not_found())
             try:
                 customer = read_customer(self._find(), self._where)
+            except self._reraise:
+                raise
             except Exception as error:
                 customer_failed(self._where, error)
                 customer = None
@@ -94,6 +100,8 @@ class Entitlements:
                 return self.customer
             try:
                 customer = read_customer(await self._acustomer(), self._where)
+            except self._reraise:
+                raise
             except Exception as error:
                 customer_failed(self._where, error)
                 customer = None

@@ -15,14 +15,14 @@ from entitlegate_django.testing import override_features
 from tests.fake_stripe import FakeStripe
 
 
-def test_all_lists_the_public_names_sorted() -> None:
-    assert entitlegate_django.__all__ == sorted(entitlegate_django.__all__)
-    assert set(entitlegate_django.__all__) == {
+def test_all_lists_exactly_the_public_names_sorted() -> None:
+    assert entitlegate_django.__all__ == [
         "FeatureDenied",
         "FeatureRequiredMixin",
         "get_resolver",
         "requires_feature",
-    }
+        "requires_limit",
+    ]
 
 
 def test_the_app_label_is_entitlegate() -> None:
