@@ -8,14 +8,11 @@ however many checks it makes, an outage included.
 
 from __future__ import annotations
 
-from functools import partial
-
-from asgiref.sync import sync_to_async
-from django.core.exceptions import PermissionDenied, SynchronousOnlyOperation
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
 from entitlegate import entitlements
-from entitlegate_django.conf import Config, CustomerFunc, current
+from entitlegate_django.conf import Config, current
 
 __all__ = ["Entitlements", "entitlements_of"]
 
@@ -33,31 +30,21 @@ class Entitlements(entitlements.Entitlements):
     in an outage, which :class:`~entitlegate_django.middleware.EntitlementMiddleware` answers with a
     503; ``has_feature`` (and ``in``) answers as ``ON_UNAVAILABLE`` says; ``limit(name)`` is the
     customer's limit from Feature metadata. In async views use the ``a``-prefixed twins, which
-    never block the event loop.
+    never block the event loop (a ``CUSTOMER`` that touches the database runs in a worker thread).
     """
 
     __slots__ = ()
 
     def __init__(self, request: HttpRequest, config: Config) -> None:
+        # The CUSTOMER function is handed the request (of=), rather than a closure per request.
         super().__init__(
             config.resolver,
-            partial(config.customer, request),
-            acustomer=partial(_acall, config.customer, request),
+            config.customer,
+            acustomer=config.acustomer,
             where=config.customer_name,
             reraise=_DJANGO_ANSWERS,
+            of=request,
         )
-
-
-async def _acall(customer: CustomerFunc, request: HttpRequest) -> str | None:
-    # Called directly, in a thread only if it must be: a CUSTOMER function that reads what is
-    # loaded already costs nothing here; one that touches the database (request.user not loaded
-    # yet) makes Django raise SynchronousOnlyOperation in the event loop, and is then called again
-    # in a worker thread, as Django runs sync code.
-    try:
-        return customer(request)
-    except SynchronousOnlyOperation:
-        found: str | None = await sync_to_async(customer)(request)
-        return found
 
 
 def entitlements_of(request: HttpRequest, config: Config | None = None) -> Entitlements:

@@ -33,7 +33,12 @@ def enforce(request: HttpRequest, requirement: Requirement, config: Config | Non
     """
     if config is None:
         config = current()
-    entitlements = entitlements_of(request, config)
+    # entitlements_of, inlined: this is the gated path of every decorated view.
+    entitlements = request.__dict__.get("entitlements")
+    if entitlements is None:
+        entitlements = request.entitlements = Entitlements(request, config)  # type: ignore[attr-defined]
+    elif not isinstance(entitlements, Entitlements):
+        entitlements = entitlements_of(request, config)
     verdict = entitlements.check(requirement)
     if verdict.outcome is _ALLOWED:
         return None

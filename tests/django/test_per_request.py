@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.test import AsyncClient, Client, RequestFactory
 
 from entitlegate_django import get_resolver
@@ -137,3 +138,23 @@ def test_entitlements_of_a_request_is_the_one_kept_on_it() -> None:
     assert isinstance(first, Entitlements)
     assert entitlements_of(request) is first
     assert request.entitlements is first  # type: ignore[attr-defined]
+
+
+def test_a_checked_request_is_freed_at_once_not_by_the_garbage_collector() -> None:
+    # request.entitlements refers to the request until its customer is known, then lets it go:
+    # no reference cycle, so a server frees each request (and what it holds) when it is done.
+    import gc
+    import weakref
+
+    from tests.django import views
+
+    gc.disable()
+    try:
+        request = RequestFactory().get("/seats/")
+        request.user = AnonymousUser()  # type: ignore[attr-defined]
+        assert views.seats(request).status_code == 302
+        freed = weakref.ref(request)
+        del request
+        assert freed() is None
+    finally:
+        gc.enable()
