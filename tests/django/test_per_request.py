@@ -158,3 +158,22 @@ def test_a_checked_request_is_freed_at_once_not_by_the_garbage_collector() -> No
         assert freed() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_an_async_view_whose_customer_function_needs_the_database_finds_the_customer_in_a_thread(
+    async_client: AsyncClient, django_user_model: type, fake_stripe: FakeStripe, settings: object
+) -> None:
+    # Without LoadUser, request.user is loaded lazily from the database: reading it in the event
+    # loop raises SynchronousOnlyOperation, and the lookup is run again in a worker thread.
+    from asgiref.sync import sync_to_async
+
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "LoadUser" not in m]  # type: ignore[attr-defined]
+    fake_stripe.set_customer("cus_1", ["seats-feature"])
+    user = await sync_to_async(django_user_model.objects.create)(username="cus_1")
+    await sync_to_async(async_client.force_login)(user)
+
+    response = await async_client.get("/aseats/")
+
+    assert response.status_code == 200
