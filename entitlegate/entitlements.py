@@ -31,11 +31,15 @@ class Entitlements:
 
     ``customer`` is a zero-argument callable returning the request's Stripe customer id or None
     (the site's customer function, bound to this request), called on first need; ``acustomer`` is
-    its async twin, for async views (without it, the async reads call ``customer``). ``where``
+    its async twin, for async views (without it, the async reads call ``customer``). Given ``of``
+    (the request, the scope), both are called with it instead: a site's own function serves as is,
+    with no per-request closure. Once the customer is known they are let go, so the object holds
+    no reference back to its request (which often holds it). ``where``
     names the site's callable in log lines (``ENTITLEGATE['CUSTOMER']``, ...). What it returns is
     read by :func:`~entitlegate.gate.read_customer`; if it raises, the error is logged and the
-    request has no customer: a 401 / login / 403, never a 500. ``lets_through`` names the errors
-    that are the framework's own answers (Flask's ``abort(401)`` in a loader): those propagate.
+    request has no customer: a 401 / login / 403, never a 500 — except the exception types in
+    ``reraise``, which pass through (Django's ``Http404`` / ``PermissionDenied``, which the
+    framework answers itself).
 
     :attr:`features` raises :class:`~entitlegate.SourceUnavailable` in an outage and
     :meth:`has_feature` answers as the resolver's ``on_unavailable`` says; :meth:`check` never
@@ -44,23 +48,25 @@ class Entitlements:
     object belongs to one request and is not thread-safe.
     """
 
-    __slots__ = ("_acustomer", "_answer", "_customer", "_find", "_lets_through", "_limits", "_where", "resolver")
+    __slots__ = ("_acustomer", "_answer", "_customer", "_find", "_limits", "_of", "_reraise", "_where", "resolver")
 
     def __init__(
         self,
         resolver: Resolver,
-        customer: Callable[[], object] | None,
+        customer: Callable[..., object] | None,
         # Not keyword-only: an adapter making one per request may pass these by position, since
         # keyword arguments to a class call cost about 0.1 µs more on CPython 3.11 (measured).
-        acustomer: Callable[[], Awaitable[object]] | None = None,
+        acustomer: Callable[..., Awaitable[object]] | None = None,
         where: str = "the customer callable",
-        lets_through: tuple[type[Exception], ...] = (),
+        reraise: tuple[type[Exception], ...] = (),
+        of: object = _UNSET,
     ) -> None:
         self.resolver = resolver
         self._find = customer
         self._acustomer = acustomer
         self._where = where
-        self._lets_through = lets_through
+        self._reraise = reraise
+        self._of = of
         self._customer: object = _UNSET
         self._answer: frozenset[str] | SourceUnavailable | None = None
         self._limits: Mapping[str, Limit] | SourceUnavailable | None = None
@@ -82,14 +88,16 @@ class Entitlements:
         if customer is _UNSET:
             if self._find is None:
                 raise RuntimeError(self._not_found())
+            of = self._of
             try:
-                customer = read_customer(self._find(), self._where)
-            except self._lets_through:
+                customer = read_customer(self._find() if of is _UNSET else self._find(of), self._where)
+            except self._reraise:
                 raise
             except Exception as error:
                 customer_failed(self._where, error)
                 customer = None
             self._customer = customer
+            self._find = self._acustomer = self._of = None
         return customer  # type: ignore[return-value]  # a str or None once set
 
     async def acustomer(self) -> str | None:
@@ -98,14 +106,18 @@ class Entitlements:
         if customer is _UNSET:
             if self._acustomer is None:
                 return self.customer
+            of = self._of
             try:
-                customer = read_customer(await self._acustomer(), self._where)
-            except self._lets_through:
+                customer = read_customer(
+                    await (self._acustomer() if of is _UNSET else self._acustomer(of)), self._where
+                )
+            except self._reraise:
                 raise
             except Exception as error:
                 customer_failed(self._where, error)
                 customer = None
             self._customer = customer
+            self._find = self._acustomer = self._of = None
         return customer  # type: ignore[return-value]
 
     @property
@@ -186,9 +198,10 @@ class Entitlements:
 
     def check(self, requirement: Requirement) -> Verdict:
         """The gate's verdict on this request: allowed, no customer, denied (naming a feature), unavailable."""
-        if self.customer is None:
+        answer = self.answer()  # looks the customer up first: read it after, from the memo
+        if self._customer is None:
             return _NO_CUSTOMER
-        return judge(requirement, self.answer(), self.resolver.on_unavailable)
+        return judge(requirement, answer, self.resolver.on_unavailable)
 
     async def acheck(self, requirement: Requirement) -> Verdict:
         """Async twin of :meth:`check`."""

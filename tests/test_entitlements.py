@@ -194,21 +194,21 @@ class FrameworkAnswer(Exception):
     """Stands for a framework's own answer raised by a customer callable (Flask's ``abort(401)``)."""
 
 
-def test_an_error_named_in_lets_through_propagates_from_the_customer_callable(source: CountingSource) -> None:
+def test_an_error_named_in_reraise_propagates_from_the_customer_callable(source: CountingSource) -> None:
     lookups = Lookups(FrameworkAnswer())
-    entitlements = Entitlements(Resolver(source), lookups, lets_through=(FrameworkAnswer,))
+    entitlements = Entitlements(Resolver(source), lookups, reraise=(FrameworkAnswer,))
     with pytest.raises(FrameworkAnswer):
         entitlements.customer  # noqa: B018 - the read is the test
     assert source.calls == 0
 
 
 @pytest.mark.asyncio
-async def test_an_error_named_in_lets_through_propagates_from_the_async_customer_callable_too(
+async def test_an_error_named_in_reraise_propagates_from_the_async_customer_callable_too(
     source: CountingSource,
 ) -> None:
     lookups = Lookups(FrameworkAnswer())
     entitlements = Entitlements(
-        Resolver(source), lookups, acustomer=lookups.asynchronously, lets_through=(FrameworkAnswer,)
+        Resolver(source), lookups, acustomer=lookups.asynchronously, reraise=(FrameworkAnswer,)
     )
     with pytest.raises(FrameworkAnswer):
         await entitlements.acustomer()

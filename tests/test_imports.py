@@ -128,22 +128,7 @@ def test_the_core_has_no_import_cycle() -> None:
     assert_acyclic(ROOT, "entitlegate")
 
 
-# The adapters' cycles, as they are while issue 19 removes them: strict, so each test fails
-# (and must lose its mark) as soon as its package is acyclic.
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param(
-            "entitlegate_django",
-            marks=pytest.mark.xfail(strict=True, reason="cycle: denied -> responses -> denied"),
-        ),
-        "entitlegate_flask",
-        pytest.param(
-            "entitlegate_asgi",
-            marks=pytest.mark.xfail(strict=True, reason="cycle: _entitlements -> middleware -> _entitlements"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("package", ["entitlegate_django", "entitlegate_flask", "entitlegate_asgi"])
 def test_an_adapter_package_has_no_import_cycle(package: str) -> None:
     assert_acyclic(ROOT / "integrations", package)
 

@@ -69,7 +69,13 @@ PUBLIC_NAMES = {
     "entitlegate.entitlements": ["Entitlements"],
     "entitlegate.registry": ["limit_names", "lookup_keys", "names", "register_limit", "register_lookup_keys"],
     "entitlegate.limits": ["LimitRequirement"],
-    "entitlegate_django": ["FeatureDenied", "FeatureRequiredMixin", "get_resolver", "requires_feature"],
+    "entitlegate_django": [
+        "FeatureDenied",
+        "FeatureRequiredMixin",
+        "get_resolver",
+        "requires_feature",
+        "requires_limit",
+    ],
     "entitlegate_flask": [
         "Entitlements",
         "EntitlementsExtension",
@@ -78,7 +84,15 @@ PUBLIC_NAMES = {
         "requires_feature",
         "requires_limit",
     ],
-    "entitlegate_asgi": ["EntitlementMiddleware", "Entitlements", "RequiresFeature", "requires_feature", "webhook_app"],
+    "entitlegate_asgi": [
+        "EntitlementMiddleware",
+        "Entitlements",
+        "RequiresFeature",
+        "RequiresLimit",
+        "requires_feature",
+        "requires_limit",
+        "webhook_app",
+    ],
 }
 
 

@@ -1,7 +1,8 @@
 """Gate Django views on the Stripe entitlements a customer holds.
 
 Add ``"entitlegate_django"`` to ``INSTALLED_APPS``, configure the ``ENTITLEGATE`` settings dict,
-and decorate views with :func:`requires_feature` (or use :class:`FeatureRequiredMixin`).
+and decorate views with :func:`requires_feature` (or use :class:`FeatureRequiredMixin`) and
+:func:`requires_limit`.
 """
 
 try:
@@ -12,8 +13,8 @@ except ImportError as error:  # pragma: no cover - exercised in a Django-less en
     ) from error
 
 from entitlegate_django.conf import get_resolver
-from entitlegate_django.decorators import requires_feature
+from entitlegate_django.decorators import requires_feature, requires_limit
 from entitlegate_django.denied import FeatureDenied
 from entitlegate_django.mixins import FeatureRequiredMixin
 
-__all__ = ["FeatureDenied", "FeatureRequiredMixin", "get_resolver", "requires_feature"]
+__all__ = ["FeatureDenied", "FeatureRequiredMixin", "get_resolver", "requires_feature", "requires_limit"]

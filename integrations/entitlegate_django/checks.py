@@ -5,8 +5,9 @@ checks pass builds. Ids are stable: E001 the dict itself; E002 STRIPE_API_KEY; E
 E004 CUSTOMER; E005 RESOLVER; E006 DENIED; E007 RULES; E008 TTL/STALE_TTL; E009 ON_UNAVAILABLE;
 E010 STRIPE_ACCOUNT/STRIPE_API_BASE/STRIPE_TIMEOUT/STRIPE_MAX_RETRIES; E011 RULES without the middleware;
 E012 WEBHOOK_SECRET; E013 unknown keys; W001 no WEBHOOK_SECRET; W003 keys RESOLVER replaces; W004
-middleware order. (W002, unknown keys as a warning, is retired: an ignored typo turned a setting off
-silently.)
+middleware order; W020 (``check --deploy`` only: it asks Stripe) a lookup_key or limit name the
+site gates on that the account's catalog does not have. (W002, unknown keys as a warning, is
+retired: an ignored typo turned a setting off silently.)
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
+from entitlegate import registry
+from entitlegate.catalog import CatalogSource, audit
+from entitlegate.errors import SourceUnavailable
 from entitlegate_django import conf
 from entitlegate_django.middleware import before_authentication
 
-__all__ = ["check_secrets", "check_settings"]
+__all__ = ["check_catalog", "check_secrets", "check_settings"]
 
 _MIDDLEWARE = "entitlegate_django.middleware.EntitlementMiddleware"
 _AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -142,3 +146,54 @@ def _check_middleware(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register("entitlegate", deploy=True)
+def check_catalog(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W020: every lookup_key and limit name the site gates on, against the account's features.
+
+    Runs on ``manage.py check --deploy`` only, since it lists the account's features on Stripe
+    (``python -m entitlegate check`` does the same). The names are those that decorators, mixins
+    and ``RULES`` registered (``entitlegate.registry``) once the URLconf is imported. A Stripe it
+    cannot reach is one warning that says so, never a crash.
+    """
+    try:
+        config = conf.current()
+    except conf.Invalid:
+        return []  # check_settings reports the bad key
+    _import_urlconf()
+    lookup_keys, limit_names = registry.lookup_keys(), registry.limit_names()
+    if not lookup_keys and not limit_names:
+        return []
+    source = config.resolver.source
+    if not isinstance(source, CatalogSource):
+        kind = type(source).__name__
+        return [_w020(f"the resolver's source ({kind}) cannot list the account's features, so nothing was compared")]
+    try:
+        features = source.list_features()
+    except SourceUnavailable as error:
+        return [
+            _w020(
+                f"could not list the account's features on Stripe, so the gates' names were not compared: {error}",
+                hint="Run `manage.py check --deploy` again once Stripe answers, or `python -m entitlegate check`.",
+            )
+        ]
+    return [
+        _w020(finding.message, hint="Features are listed by `python -m entitlegate features`.")
+        for finding in audit(features, lookup_keys, limit_names)
+    ]
+
+
+def _w020(message: str, *, hint: str | None = None) -> checks.Warning:
+    return checks.Warning(message, hint=hint, id="entitlegate.W020")
+
+
+def _import_urlconf() -> None:
+    # The decorators register their names when the views' modules are imported; the URLconf
+    # imports them. A URLconf that does not import is Django's own check's to report.
+    from django.urls import get_resolver
+
+    try:
+        get_resolver().url_patterns  # noqa: B018 - importing it is the point
+    except Exception:
+        return

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import difflib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, TypeVar
 
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
@@ -45,6 +45,7 @@ RESOLVER_REPLACES: Final = _settings.RESOLVER_KEYS
 _OR_RESOLVER: Final = "or set ENTITLEGATE['RESOLVER']"
 
 CustomerFunc = Callable[[HttpRequest], "str | None"]
+ACustomerFunc = Callable[[HttpRequest], Awaitable["str | None"]]
 DeniedHandler = Callable[[HttpRequest, Any], HttpResponseBase]
 _T = TypeVar("_T")
 
@@ -63,6 +64,7 @@ class Config:
 
     resolver: Resolver
     customer: CustomerFunc
+    acustomer: ACustomerFunc  # CUSTOMER from the event loop: called there, in a thread only if it must be
     customer_name: str  # how log lines name the CUSTOMER function: the setting and its dotted path
     rules: Rules
     denied: DeniedHandler | None
@@ -174,6 +176,17 @@ def read_customer(raw: Mapping[str, Any]) -> CustomerFunc:
     return customer
 
 
+async def _acustomer(customer: CustomerFunc, request: HttpRequest) -> str | None:
+    # A CUSTOMER function that reads what is loaded already costs nothing here; one that touches
+    # the database (request.user not loaded yet) makes Django raise SynchronousOnlyOperation in
+    # the event loop, and is then called again in a worker thread, as Django runs sync code.
+    try:
+        return customer(request)
+    except SynchronousOnlyOperation:
+        found: str | None = await sync_to_async(customer)(request)
+        return found
+
+
 def read_denied(raw: Mapping[str, Any]) -> DeniedHandler | None:
     path = value(raw, "DENIED")
     if path is None:
@@ -228,6 +241,7 @@ def build(raw: Mapping[str, Any]) -> Config:
     return Config(
         resolver=resolver,
         customer=customer,
+        acustomer=partial(_acustomer, customer),
         customer_name=f"{name('CUSTOMER')} ({value(raw, 'CUSTOMER')})",
         rules=rules,
         denied=denied,

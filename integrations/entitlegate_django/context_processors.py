@@ -5,9 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from entitlegate.gate import safe_features
-from entitlegate_django.conf import current
-from entitlegate_django.entitlements import customer_for
+from entitlegate_django.entitlements import entitlements_of
 
 __all__ = ["features"]
 
@@ -19,8 +17,4 @@ def features(request: HttpRequest) -> dict[str, object]:
     fetched unless the template reads it.
     """
 
-    def load() -> frozenset[str]:
-        config = current()
-        return safe_features(config.resolver, customer_for(config, request))
-
-    return {"features": SimpleLazyObject(load)}
+    return {"features": SimpleLazyObject(lambda: entitlements_of(request).safe_features())}

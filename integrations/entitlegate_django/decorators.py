@@ -1,4 +1,4 @@
-"""``@requires_feature``: gate a function view on features, like ``permission_required``."""
+"""``@requires_feature`` and ``@requires_limit``: gate a function view, like ``permission_required``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest
 
 from entitlegate.gate import Requirement
-from entitlegate_django.responses import aenforce, enforce
+from entitlegate.limits import LimitRequirement
+from entitlegate_django.responses import aenforce, aenforce_limit, enforce, enforce_limit
 
-__all__ = ["requires_feature"]
+__all__ = ["requires_feature", "requires_limit"]
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 
@@ -51,5 +52,44 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
 
         gated.required_features = requirement  # type: ignore[attr-defined]
         return gated  # type: ignore[return-value]
+
+    return decorator
+
+
+def requires_limit(name: str, need: int | Callable[[HttpRequest], int] = 1) -> Callable[[_View], _View]:
+    """Let a view run only when the customer's limit ``name`` (from Feature metadata) covers ``need``.
+
+    ``need`` is a whole number, or a function of the request that returns one (called only for a
+    request with a customer; in an async view it runs in the event loop, or in a worker thread
+    when it touches the database): ``@requires_limit("seats", lambda request: team_size(request) + 1)``.
+    A denial behaves as for :func:`requires_feature` and names the limit: ``FeatureDenied.feature``
+    is ``name`` and ``FeatureDenied.shortfall`` the customer's limit and the need. Works on sync
+    and async views, and on methods through ``method_decorator``. Raises ``ValueError`` at
+    decoration for a blank name or a need that is not a whole number >= 0.
+    """
+    requirement = LimitRequirement(name, need)
+
+    def decorator(view: _View) -> _View:
+        if iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def async_limited(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                denial = await aenforce_limit(request, requirement)
+                if denial is not None:
+                    return denial
+                return await view(request, *args, **kwargs)
+
+            async_limited.required_limit = requirement  # type: ignore[attr-defined]
+            return async_limited  # type: ignore[return-value]
+
+        @functools.wraps(view)
+        def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            denial = enforce_limit(request, requirement)
+            if denial is not None:
+                return denial
+            return view(request, *args, **kwargs)
+
+        limited.required_limit = requirement  # type: ignore[attr-defined]
+        return limited  # type: ignore[return-value]
 
     return decorator

@@ -9,9 +9,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
+from entitlegate_django._http import unavailable
 from entitlegate_django.conf import current
 from entitlegate_django.entitlements import Entitlements
-from entitlegate_django.responses import aenforce, enforce, unavailable
+from entitlegate_django.responses import aenforce, enforce
 
 __all__ = ["EntitlementMiddleware", "before_authentication"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +37,16 @@ class FeatureRequiredMixin(_Base):
     # built from the two attributes (rebuilt only when they are other objects, e.g. as_view(...)).
     _features_async: ClassVar[bool | None] = None
     _features_built: ClassVar[tuple[object, object, Requirement] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Built when the class is defined, so its lookup_keys are in entitlegate.registry before
+        # any request: `manage.py check --deploy` (W020) and `python -m entitlegate check` see CBVs.
+        # A wrong value is left for the first request to report (ImproperlyConfigured), as before.
+        super().__init_subclass__(**kwargs)
+        required, any_of = cls.required_features, cls.any_of_features
+        if (required or any_of) and not isinstance(required, str) and not isinstance(any_of, str):
+            with contextlib.suppress(TypeError, ValueError):
+                cls._features_built = (required, any_of, Requirement.of(*required, any_of=any_of))
 
     def get_feature_requirement(self) -> Requirement:
         """The features this view needs; by default from the two attributes."""

@@ -10,18 +10,20 @@ from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.core.exceptions import SynchronousOnlyOperation
+from django.http import HttpRequest, HttpResponseBase
 
-from entitlegate.gate import Outcome, Requirement, acheck, check
+from entitlegate.gate import Outcome, Requirement, Verdict
+from entitlegate.limits import LimitRequirement
+from entitlegate_django._http import UNAVAILABLE_MESSAGE, unavailable
 from entitlegate_django.conf import Config, current
 from entitlegate_django.denied import FeatureDenied
-from entitlegate_django.entitlements import acustomer_for, customer_for
+from entitlegate_django.entitlements import Entitlements, entitlements_of
 
-__all__ = ["aenforce", "enforce", "unavailable"]
+__all__ = ["UNAVAILABLE_MESSAGE", "aenforce", "aenforce_limit", "enforce", "enforce_limit", "unavailable"]
 
 _ALLOWED = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns: read it once
-
-UNAVAILABLE_MESSAGE = "This page is temporarily unavailable: your plan could not be checked. Try again shortly."
+_NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
 
 
 def enforce(request: HttpRequest, requirement: Requirement, config: Config | None = None) -> HttpResponseBase | None:
@@ -31,18 +33,16 @@ def enforce(request: HttpRequest, requirement: Requirement, config: Config | Non
     """
     if config is None:
         config = current()
-    customer = customer_for(config, request)
-    verdict = check(config.resolver, customer, requirement)
+    # entitlements_of, inlined: this is the gated path of every decorated view.
+    entitlements = request.__dict__.get("entitlements")
+    if entitlements is None:
+        entitlements = request.entitlements = Entitlements(request, config)  # type: ignore[attr-defined]
+    elif not isinstance(entitlements, Entitlements):
+        entitlements = entitlements_of(request, config)
+    verdict = entitlements.check(requirement)
     if verdict.outcome is _ALLOWED:
         return None
-    if verdict.outcome is Outcome.UNAVAILABLE:
-        return unavailable()
-    if verdict.outcome is Outcome.NO_CUSTOMER and _has_login() and not _signed_in(request):
-        return _login_redirect(request)
-    denial = FeatureDenied(verdict.feature, customer)
-    if config.denied is None:
-        raise denial
-    return config.denied(request, denial)
+    return _refuse(request, verdict, entitlements, config)
 
 
 async def aenforce(
@@ -51,26 +51,78 @@ async def aenforce(
     """Async twin of :func:`enforce`: on a cache hit it never leaves the event loop."""
     if config is None:
         config = current()
-    customer = await acustomer_for(config, request)
-    verdict = await acheck(config.resolver, customer, requirement)
+    entitlements = entitlements_of(request, config)
+    verdict = await entitlements.acheck(requirement)
     if verdict.outcome is _ALLOWED:
         return None
+    return await _arefuse(request, verdict, entitlements, config)
+
+
+def enforce_limit(
+    request: HttpRequest, requirement: LimitRequirement, config: Config | None = None
+) -> HttpResponseBase | None:
+    """None when the customer's limit ``requirement.name`` covers the request's need, else the denial.
+
+    The need (a callable of the request) is asked only for a request with a customer. A denial
+    takes the path of :func:`enforce`'s, naming the limit.
+    """
+    if config is None:
+        config = current()
+    entitlements = entitlements_of(request, config)
+    if entitlements.customer is None:
+        verdict = _NO_CUSTOMER
+    else:
+        verdict = entitlements.check_limit(requirement, requirement.needed(request))
+    if verdict.outcome is _ALLOWED:
+        return None
+    return _refuse(request, verdict, entitlements, config)
+
+
+async def aenforce_limit(
+    request: HttpRequest, requirement: LimitRequirement, config: Config | None = None
+) -> HttpResponseBase | None:
+    """Async twin of :func:`enforce_limit`: a need function that touches the database runs in a thread."""
+    if config is None:
+        config = current()
+    entitlements = entitlements_of(request, config)
+    if await entitlements.acustomer() is None:
+        verdict = _NO_CUSTOMER
+    else:
+        try:
+            need = requirement.needed(request)
+        except SynchronousOnlyOperation:
+            need = await sync_to_async(requirement.needed)(request)
+        verdict = await entitlements.acheck_limit(requirement, need)
+    if verdict.outcome is _ALLOWED:
+        return None
+    return await _arefuse(request, verdict, entitlements, config)
+
+
+def _refuse(request: HttpRequest, verdict: Verdict, entitlements: Entitlements, config: Config) -> HttpResponseBase:
+    if verdict.outcome is Outcome.UNAVAILABLE:
+        return unavailable()
+    if verdict.outcome is Outcome.NO_CUSTOMER and _has_login() and not _signed_in(request):
+        return _login_redirect(request)
+    denial = FeatureDenied(verdict.feature, entitlements.customer)
+    if config.denied is None:
+        raise denial
+    return config.denied(request, denial)
+
+
+async def _arefuse(
+    request: HttpRequest, verdict: Verdict, entitlements: Entitlements, config: Config
+) -> HttpResponseBase:
     if verdict.outcome is Outcome.UNAVAILABLE:
         return unavailable()
     if verdict.outcome is Outcome.NO_CUSTOMER and _has_login() and not await _asigned_in(request):
         return _login_redirect(request)
-    denial = FeatureDenied(verdict.feature, customer)
+    denial = FeatureDenied(verdict.feature, await entitlements.acustomer())
     if config.denied is None:
         raise denial
     # A denied handler is a plain function that may use the database: run it as Django runs a
     # sync view under ASGI. Only denials pay for the thread.
     response: HttpResponseBase = await sync_to_async(config.denied)(request, denial)
     return response
-
-
-def unavailable() -> HttpResponse:
-    """The 503 answered when Stripe is down and nothing usable is cached."""
-    return HttpResponse(UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
 
 
 def _has_login() -> bool:

@@ -46,7 +46,7 @@ def request_entitlements() -> Entitlements:
                 "entitlegate_flask has no customer loader: decorate a function returning the current "
                 "Stripe customer id (or None) with @entitlements.customer_loader"
             )
-        # By position (acustomer, where, lets_through): keywords would cost ~0.1 µs per request.
+        # By position (acustomer, where, reraise): keywords would cost ~0.1 µs per request.
         entitlements = Entitlements(
             state.resolver, hooks.customer_loader, None, hooks.customer_loader_name, _FLASK_ANSWERS
         )

@@ -43,3 +43,19 @@ def username_of(request: HttpRequest) -> str | None:
     """A CUSTOMER written as most sites write one: it reads ``request.user`` without a guard."""
     username: str = request.user.username  # type: ignore[union-attr]
     return username if username.startswith("cus_") else None
+
+
+calls: list[str] = []  # what counted() was asked, one entry per call
+
+
+def counted(request: HttpRequest) -> str | None:
+    """:func:`customer_of`, counting its calls in :data:`calls`."""
+    calls.append(request.path)
+    return customer_of(request)
+
+
+def not_found(request: HttpRequest) -> str:
+    """A CUSTOMER that answers a missing profile with Django's own 404."""
+    from django.http import Http404
+
+    raise Http404("no billing profile")

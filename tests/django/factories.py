@@ -24,3 +24,11 @@ def pricing_page(request: HttpRequest, exception: FeatureDenied) -> HttpResponse
 
 async def async_denied(request: HttpRequest, exception: FeatureDenied) -> HttpResponse:
     return HttpResponse("never")
+
+
+denials: list[FeatureDenied] = []  # what keep_denial was handed
+
+
+def keep_denial(request: HttpRequest, exception: FeatureDenied) -> HttpResponse:
+    denials.append(exception)
+    return HttpResponse(f"upgrade for {exception.feature}", status=402)

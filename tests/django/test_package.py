@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,14 +16,14 @@ from entitlegate_django.testing import override_features
 from tests.fake_stripe import FakeStripe
 
 
-def test_all_lists_the_public_names_sorted() -> None:
-    assert entitlegate_django.__all__ == sorted(entitlegate_django.__all__)
-    assert set(entitlegate_django.__all__) == {
+def test_all_lists_exactly_the_public_names_sorted() -> None:
+    assert entitlegate_django.__all__ == [
         "FeatureDenied",
         "FeatureRequiredMixin",
         "get_resolver",
         "requires_feature",
-    }
+        "requires_limit",
+    ]
 
 
 def test_the_app_label_is_entitlegate() -> None:
@@ -77,3 +78,30 @@ def test_override_features_finds_the_resolver_of_the_settings_in_force(configure
     with override_features({"cus_1": {"gold"}}):
         assert get_resolver().ttl == 1.0
         assert get_resolver().features("cus_1") == {"gold"}
+
+
+@pytest.mark.django_db
+def test_override_features_decorates_a_django_testcase_whose_tests_all_run(fake_stripe: FakeStripe) -> None:
+    import unittest
+
+    from django.test import TestCase
+
+    @override_features({"cus_1": {"gold"}})
+    class PinnedTests(TestCase):
+        def test_pinned(self) -> None:
+            assert get_resolver().features("cus_1") == {"gold"}
+
+        def test_pinned_in_a_view(self) -> None:
+            from django.contrib.auth.models import User
+
+            self.client.force_login(User.objects.create(username="cus_1"))
+            assert self.client.get("/metal/").status_code == 200
+
+    tests = unittest.defaultTestLoader.loadTestsFromTestCase(PinnedTests)
+    result = unittest.TextTestRunner(stream=io.StringIO()).run(tests)
+
+    assert result.testsRun == 2
+    assert result.wasSuccessful(), result.failures + result.errors
+    assert fake_stripe.calls() == 0
+    fake_stripe.set_customer("cus_1", ["seats-feature"])
+    assert get_resolver().features("cus_1") == {"seats-feature"}  # the pins were undone after each test

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from entitlegate_django import FeatureRequiredMixin, requires_feature
+from entitlegate_django import FeatureRequiredMixin, requires_feature, requires_limit
 
 
 @requires_feature("seats-feature")
@@ -82,6 +82,10 @@ def lazy(request: HttpRequest) -> HttpResponse:
     return render(request, "lazy.html")
 
 
+def limit_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "limit.html")
+
+
 def my_features(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"features": sorted(request.entitlements.features)})  # type: ignore[attr-defined]
 
@@ -93,3 +97,61 @@ def my_feature_check(request: HttpRequest) -> JsonResponse:
 async def amy_features(request: HttpRequest) -> JsonResponse:
     features = await request.entitlements.afeatures()  # type: ignore[attr-defined]
     return JsonResponse({"features": sorted(features)})
+
+
+def _team_size(request: HttpRequest) -> int:
+    """The seats a request needs: ``?seats=N`` (the team it would make)."""
+    return int(request.GET.get("seats", "1"))
+
+
+@requires_limit("seats", _team_size)
+def team(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(f"team of {_team_size(request)}")
+
+
+@requires_limit("seats", 3)
+def team_of_three(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("team of 3")
+
+
+@requires_limit("seats", _team_size)
+async def ateam(request: HttpRequest) -> HttpResponse:
+    asyncio.get_running_loop()
+    return HttpResponse(f"async team of {_team_size(request)}")
+
+
+class TeamView(View):
+    @method_decorator(requires_limit("seats", _team_size))
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("class team")
+
+
+class AsyncTeamView(View):
+    @method_decorator(requires_limit("seats", _team_size))
+    async def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("async class team")
+
+
+def my_limit(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"seats": request.entitlements.limit("seats")})  # type: ignore[attr-defined]
+
+
+async def amy_limit(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"seats": await request.entitlements.alimit("seats")})  # type: ignore[attr-defined]
+
+
+@requires_feature("seats-feature")
+@requires_limit("seats", 1)
+def checks(request: HttpRequest) -> HttpResponse:
+    """Many checks on one request: a rule (/pro), two decorators, the view's own, the template's."""
+    export = "export" in request.entitlements  # type: ignore[attr-defined]
+    return render(request, "checks.html", {"export": export})
+
+
+@requires_feature("seats-feature")
+@requires_limit("seats", 1)
+async def achecks(request: HttpRequest) -> HttpResponse:
+    """The async twin of :func:`checks`, without a template (templates render synchronously)."""
+    entitlements = request.entitlements  # type: ignore[attr-defined]
+    found = [await entitlements.ahas_feature("analytics"), await entitlements.ahas_feature("export")]
+    return HttpResponse(f"checked {found}")
