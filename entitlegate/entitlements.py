@@ -290,8 +290,12 @@ class Entitlements:
         return judge_limit(requirement, need, await self.alimits_answer(), self.resolver.on_unavailable)
 
     def safe_limit(self, name: str, default: Limit = 0) -> Limit:
-        """:meth:`limit` for a template: ``default`` without a customer or in an outage."""
-        limits = self.limits_answer()
+        """:meth:`limit` for a template: ``default`` without a customer, in an outage, or when the
+        source has no feature catalog to read limits from (a page is never broken by a limit)."""
+        try:
+            limits = self.limits_answer()
+        except TypeError:  # the source cannot list features: a set-up problem, not the page's
+            return default
         return default if isinstance(limits, SourceUnavailable) else limits.get(name, default)
 
     # -- reads for templates, which must never break a page ---------------------------------------

@@ -212,3 +212,19 @@ async def test_an_error_named_in_reraise_propagates_from_the_async_customer_call
     )
     with pytest.raises(FrameworkAnswer):
         await entitlements.acustomer()
+
+
+class NoCatalogSource:
+    """A source that answers features but cannot list the account's catalog (no limits)."""
+
+    livemode = None
+
+    def fetch(self, customer: str) -> frozenset[str]:
+        return frozenset({"seats-feature"})
+
+
+def test_a_template_limit_never_breaks_a_page_when_the_source_has_no_catalog() -> None:
+    entitlements = Entitlements(Resolver(NoCatalogSource()), Lookups())
+    assert entitlements.safe_limit("seats", default=1) == 1
+    with pytest.raises(TypeError, match="cannot list features"):
+        entitlements.limit("seats")
