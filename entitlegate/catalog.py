@@ -19,7 +19,6 @@ import asyncio
 import difflib
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
+from entitlegate._fork import reset_after_fork
 from entitlegate.errors import SourceUnavailable
 
 __all__ = [
@@ -223,18 +223,6 @@ class CatalogSnapshot:
 NO_CATALOG = CatalogSnapshot((), -math.inf, -math.inf, -math.inf)
 
 
-_catalogs: weakref.WeakSet[Catalog] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    for catalog in list(_catalogs):
-        catalog._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
-
-
 class _Flight:
     __slots__ = ("done", "error")
 
@@ -288,7 +276,7 @@ class Catalog:
         self._last_attempt = -math.inf
         self.fetches = 0  # source calls made, for tests and stats
         self._followers: list[weakref.WeakMethod[Callable[[CatalogSnapshot], None]]] = []
-        _catalogs.add(self)
+        reset_after_fork(self._after_fork)
 
     def _after_fork(self) -> None:
         # A refresh a parent's thread had in flight never lands in the child: forget it and its lock.

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import get_args
 
+from entitlegate._fork import reset_after_fork
 from entitlegate._values import OnUnavailable
 from entitlegate.cache._base import Bindable, Binding, Cache, Entry, Leasing, supersedes
 from entitlegate.cache._breaker import Breaker
@@ -220,7 +219,7 @@ class Resolver:
         self._outage = self._breaker()
         # Customers whose last answer was refused, and until when (monotonic) that is remembered.
         self._refused: dict[str, tuple[float, str]] = {}
-        _RESOLVERS.add(self)
+        reset_after_fork(self._after_fork)
         self._catalog: Catalog | None = None
         self._catalog_now: CatalogSnapshot = NO_CATALOG  # the catalog's current snapshot, for the limit hit
 
@@ -808,15 +807,3 @@ def _check_need(need: object) -> int:
     if isinstance(need, bool) or not isinstance(need, int) or need < 0:
         raise ValueError(f"need must be a whole number >= 0, got {need!r}")
     return need
-
-
-_RESOLVERS: weakref.WeakSet[Resolver] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for resolver in list(_RESOLVERS):
-        resolver._after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)

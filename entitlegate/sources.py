@@ -17,6 +17,7 @@ from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 import stripe
 import urllib3
 
+from entitlegate._fork import reset_after_fork
 from entitlegate._values import read_api_base, read_api_key, read_max_retries, read_stripe_account, read_timeout
 from entitlegate.catalog import Feature
 from entitlegate.errors import SourceUnavailable
@@ -147,7 +148,7 @@ class StripeSource:
             self._client = self._build_client()
             self.livemode = livemode if livemode is not None else _livemode_of(api_key)
             self._owns_client = True
-        _SOURCES.add(self)
+        reset_after_fork(self._after_fork)
 
     def __repr__(self) -> str:
         return f"StripeSource(livemode={self.livemode!r}, stripe_account={self.stripe_account!r})"
@@ -533,18 +534,6 @@ def _is_unknown_customer(error: stripe.StripeError) -> bool:
         and error.code == "resource_missing"
         and error.param == "customer"
     )
-
-
-_SOURCES: weakref.WeakSet[StripeSource] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for source in list(_SOURCES):
-        source._after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 async def _close_at_shutdown(client: stripe.StripeClient) -> None:

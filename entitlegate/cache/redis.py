@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -27,6 +25,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError('RedisCache needs the redis package: pip install "entitlegate[redis]"') from error
 
+from entitlegate._fork import reset_after_fork
 from entitlegate.cache import _redis_format as stored
 from entitlegate.cache._base import Binding, Entry, invalidated, replacement
 from entitlegate.cache._breaker import Breaker
@@ -145,7 +144,7 @@ class RedisCache:
         self._listener_lock = threading.Lock()
         self._stopping = threading.Event()
         self._closed = False
-        _CACHES.add(self)
+        reset_after_fork(self._after_fork)
 
     def __repr__(self) -> str:
         return f"RedisCache({self.location!r}, prefix={self.prefix!r}, local_ttl={self.local_ttl})"
@@ -468,15 +467,3 @@ class _Lease:
 def _slept(seconds: float) -> float:
     time.sleep(seconds)
     return seconds  # the reply to a pause, which a flow ignores
-
-
-_CACHES: weakref.WeakSet[RedisCache] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_CACHES):
-        cache._after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
