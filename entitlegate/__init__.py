@@ -12,7 +12,7 @@ from entitlegate.errors import (
     InvalidSignature,
     SourceUnavailable,
 )
-from entitlegate.resolver import Resolver, ResolverStats
+from entitlegate.resolver import Decision, Resolver, ResolverStats
 from entitlegate.sources import Source, StaticSource, StripeSource
 from entitlegate.webhooks import WebhookHandler, WebhookResult
 
@@ -29,6 +29,7 @@ __all__ = [
     "CacheUnavailable",
     "Catalog",
     "CatalogSource",
+    "Decision",
     "EntitlegateError",
     "Entry",
     "Feature",

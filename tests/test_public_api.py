@@ -21,6 +21,7 @@ def test_all_lists_the_public_names_sorted() -> None:
         "Catalog",
         "CatalogSource",
         "Feature",
+        "Decision",
     }
     for name in entitlegate.__all__:
         assert hasattr(entitlegate, name), name
