@@ -16,7 +16,7 @@ from entitlegate.cache._base import supersedes
 from entitlegate.errors import CacheUnavailable, InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver
 
-__all__ = ["SUMMARY_UPDATED", "WebhookAnswer", "WebhookHandler", "WebhookResult"]
+__all__ = ["HANDLED_EVENTS", "SUMMARY_UPDATED", "WebhookAnswer", "WebhookHandler", "WebhookResult"]
 
 logger = logging.getLogger("entitlegate")
 
@@ -29,6 +29,26 @@ _SUBSCRIPTION_PREFIX = "customer.subscription."
 _ENDED_EVENTS = frozenset({"customer.subscription.deleted", "customer.subscription.paused"})
 _ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid", "paused"})
 _REMEMBERED_EVENTS = 10_000
+# What an endpoint must send for the cache to stay true (`entitlegate webhook setup` subscribes
+# to exactly these, `webhook check` compares with them): the summary, a deleted customer, and
+# every subscription event Stripe has, which _parse takes by their prefix.
+HANDLED_EVENTS: tuple[str, ...] = (
+    SUMMARY_UPDATED,
+    _CUSTOMER_DELETED,
+    *(
+        _SUBSCRIPTION_PREFIX + name
+        for name in (
+            "created",
+            "deleted",
+            "paused",
+            "pending_update_applied",
+            "pending_update_expired",
+            "resumed",
+            "trial_will_end",
+            "updated",
+        )
+    ),
+)
 
 Action = Literal["applied", "invalidated", "ignored", "stale", "duplicate"]
 
