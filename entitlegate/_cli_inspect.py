@@ -3,7 +3,8 @@
 Read-only: it asks Stripe directly (not through the resolver) and writes nothing to the cache,
 so looking at a customer never changes what a check answers. The tiers are this process's copy
 (a local copy of a Redis entry, or a :class:`~entitlegate.MemoryCache` entry) and the Redis
-entry. Exit 1 when a tier that answers checks now (a fresh one) differs from Stripe.
+entry. Exit 1 when a tier that answers checks now (a fresh one) differs from Stripe, or Redis
+does not answer; exit 2 when Stripe does not (the tiers are shown all the same).
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ def _inspect(context: Context) -> int:
         _print(context, report, cache_named=bool(tiers))
     if "error" in stripe_now:
         raise UsageError(f"cannot ask Stripe about {customer}: {stripe_now['error']}")
-    fresh_differs = any(
-        tier is not None and tier.get("fresh") and report["difference"].get(name) for name, tier in tiers.items()
+    wrong = any(
+        tier is not None and ("error" in tier or (tier["fresh"] and name in report["difference"]))
+        for name, tier in tiers.items()
     )
-    return FINDING if fresh_differs else OK
+    return FINDING if wrong else OK
 
 
 def _tier(entry: Entry | None) -> dict[str, Any] | None:
