@@ -23,6 +23,14 @@ from entitlegate.catalog import NO_CATALOG, NOT_CARRIED, Catalog, CatalogSnapsho
 from entitlegate.errors import SourceUnavailable
 from entitlegate.sources import RefusedAnswer, Source
 
+_observe_metrics: Callable[[Resolver], None] | None
+try:  # the otel extra: every resolver's counters, read when metrics are collected
+    from entitlegate.metrics import observe
+except ImportError:
+    _observe_metrics = None
+else:
+    _observe_metrics = observe
+
 __all__ = ["Decision", "DecisionSource", "OnUnavailable", "Resolver", "ResolverStats", "answer_in_outage"]
 
 logger = logging.getLogger("entitlegate")
@@ -203,6 +211,8 @@ class Resolver:
         _RESOLVERS.add(self)
         self._catalog: Catalog | None = None
         self._catalog_now: CatalogSnapshot = NO_CATALOG  # the catalog's current snapshot, for the limit hit
+        if _observe_metrics is not None:
+            _observe_metrics(self)
 
     def _breaker(self) -> _SourceBreaker:
         meanwhile = {

@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,6 +16,14 @@ from entitlegate._values import read_webhook_secret
 from entitlegate.cache._base import supersedes
 from entitlegate.errors import CacheUnavailable, InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver
+
+_count_webhook: Callable[[str], None] | None
+try:  # the otel extra: webhook results by action
+    from entitlegate.metrics import webhook_handled
+except ImportError:
+    _count_webhook = None
+else:
+    _count_webhook = webhook_handled
 
 __all__ = ["HANDLED_EVENTS", "SUMMARY_UPDATED", "WebhookAnswer", "WebhookHandler", "WebhookResult"]
 
@@ -212,6 +221,8 @@ class WebhookHandler:
                 self._seen[event.id] = None
                 if len(self._seen) > _REMEMBERED_EVENTS:
                     self._seen.popitem(last=False)
+        if _count_webhook is not None:
+            _count_webhook(action)
         return WebhookResult(event.id, event.type, event.customer, action)
 
     def _refetch(self, event: _Event) -> None:
