@@ -75,7 +75,6 @@ def _shown_limit(value: float) -> str:
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--app",
-        required=True,
         metavar="MODULE[:ATTR]",
         help="the app to import so its gates register: a Django settings module, a Flask app or app "
         "factory (module:create_app), or an ASGI app (module:app)",
@@ -83,11 +82,16 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(context: Context) -> int:
-    load_app(context.args.app)
+    if context.args.app is not None:
+        load_app(context.args.app)
+    elif context.given is None:
+        raise UsageError("--app MODULE[:ATTR] is required: the app whose gates to check")
+    # else: `flask entitlegate check`, whose app is loaded and its gates registered already
+    app = context.args.app or "the app"
     lookup_keys, limit_names = registry.lookup_keys(), registry.limit_names()
     if not lookup_keys and not limit_names:
         print(
-            f"{context.args.app} registered no gate: no decorator, mixin, dependency, rule or requirement "
+            f"{app} registered no gate: no decorator, mixin, dependency, rule or requirement "
             "was built when it was imported (is --app the right module?)",
             file=context.out,
         )

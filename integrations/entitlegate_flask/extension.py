@@ -14,6 +14,7 @@ from entitlegate import CacheUnavailable, Resolver, SourceUnavailable
 from entitlegate.gate import customer_failed, read_customer
 from entitlegate.resolver import answer_in_outage
 from entitlegate_flask import per_request, templating
+from entitlegate_flask.cli import entitlegate_group
 from entitlegate_flask.config import read_settings
 from entitlegate_flask.gating import watch_decorator_order
 from entitlegate_flask.portal import makes_portal_sessions, portal_redirect
@@ -79,6 +80,7 @@ class Entitlements:
         app.register_error_handler(CacheUnavailable, _unavailable)
         app.add_template_global(templating.has_feature, "has_feature")
         app.add_template_global(templating.features, "features")
+        app.cli.add_command(entitlegate_group)  # flask entitlegate VERB …
         if settings.webhook_url is not None:
             app.register_blueprint(make_blueprint(settings.webhook_url))
 
