@@ -38,11 +38,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "check",
         help="list the account's webhook endpoints and check the one at URL for missing, disabled or extra events",
         description="List the account's webhook endpoints and check the one at URL (without --url: every "
-        "endpoint that receives any of entitlegate's events). Exit 1 when an event is missing or the "
-        "endpoint is disabled.",
+        f"endpoint that receives {SUMMARY_UPDATED}). Exit 1 when an event is missing or the endpoint "
+        "is disabled.",
     )
     common_options(check)
-    check.add_argument("--url", help="the endpoint to check (default: those receiving entitlegate's events)")
+    check.add_argument("--url", help="the endpoint to check (default: those receiving the summary event)")
     check.set_defaults(webhook_run=_check)
 
 
@@ -121,10 +121,13 @@ def _check(context: Context) -> int:
             print(f"\nno endpoint at {url}: `entitlegate webhook setup --url {url}` creates one", file=context.out)
             return FINDING
     else:
-        chosen = [endpoint for endpoint in endpoints if _receives_any(list(endpoint.enabled_events))]
+        # entitlegate's endpoint is the one sent the summary event: an endpoint of another part
+        # of the app may well take a subscription event or two for itself.
+        chosen = [endpoint for endpoint in endpoints if _receives_summary(list(endpoint.enabled_events))]
         if not chosen:
             print(
-                "\nno endpoint receives entitlegate's events: `entitlegate webhook setup --url URL` creates one",
+                f"\nno endpoint receives {SUMMARY_UPDATED}: `entitlegate webhook setup --url URL` creates one "
+                "(or name yours with --url)",
                 file=context.out,
             )
             return FINDING
@@ -157,8 +160,8 @@ def _report(context: Context, endpoint: Any) -> bool:
     return disabled or bool(missing)
 
 
-def _receives_any(enabled: list[str]) -> bool:
-    return "*" in enabled or any(event in enabled for event in HANDLED_EVENTS)
+def _receives_summary(enabled: list[str]) -> bool:
+    return "*" in enabled or SUMMARY_UPDATED in enabled
 
 
 def _events_shown(enabled: list[str]) -> str:

@@ -81,8 +81,10 @@ def test_check_lists_every_endpoint_and_says_when_none_is_at_the_url(fake_stripe
     assert f"no endpoint at {URL}" in done.stdout
 
 
-def test_check_without_url_checks_the_endpoints_receiving_entitlegates_events(fake_stripe: FakeStripe) -> None:
-    fake_stripe.add_webhook_endpoint("https://billing.example.com/hooks", ["invoice.paid"])
+def test_check_without_url_checks_the_endpoints_receiving_the_summary_event(fake_stripe: FakeStripe) -> None:
+    fake_stripe.add_webhook_endpoint(
+        "https://billing.example.com/hooks", ["invoice.paid", "customer.subscription.updated"]
+    )
     fake_stripe.add_webhook_endpoint(URL, [SUMMARY_UPDATED])
     done = run(fake_stripe, "webhook", "check")
     assert done.returncode == 1
@@ -142,3 +144,10 @@ def test_the_handled_events_are_every_event_stripe_has_that_the_handler_acts_on(
         if handler.handle(body, header).action != "ignored":
             acted_on.append(event_type)
     assert sorted(acted_on) == sorted(HANDLED_EVENTS)
+
+
+def test_check_without_url_and_no_endpoint_sent_the_summary_event_exits_1(fake_stripe: FakeStripe) -> None:
+    fake_stripe.add_webhook_endpoint("https://billing.example.com/hooks", ["customer.subscription.updated"])
+    done = run(fake_stripe, "webhook", "check")
+    assert done.returncode == 1
+    assert f"no endpoint receives {SUMMARY_UPDATED}" in done.stdout
