@@ -1,6 +1,10 @@
-"""``python -m entitlegate`` / ``entitlegate``: look at the account's catalog, check an app against it.
+"""``python -m entitlegate`` / ``entitlegate``: operate entitlegate from a shell.
 
-Exit status: 0 all good, 1 a finding, 2 a usage or configuration error (argparse's own too).
+Verbs: ``features`` and ``check`` (here), ``inspect`` (``_cli_inspect``), ``webhook setup`` /
+``webhook check`` (``_cli_webhook``) and ``warm`` (``_cli_warm``); what they share is in
+``_cli_context``. Exit status: 0 all good, 1 a finding, 2 a usage or configuration error
+(argparse's own too), 130 interrupted.
+
 Each verb is a :class:`Verb`: its name, a one-line help, the arguments it adds, and what it
 runs; a new verb is one more entry in :data:`VERBS`. The Stripe key is read from the
 environment (``STRIPE_API_KEY``, or the variable ``--api-key-env`` names) and never printed.

@@ -10,8 +10,8 @@ API's no-op provider records nothing). Instruments:
   ``.coalesced``: counters read from :attr:`Resolver.stats` when the reader collects, so a check
   costs not one instruction more (the hit path is untouched); attribute ``entitlegate.resolver``,
   a number per resolver of the process (most have one).
-- ``entitlegate.source.duration`` (seconds): a histogram of each miss's source call, storing its
-  answer included; misses only.
+- ``entitlegate.source.duration`` (seconds): a histogram of each source call the resolver makes
+  (a miss, a refresh), storing its answer included; a hit makes none.
 - ``entitlegate.webhooks``: a counter of webhook deliveries handled, by ``action`` (applied,
   invalidated, ignored, stale, duplicate).
 - ``entitlegate.source.unavailable`` and ``entitlegate.cache.unavailable``: how many resolvers
@@ -22,6 +22,7 @@ API's no-op provider records nothing). Instruments:
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import threading
 import time
@@ -144,6 +145,15 @@ def observe(resolver: Resolver) -> None:
     instance: Any = resolver
     instance._fetch_and_store = timed
     instance._afetch_and_store = atimed
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def webhook_handled(action: str) -> None:

@@ -733,7 +733,7 @@ class Resolver:
             self._skip_while_down(customer)
             features = self._coalesced_fetch(customer)
         except SourceUnavailable as error:
-            return self._explained_outage(lookup_key, self.cache.get(customer), error)
+            return self._explained_outage(customer, lookup_key, self.cache.get(customer), error)
         return self._explained_fetch(customer, lookup_key, features)
 
     async def aexplain(self, customer: str, lookup_key: str) -> Decision:
@@ -750,7 +750,7 @@ class Resolver:
             self._skip_while_down(customer)
             features = await self._acoalesced_fetch(customer)
         except SourceUnavailable as error:
-            return self._explained_outage(lookup_key, await self.cache.aget(customer), error)
+            return self._explained_outage(customer, lookup_key, await self.cache.aget(customer), error)
         return self._explained_fetch(customer, lookup_key, features)
 
     def _explained_without_io(self, customer: str, lookup_key: str, held: Entry | None) -> Decision | None:
@@ -774,11 +774,15 @@ class Resolver:
             return self._decision(lookup_key, "source", stored)
         return Decision(lookup_key in features, "source", 0.0, None)  # a cache that keeps no copy here
 
-    def _explained_outage(self, lookup_key: str, entry: Entry | None, error: SourceUnavailable) -> Decision:
-        if entry is not None and entry.stale_until > self._clock():
-            self._stale_served.incr()
-            return self._decision(lookup_key, "stale", entry)
-        return Decision(answer_in_outage(self.on_unavailable, error), "policy", None, None)
+    def _explained_outage(
+        self, customer: str, lookup_key: str, entry: Entry | None, error: SourceUnavailable
+    ) -> Decision:
+        try:
+            self._fallback(customer, entry, error)
+        except SourceUnavailable as failure:
+            return Decision(answer_in_outage(self.on_unavailable, failure), "policy", None, None)
+        assert entry is not None  # _fallback answered from it
+        return self._decision(lookup_key, "stale", entry)
 
     def _decision(self, lookup_key: str, source: DecisionSource, entry: Entry) -> Decision:
         # The age of what the set reflects: now less its version, a Stripe time (an event's second
