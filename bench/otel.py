@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import timeit
 from collections.abc import Callable
+from typing import Any
 
 from bench._timing import Row, alternated, spread
 from entitlegate import MemoryCache, Resolver, StaticSource
@@ -20,19 +21,33 @@ FEATURES = ["seats-feature", "analytics", "export", "sso", "audit-log"]
 GOAL = 1.10  # at most 10% over the plain hit: within the noise of a busy machine
 
 
+_READER: Any = None
+
+
+def meter_reader() -> Any:
+    """The process's SDK meter provider's in-memory reader, set up on first use.
+
+    OpenTelemetry allows one global meter provider per process, so this bench and
+    ``tests/test_metrics.py`` (which may run in one pytest process) share it.
+    """
+    global _READER
+    if _READER is None:
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        _READER = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
+    return _READER
+
+
 def run(*, quick: bool = False) -> list[Row]:
     """The plain hit and the observed hit, alternated, and their ratio batch by batch."""
-    from opentelemetry import metrics
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
     import entitlegate.resolver as resolver_module
 
     number = 20_000 if quick else 200_000
     rounds = 3 if quick else 25
-    reader = InMemoryMetricReader()
-    if not isinstance(metrics.get_meter_provider(), MeterProvider):
-        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    reader = meter_reader()
 
     observe, resolver_module._observe_metrics = resolver_module._observe_metrics, None
     try:

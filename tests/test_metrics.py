@@ -8,24 +8,20 @@ import textwrap
 from typing import Any
 
 import pytest
-from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from bench.otel import meter_reader
 from entitlegate import Resolver, WebhookHandler
 from tests.doubles import CountingSource, outage
 from tests.stripe_events import SECRET, signed, summary_event
 from tests.test_cli import ROOT
 
-_READER = InMemoryMetricReader()
-
 
 @pytest.fixture(scope="module")
 def reader() -> InMemoryMetricReader:
-    """The process's meter provider, set once (OpenTelemetry allows one), read in memory."""
-    if not isinstance(metrics.get_meter_provider(), MeterProvider):
-        metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
-    return _READER
+    """The process's SDK meter provider (OpenTelemetry allows one), read in memory."""
+    found: InMemoryMetricReader = meter_reader()
+    return found
 
 
 def points(reader: InMemoryMetricReader, name: str) -> list[Any]:
