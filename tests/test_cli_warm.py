@@ -167,3 +167,12 @@ def test_warm_has_help(fake_stripe: FakeStripe) -> None:
     assert done.returncode == 0
     assert done.stdout.startswith("usage: entitlegate warm")
     assert "--rate" in done.stdout
+
+
+def test_warm_with_redis_down_reports_every_customer_as_not_stored(fake_stripe: FakeStripe, tmp_path: Path) -> None:
+    path = customers_file(tmp_path, fake_stripe, 2)
+    done = run(fake_stripe, "warm", "--customers", str(path), "--cache", "redis://127.0.0.1:1/0", "--rate", "100")
+    assert done.returncode == 1
+    assert "2 failed" in done.stdout
+    assert "cus_0000: Redis at redis://127.0.0.1:1/0 did not take it" in done.stdout
+    assert Path(f"{path}.warm-state").read_text() == ""  # nothing counted as done
