@@ -11,7 +11,7 @@ API's no-op provider records nothing). Instruments:
   costs not one instruction more (the hit path is untouched); attribute ``entitlegate.resolver``,
   a number per resolver of the process (most have one).
 - ``entitlegate.source.duration`` (seconds): a histogram of each source call the resolver makes
-  (a miss, a refresh), storing its answer included; a hit makes none.
+  (a miss, a refresh); a hit makes none.
 - ``entitlegate.webhooks``: a counter of webhook deliveries handled, by ``action`` (applied,
   invalidated, ignored, stale, duplicate).
 - ``entitlegate.source.unavailable`` and ``entitlegate.cache.unavailable``: how many resolvers
@@ -25,10 +25,9 @@ import itertools
 import os
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 try:
     from opentelemetry import metrics
@@ -123,28 +122,12 @@ def observe(resolver: Resolver) -> None:
         labels = {"entitlegate.resolver": str(next(_numbers))}
         _observed[resolver] = labels
     duration = _instruments.duration
-    # The miss path's one source call and store, timed on the instance: the class, and its hit
-    # path, stay as they are, and only an observed resolver pays for the two clock readings.
-    fetch_and_store = resolver._fetch_and_store
-    afetch_and_store = resolver._afetch_and_store
 
-    def timed(customer: str) -> frozenset[str]:
-        started = time.perf_counter()
-        try:
-            return fetch_and_store(customer)
-        finally:
-            duration.record(time.perf_counter() - started, labels)
+    def timed(seconds: float) -> None:
+        duration.record(seconds, labels)
 
-    async def atimed(customer: str) -> frozenset[str]:
-        started = time.perf_counter()
-        try:
-            return await afetch_and_store(customer)
-        finally:
-            duration.record(time.perf_counter() - started, labels)
-
-    instance: Any = resolver
-    instance._fetch_and_store = timed
-    instance._afetch_and_store = atimed
+    # An attribute every resolver has (None until here), so observing changes no instance's shape.
+    resolver._time_source = timed
 
 
 def _after_fork_in_child() -> None:

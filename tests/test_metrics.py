@@ -84,10 +84,19 @@ def test_each_source_call_is_timed_and_a_hit_is_not(reader: InMemoryMetricReader
     assert timing.sum >= 0.01
 
 
-def test_the_hit_path_is_the_classs_own(reader: InMemoryMetricReader) -> None:
-    resolver = Resolver(CountingSource({}))
-    for name in ("has_feature", "features", "ahas_feature", "afeatures", "limit"):
-        assert name not in vars(resolver), name  # observing replaced only the miss path's fetch
+def test_an_observed_resolver_has_the_attributes_of_any_other(reader: InMemoryMetricReader) -> None:
+    import entitlegate.resolver as resolver_module
+
+    observe, resolver_module._observe_metrics = resolver_module._observe_metrics, None
+    try:
+        plain = Resolver(CountingSource({}))  # as without the otel extra
+    finally:
+        resolver_module._observe_metrics = observe
+    observed = Resolver(CountingSource({}))
+    assert observed._time_source is not None
+    assert plain._time_source is None
+    # Same names in the same order: attribute reads on the hit path stay specialised alike.
+    assert list(vars(observed)) == list(vars(plain))
 
 
 @pytest.mark.asyncio
@@ -132,7 +141,7 @@ def test_without_opentelemetry_nothing_is_imported_or_wrapped() -> None:
         resolver = Resolver(StaticSource({"cus_1": ["analytics"]}))
         assert resolver.has_feature("cus_1", "analytics")
         assert "entitlegate.metrics" not in sys.modules
-        assert "_fetch_and_store" not in vars(resolver)
+        assert resolver._time_source is None
         try:
             import entitlegate.metrics
         except ImportError as error:
