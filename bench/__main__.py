@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
-from bench import asgi_views, cold, core, flask_views, limits, memory, redis_rows
+from bench import asgi_views, cold, core, flask_views, limits, memory, otel, redis_rows
 from bench._timing import Row, machine, table
 from tests import fake_stripe
 from tests.redis_server import RedisServer
@@ -58,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("5 memory of limits in process", lambda: limits.memory(quick=quick)),
             ("5 memory in Redis", lambda: redis_rows.memory(redis_url, quick=quick)),
             ("6 Stripe calls with Redis down", lambda: redis_rows.outage(fake, quick=quick)),
+            # Last: it sets the process's meter provider, which the other sections run without.
+            ("1 has_feature on a hit, OpenTelemetry on", lambda: otel.run(quick=quick)),
         ]
         for title, run in sections:
             began = time.monotonic()

@@ -12,7 +12,7 @@ from entitlegate.errors import (
     InvalidSignature,
     SourceUnavailable,
 )
-from entitlegate.resolver import Resolver, ResolverStats
+from entitlegate.resolver import Decision, Resolver, ResolverStats
 from entitlegate.sources import AsyncSource, PortalSessions, Source, StaticSource, StripeSource
 from entitlegate.webhooks import WebhookHandler, WebhookResult
 
@@ -30,6 +30,7 @@ __all__ = [
     "CacheUnavailable",
     "Catalog",
     "CatalogSource",
+    "Decision",
     "EntitlegateError",
     "Entry",
     "Feature",

@@ -1,6 +1,10 @@
-"""``python -m entitlegate`` / ``entitlegate``: look at the account's catalog, check an app against it.
+"""``python -m entitlegate`` / ``entitlegate``: operate entitlegate from a shell.
 
-Exit status: 0 all good, 1 a finding, 2 a usage or configuration error (argparse's own too).
+Verbs: ``features`` and ``check`` (here), ``inspect`` (``_cli_inspect``), ``webhook setup`` /
+``webhook check`` (``_cli_webhook``) and ``warm`` (``_cli_warm``); what they share is in
+``_cli_context``. Exit status: 0 all good, 1 a finding, 2 a usage or configuration error
+(argparse's own too), 130 interrupted.
+
 Each verb is a :class:`Verb`: its name, a one-line help, the arguments it adds, and what it
 runs; a new verb is one more entry in :data:`VERBS`. The Stripe key is read from the
 environment (``STRIPE_API_KEY``, or the variable ``--api-key-env`` names) and never printed.
@@ -15,63 +19,19 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from entitlegate import registry
-from entitlegate._values import read_api_base, read_api_key, read_stripe_account
-from entitlegate.catalog import Feature, Finding, audit
-from entitlegate.errors import SourceUnavailable
+from entitlegate._cli_context import FINDING, OK, USAGE, Context, UsageError, Verb, common_options, table
+from entitlegate._cli_inspect import INSPECT
+from entitlegate._cli_warm import WARM
+from entitlegate._cli_webhook import WEBHOOK
+from entitlegate.catalog import Finding, audit
 from entitlegate.gate import Rules
-from entitlegate.sources import StripeSource
+from entitlegate.resolver import Resolver
 
 __all__ = ["VERBS", "Verb", "main"]
-
-OK, FINDING, USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A usage or configuration error: the message is shown and the command exits 2."""
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a verb runs with: its arguments, the environment, where to write."""
-
-    args: argparse.Namespace
-    environ: Mapping[str, str]
-    out: TextIO
-    err: TextIO
-
-    def source(self) -> StripeSource:
-        """A StripeSource from the environment; ``UsageError`` naming the variable when it is wrong."""
-        name = self.args.api_key_env
-        try:
-            api_key = read_api_key(self.environ.get(name) or None, f"${name}", alternative="or --api-key-env NAME")
-            api_base = read_api_base(self.environ.get("STRIPE_API_BASE") or None, "$STRIPE_API_BASE")
-            account = read_stripe_account(self.args.stripe_account, "--stripe-account")
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        return StripeSource(api_key=api_key, api_base=api_base, stripe_account=account, max_network_retries=1)
-
-    def catalog(self) -> tuple[Feature, ...]:
-        """The account's features; ``UsageError`` when Stripe cannot list them."""
-        try:
-            return self.source().list_features()
-        except SourceUnavailable as error:
-            raise UsageError(f"cannot list the account's features: {error}") from None
-
-
-@dataclass(frozen=True)
-class Verb:
-    """One verb of the command."""
-
-    name: str
-    help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[Context], int]
-
 
 # -- features ------------------------------------------------------------------------------------
 
@@ -104,7 +64,7 @@ def _features(context: Context) -> int:
             ]
             for feature in features
         ]
-        _table(["LOOKUP_KEY", "NAME", "ACTIVE", "LIMITS", "MALFORMED (ignored)"], rows, context.out)
+        table(["LOOKUP_KEY", "NAME", "ACTIVE", "LIMITS", "MALFORMED (ignored)"], rows, context.out)
         print(f"\n{len(features)} features", file=context.out)
     return FINDING if any(feature.malformed for feature in features) else OK
 
@@ -113,19 +73,12 @@ def _shown_limit(value: float) -> str:
     return "unlimited" if value == math.inf else str(int(value))
 
 
-def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
-    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
-
-
 # -- check ---------------------------------------------------------------------------------------
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--app",
-        required=True,
         metavar="MODULE[:ATTR]",
         help="the app to import so its gates register: a Django settings module, a Flask app or app "
         "factory (module:create_app), or an ASGI app (module:app)",
@@ -133,11 +86,16 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(context: Context) -> int:
-    load_app(context.args.app)
+    if context.args.app is not None:
+        load_app(context.args.app)
+    elif context.given is None:
+        raise UsageError("--app MODULE[:ATTR] is required: the app whose gates to check")
+    # else: `flask entitlegate check`, whose app is loaded and its gates registered already
+    app = context.args.app or "the app"
     lookup_keys, limit_names = registry.lookup_keys(), registry.limit_names()
     if not lookup_keys and not limit_names:
         print(
-            f"{context.args.app} registered no gate: no decorator, mixin, dependency, rule or requirement "
+            f"{app} registered no gate: no decorator, mixin, dependency, rule or requirement "
             "was built when it was imported (is --app the right module?)",
             file=context.out,
         )
@@ -237,27 +195,27 @@ VERBS: tuple[Verb, ...] = (
         _check_arguments,
         _check,
     ),
+    INSPECT,
+    WEBHOOK,
+    WARM,
 )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "entitlegate") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="entitlegate",
-        description="Look at a Stripe account's features and check an app's gates against them.",
-        epilog="Reads STRIPE_API_KEY (or --api-key-env NAME) and STRIPE_API_BASE from the environment. "
-        "Exit status: 0 all good, 1 a finding, 2 a usage or configuration error.",
+        prog=prog,
+        description="Look at a Stripe account's features and webhook endpoints, inspect and warm the "
+        "cache, and check an app's gates against the account.",
+        epilog="Reads STRIPE_API_KEY (or --api-key-env NAME), STRIPE_API_BASE and ENTITLEGATE_CACHE from the "
+        "environment. Exit status: 0 all good, 1 a finding, 2 a usage or configuration error (or Stripe "
+        "refusing the key, or not answering), 130 interrupted.",
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--api-key-env",
-        default="STRIPE_API_KEY",
-        metavar="NAME",
-        help="the environment variable holding the Stripe key (default: STRIPE_API_KEY)",
-    )
-    common.add_argument("--stripe-account", metavar="acct_…", help="act for this connected account")
+    common_options(common)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb in VERBS:
-        sub = verbs.add_parser(verb.name, help=verb.help, description=verb.help, parents=[common])
+        parents = [] if verb.nested else [common]
+        sub = verbs.add_parser(verb.name, help=verb.help, description=verb.help, parents=parents)
         verb.arguments(sub)
         sub.set_defaults(run=verb.run)
     return parser
@@ -269,13 +227,21 @@ def main(
     environ: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    resolver: Resolver | None = None,
+    prog: str = "entitlegate",
 ) -> int:
-    """Run the command; returns its exit status (argparse exits 2 itself on a usage error)."""
-    args = _parser().parse_args(argv)
-    context = Context(args, os.environ if environ is None else environ, out or sys.stdout, err or sys.stderr)
+    """Run the command; returns its exit status (argparse exits 2 itself on a usage error).
+
+    ``resolver`` is a framework's ready resolver (``manage.py entitlegate``, ``flask
+    entitlegate``): the verbs then use its source and cache rather than the environment's.
+    """
+    args = _parser(prog).parse_args(argv)
+    context = Context(args, os.environ if environ is None else environ, out or sys.stdout, err or sys.stderr, resolver)
     try:
         status: int = args.run(context)
     except UsageError as error:
-        print(f"entitlegate {args.verb}: {error}", file=context.err)
+        print(f"{prog} {args.verb}: {error}", file=context.err)
         return USAGE
+    finally:
+        context.close()
     return status

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import get_args
+from typing import Literal, get_args
 
 from entitlegate._fork import reset_after_fork
 from entitlegate._values import OnUnavailable
@@ -22,7 +22,15 @@ from entitlegate.catalog import NO_CATALOG, NOT_CARRIED, Catalog, CatalogSnapsho
 from entitlegate.errors import SourceUnavailable
 from entitlegate.sources import AsyncSource, RefusedAnswer, Source
 
-__all__ = ["OnUnavailable", "Resolver", "ResolverStats", "answer_in_outage"]
+_observe_metrics: Callable[[Resolver], None] | None
+try:  # the otel extra: every resolver's counters, read when metrics are collected
+    from entitlegate.metrics import observe
+except ImportError:
+    _observe_metrics = None
+else:
+    _observe_metrics = observe
+
+__all__ = ["Decision", "DecisionSource", "OnUnavailable", "Resolver", "ResolverStats", "answer_in_outage"]
 
 logger = logging.getLogger("entitlegate")
 
@@ -183,7 +191,7 @@ class Resolver:
         # Optional (a Connect source's): a plain attribute a protocol cannot mark as optional.
         self._stripe_account: str | None = getattr(source, "stripe_account", None)
         # Decided once: the async twins await the source's own afetch, or run fetch in a thread.
-        self._afetch: Callable[[str], Awaitable[Iterable[str]]] = (
+        self._source_afetch: Callable[[str], Awaitable[Iterable[str]]] = (
             source.afetch if isinstance(source, AsyncSource) else self._fetch_in_thread
         )
         self._cache: Cache = cache if cache is not None else MemoryCache()
@@ -222,6 +230,11 @@ class Resolver:
         reset_after_fork(self._after_fork)
         self._catalog: Catalog | None = None
         self._catalog_now: CatalogSnapshot = NO_CATALOG  # the catalog's current snapshot, for the limit hit
+        # Set on every resolver, so an observed one has the same attributes (and the same fast
+        # attribute reads on the hit path) as any other; entitlegate.metrics replaces it.
+        self._time_source: Callable[[float], None] | None = None
+        if _observe_metrics is not None:
+            _observe_metrics(self)
 
     def _breaker(self) -> _SourceBreaker:
         meanwhile = {
@@ -268,6 +281,11 @@ class Resolver:
     def cache(self) -> Cache:
         """Where answers are kept; fixed for the resolver's life, since its hot path holds the cache's ``peek``."""
         return self._cache
+
+    @property
+    def source_down(self) -> bool:
+        """Whether an outage of the source is being remembered (see ``retry_after``)."""
+        return self._outage.down
 
     @property
     def stats(self) -> ResolverStats:
@@ -581,7 +599,7 @@ class Resolver:
         started = self._stamps()
         self._source_calls.incr()
         try:
-            entry = self._entry(self._checked(customer, self._source.fetch(customer)), started)
+            entry = self._entry(self._checked(customer, self._fetch(customer)), started)
         except Exception as error:
             failure = self._source_failed(customer, error)
         else:
@@ -648,6 +666,26 @@ class Resolver:
     async def _fetch_in_thread(self, customer: str) -> Iterable[str]:
         """The async fetch of a source that has only the sync side: off the event loop."""
         return await asyncio.to_thread(self._source.fetch, customer)
+
+    def _fetch(self, customer: str) -> Iterable[str]:
+        timer = self._time_source
+        if timer is None:
+            return self._source.fetch(customer)
+        began = time.perf_counter()
+        try:
+            return self._source.fetch(customer)
+        finally:
+            timer(time.perf_counter() - began)
+
+    async def _afetch(self, customer: str) -> Iterable[str]:
+        timer = self._time_source
+        if timer is None:
+            return await self._source_afetch(customer)
+        began = time.perf_counter()
+        try:
+            return await self._source_afetch(customer)
+        finally:
+            timer(time.perf_counter() - began)
 
     # -- overrides (entitlegate.testing) -------------------------------------------------------
 
@@ -791,6 +829,107 @@ class Resolver:
         if len(sets) < _INTERNED_SETS_MAX:
             sets[features] = features
         return features
+
+    # -- explained decisions (entitlegate inspect, logs of denials) -----------------------------
+    #
+    # The same path as has_feature, step by step, so the answer says which step gave it. It is
+    # counted as the check it stands for: a hit, or a miss (and a source call, a stale serve).
+
+    def explain(self, customer: str, lookup_key: str) -> Decision:
+        """Answer ``has_feature(customer, lookup_key)`` and say where the answer came from.
+
+        Counted in :attr:`stats` as one check, exactly as ``has_feature`` would count it. Raises
+        as ``has_feature`` does: under ``on_unavailable="raise"`` an outage with nothing to serve
+        raises :class:`~entitlegate.SourceUnavailable`.
+        """
+        customer = _check_customer(customer)
+        decided = self._explained_without_io(customer, lookup_key, self._peek(customer))
+        if decided is not None:
+            return decided
+        entry = self.cache.get(customer)
+        decided = self._explained_from(customer, lookup_key, entry)
+        if decided is not None:
+            return decided
+        try:
+            self._skip_while_down(customer)
+            features = self._coalesced_fetch(customer)
+        except SourceUnavailable as error:
+            return self._explained_outage(customer, lookup_key, self.cache.get(customer), error)
+        return self._explained_fetch(customer, lookup_key, features)
+
+    async def aexplain(self, customer: str, lookup_key: str) -> Decision:
+        """Async twin of :meth:`explain`."""
+        customer = _check_customer(customer)
+        decided = self._explained_without_io(customer, lookup_key, self._peek(customer))
+        if decided is not None:
+            return decided
+        entry = await self.cache.aget(customer)
+        decided = self._explained_from(customer, lookup_key, entry)
+        if decided is not None:
+            return decided
+        try:
+            self._skip_while_down(customer)
+            features = await self._acoalesced_fetch(customer)
+        except SourceUnavailable as error:
+            return self._explained_outage(customer, lookup_key, await self.cache.aget(customer), error)
+        return self._explained_fetch(customer, lookup_key, features)
+
+    def _explained_without_io(self, customer: str, lookup_key: str, held: Entry | None) -> Decision | None:
+        overridden = self._overrides.get(customer)
+        if overridden is not None:
+            return Decision(lookup_key in overridden, "override", None, None)
+        if held is not None and held.expires > self._clock():
+            self._hits += 1
+            return self._decision(lookup_key, "cache", held)
+        return None
+
+    def _explained_from(self, customer: str, lookup_key: str, entry: Entry | None) -> Decision | None:
+        if self._fresh(entry) is None:
+            return None
+        assert entry is not None  # _fresh answers only from a fresh entry once overrides are out
+        return self._decision(lookup_key, "cache", entry)
+
+    def _explained_fetch(self, customer: str, lookup_key: str, features: frozenset[str]) -> Decision:
+        stored = self.cache.peek(customer)
+        if stored is not None and stored.features == features:
+            return self._decision(lookup_key, "source", stored)
+        return Decision(lookup_key in features, "source", 0.0, None)  # a cache that keeps no copy here
+
+    def _explained_outage(
+        self, customer: str, lookup_key: str, entry: Entry | None, error: SourceUnavailable
+    ) -> Decision:
+        try:
+            self._fallback(entry, error)
+        except SourceUnavailable as failure:
+            return Decision(answer_in_outage(self.on_unavailable, failure), "policy", None, None)
+        assert entry is not None  # _fallback answered from it
+        return self._decision(lookup_key, "stale", entry)
+
+    def _decision(self, lookup_key: str, source: DecisionSource, entry: Entry) -> Decision:
+        # The age of what the set reflects: now less its version, a Stripe time (an event's second
+        # ends after it was sent, so a fresh event's age is clamped at 0).
+        age = max(self._wall_clock() - entry.version, 0.0) if math.isfinite(entry.version) else None
+        return Decision(lookup_key in entry.features, source, age, entry.version)
+
+
+DecisionSource = Literal["cache", "stale", "source", "override", "policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Why a check answered as it did (:meth:`Resolver.explain`).
+
+    ``source`` is ``"cache"`` (a fresh entry), ``"stale"`` (an entry served while the source is
+    down), ``"source"`` (asked just now), ``"override"`` (``entitlegate.testing``) or
+    ``"policy"`` (an outage answered by ``on_unavailable``). ``version`` is the Stripe time (epoch
+    seconds) the answer reflects and ``age`` how long ago that was; both ``None`` for an override
+    or a policy.
+    """
+
+    allowed: bool
+    source: DecisionSource
+    age: float | None
+    version: float | None
 
 
 _INTERNED_SETS_MAX = 10_000

@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,7 +16,15 @@ from entitlegate._values import read_webhook_secret
 from entitlegate.errors import CacheUnavailable, InvalidPayload, InvalidSignature, SourceUnavailable
 from entitlegate.resolver import Resolver
 
-__all__ = ["SUMMARY_UPDATED", "WebhookAnswer", "WebhookHandler", "WebhookResult"]
+_count_webhook: Callable[[str], None] | None
+try:  # the otel extra: webhook results by action
+    from entitlegate.metrics import webhook_handled
+except ImportError:
+    _count_webhook = None
+else:
+    _count_webhook = webhook_handled
+
+__all__ = ["HANDLED_EVENTS", "SUMMARY_UPDATED", "WebhookAnswer", "WebhookHandler", "WebhookResult"]
 
 logger = logging.getLogger("entitlegate")
 
@@ -28,6 +37,26 @@ _SUBSCRIPTION_PREFIX = "customer.subscription."
 _ENDED_EVENTS = frozenset({"customer.subscription.deleted", "customer.subscription.paused"})
 _ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid", "paused"})
 _REMEMBERED_EVENTS = 10_000
+# What an endpoint must send for the cache to stay true (`entitlegate webhook setup` subscribes
+# to exactly these, `webhook check` compares with them): the summary, a deleted customer, and
+# every subscription event Stripe has, which _parse takes by their prefix.
+HANDLED_EVENTS: tuple[str, ...] = (
+    SUMMARY_UPDATED,
+    _CUSTOMER_DELETED,
+    *(
+        _SUBSCRIPTION_PREFIX + name
+        for name in (
+            "created",
+            "deleted",
+            "paused",
+            "pending_update_applied",
+            "pending_update_expired",
+            "resumed",
+            "trial_will_end",
+            "updated",
+        )
+    ),
+)
 
 Action = Literal["applied", "invalidated", "ignored", "stale", "duplicate"]
 
@@ -183,6 +212,8 @@ class WebhookHandler:
                 self._seen[event.id] = None
                 if len(self._seen) > _REMEMBERED_EVENTS:
                     self._seen.popitem(last=False)
+        if _count_webhook is not None:
+            _count_webhook(action)
         return WebhookResult(event.id, event.type, event.customer, action)
 
 

@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 ACTIVE_ENTITLEMENTS = "/v1/entitlements/active_entitlements"
 FEATURES = "/v1/entitlements/features"
 PORTAL_SESSIONS = "/v1/billing_portal/sessions"
+WEBHOOK_ENDPOINTS = "/v1/webhook_endpoints"
+CUSTOMERS = "/v1/customers"
 
 _ERRORS = {
     400: ("invalid_request_error", None, "Invalid request"),
@@ -69,6 +71,8 @@ class FakeStripe:
     # The account's Features, by lookup_key (see set_feature); a key a customer holds that is not
     # here is served as an active feature without metadata.
     catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Webhook endpoints by id, in creation order (see add_webhook_endpoint).
+    webhook_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def reset(self) -> None:
         with self.lock:
@@ -82,6 +86,7 @@ class FakeStripe:
             self.trickle = 0.0
             self.requests.clear()
             self.catalog.clear()
+            self.webhook_endpoints.clear()
         self.release()
 
     def hang(self) -> None:
@@ -119,6 +124,16 @@ class FakeStripe:
         with self.lock:
             self.catalog[lookup_key] = feature
         return feature
+
+    def add_webhook_endpoint(
+        self, url: str, enabled_events: Iterable[str], *, status: str = "enabled"
+    ) -> dict[str, Any]:
+        """Create a webhook endpoint as ``POST /v1/webhook_endpoints`` would (``status``: enabled or disabled)."""
+        with self.lock:
+            endpoint = _webhook_endpoint(next(self._ids), url, list(enabled_events), self.livemode)
+            endpoint["status"] = status
+            self.webhook_endpoints[endpoint["id"]] = endpoint
+        return dict(endpoint)
 
     def calls(self, path: str = ACTIVE_ENTITLEMENTS) -> int:
         with self.lock:
@@ -251,6 +266,107 @@ def _page(items: list[dict[str, Any]], params: dict[str, str], url: str) -> dict
     return {"object": "list", "data": items[start:end], "has_more": more, "url": url}
 
 
+# -- webhook endpoints and customers: what `entitlegate webhook` and `warm --all-customers` use ----
+#
+# POST /v1/webhook_endpoints takes the form fields of its requestBody (url and enabled_events
+# required) and answers a webhook_endpoint with its `secret`, which only creation returns; GET
+# lists them (without secrets), and GET /v1/customers lists the customers, both paged with
+# limit/starting_after/ending_before. Objects carry the schemas' fields (stripe/openapi's
+# webhook_endpoint and customer; nullable ones as null).
+
+WEBHOOK_ENDPOINT_CREATE_PARAMS = {
+    "api_version",
+    "connect",
+    "description",
+    "enabled_events",
+    "expand[]",
+    "metadata",
+    "url",
+}
+CUSTOMERS_PARAMS = _LIST_PARAMS | {"created", "email", "test_clock"}
+
+
+def _webhook_endpoint(number: int, url: str, enabled_events: list[str], livemode: bool) -> dict[str, Any]:
+    return {
+        "id": f"we_test_{number:06d}",
+        "object": "webhook_endpoint",
+        "api_version": None,
+        "application": None,
+        "created": int(time.time()),
+        "description": None,
+        "enabled_events": enabled_events,
+        "livemode": livemode,
+        "metadata": {},
+        "secret": f"whsec_test_{number:06d}secret",
+        "status": "enabled",
+        "url": url,
+    }
+
+
+def _customer(customer: str, livemode: bool) -> dict[str, Any]:
+    return {
+        "id": customer,
+        "object": "customer",
+        "balance": 0,
+        "created": 1_700_000_000,
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": None,
+        "email": None,
+        "invoice_prefix": customer[-8:].upper(),
+        "livemode": livemode,
+        "metadata": {},
+        "name": None,
+        "next_invoice_sequence": 1,
+        "phone": None,
+        "preferred_locales": [],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
+    }
+
+
+def _array(params: dict[str, str], name: str) -> list[str] | None:
+    """A form-encoded array (``name[0]=…&name[1]=…``, or ``name[]=…``), in index order."""
+    indexed = sorted(
+        (int(key[len(name) + 1 : -1] or 0), value)
+        for key, value in params.items()
+        if key.startswith(name + "[") and key.endswith("]")
+    )
+    return [value for _, value in indexed] if indexed else None
+
+
+def _serve_account_lists(
+    fake: FakeStripe, method: str, path: str, params: dict[str, str], customers: dict[str, list[Any]]
+) -> dict[str, Any]:
+    if path == CUSTOMERS and method == "GET":
+        _refuse_unknown(params, CUSTOMERS_PARAMS)
+        # Stripe lists customers newest first.
+        return _page([_customer(customer, fake.livemode) for customer in reversed(customers)], params, CUSTOMERS)
+    if path == WEBHOOK_ENDPOINTS and method == "GET":
+        _refuse_unknown(params, _LIST_PARAMS)
+        with fake.lock:
+            endpoints = [dict(endpoint, secret=None) for endpoint in reversed(fake.webhook_endpoints.values())]
+        return _page(endpoints, params, WEBHOOK_ENDPOINTS)
+    if path == WEBHOOK_ENDPOINTS and method == "POST":
+        _refuse_unknown(params, WEBHOOK_ENDPOINT_CREATE_PARAMS)
+        url, events = params.get("url"), _array(params, "enabled_events")
+        if not url:
+            raise _Answer(400, _error(400, "Missing required param: url.", param="url"))
+        if not events:
+            raise _Answer(400, _error(400, "Missing required param: enabled_events.", param="enabled_events"))
+        with fake.lock:
+            endpoint = _webhook_endpoint(next(fake._ids), url, events, fake.livemode)
+            endpoint["description"] = params.get("description")
+            endpoint["metadata"] = {
+                key[len("metadata[") : -1]: value for key, value in params.items() if key.startswith("metadata[")
+            }
+            fake.webhook_endpoints[endpoint["id"]] = endpoint
+        return dict(endpoint)
+    raise _Answer(404, _error(404, f"Unrecognized request URL ({method}: {path})"))
+
+
 def _error(status: int, message: str | None = None, *, param: str | None = None) -> dict[str, Any]:
     kind, code, default = _ERRORS.get(status, ("api_error", None, "Error"))
     error: dict[str, Any] = {"type": kind, "message": message or default}
@@ -333,6 +449,8 @@ class _Handler(BaseHTTPRequestHandler):
             # lists only archived (inactive) features, and `false` (the default) only active ones.
             _refuse_unknown(params, FEATURES_PARAMS)
             return _page(_listed_features(_catalog(fake, customers), params), params, FEATURES)
+        if path in (WEBHOOK_ENDPOINTS, CUSTOMERS):
+            return _serve_account_lists(fake, method, path, params, customers)
         if method == "POST" and path == PORTAL_SESSIONS:
             _refuse_unknown(params, PORTAL_SESSION_PARAMS)
             customer = params.get("customer")

@@ -31,6 +31,8 @@ def test_every_section_reports_rows(report: str, section: str) -> None:
     [
         "floor: `k in d[c]` inline",
         "MemoryCache `has_feature`",
+        "MemoryCache `has_feature`, OpenTelemetry SDK meter provider set",
+        "hit with OpenTelemetry / plain hit",
         "MemoryCache `limit` (a cached customer)",
         "limit hit / has_feature hit",
         "limits of a cached customer (MemoryCache)",

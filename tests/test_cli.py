@@ -15,22 +15,28 @@ from tests.fake_stripe import FakeStripe
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(
-    fake: FakeStripe, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def environment(fake: FakeStripe, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The command's environment: this one's, pointed at the fake Stripe, without the caller's settings."""
     environ = {
-        key: value for key, value in os.environ.items() if not key.startswith(("STRIPE_", "DJANGO_SETTINGS_MODULE"))
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("STRIPE_", "DJANGO_SETTINGS_MODULE", "ENTITLEGATE_"))
     }
     environ |= {
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "integrations")]),
         "STRIPE_API_KEY": fake.api_key,
         "STRIPE_API_BASE": fake.url,
     }
-    environ |= env or {}
+    return environ | (env or {})
+
+
+def run(
+    fake: FakeStripe, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "entitlegate", *args],
         cwd=cwd or ROOT,
-        env=environ,
+        env=environment(fake, env),
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,6 +16,7 @@ PUBLIC_NAMES = {
         "CacheUnavailable",
         "Catalog",
         "CatalogSource",
+        "Decision",
         "EntitlegateError",
         "Entry",
         "Feature",

@@ -155,6 +155,11 @@ class RedisCache:
         return self._local.ttl
 
     @property
+    def unavailable(self) -> bool:
+        """Whether a Redis outage is being remembered now (checks then go to the source without Redis)."""
+        return self._breaker.down
+
+    @property
     def listening(self) -> bool:
         """Whether a listener is subscribed to invalidations now, so this process hears every change."""
         return self._invalidations.listening > 0

@@ -19,6 +19,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from entitlegate import CacheUnavailable, Resolver, SourceUnavailable
 from entitlegate.catalog import Limit
 from entitlegate_flask._state import EXTENSION_KEY, CustomerLoader, DeniedHandler, Hooks, State, state_of
+from entitlegate_flask.cli import entitlegate_group
 from entitlegate_flask.config import read_settings
 from entitlegate_flask.current import forget, request_entitlements
 from entitlegate_flask.gating import watch_decorator_order
@@ -87,6 +88,7 @@ class Entitlements:
         app.register_error_handler(CacheUnavailable, _unavailable)
         for name, template_global in TEMPLATE_GLOBALS.items():
             app.add_template_global(template_global, name)
+        app.cli.add_command(entitlegate_group)  # flask entitlegate VERB …
         if settings.webhook_url is not None:
             app.register_blueprint(make_blueprint(settings.webhook_url))
 
