@@ -10,6 +10,9 @@ framework object; the adapter hands it the resolver and a customer thunk.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from entitlegate.catalog import Limit
@@ -20,9 +23,16 @@ from entitlegate.resolver import Resolver, answer_in_outage
 
 __all__ = ["Entitlements"]
 
+logger = logging.getLogger("entitlegate")
+
 _EMPTY: frozenset[str] = frozenset()
+_LOG_DENIAL_EVERY = 60.0  # seconds between two log lines for one customer and one feature or limit
+_DENIALS_KEPT = 10_000  # (customer, name) pairs remembered for that; the oldest is forgotten first
+_logged_denials: dict[tuple[str, str], float] = {}
+_logged_denials_lock = threading.Lock()
 _NO_LIMITS: Mapping[str, Limit] = {}
 _NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
+_DENIED = Outcome.DENIED  # read once: an enum member through its class costs ~70 ns
 _UNSET: object = object()
 
 
@@ -199,16 +209,24 @@ class Entitlements:
     def check(self, requirement: Requirement) -> Verdict:
         """The gate's verdict on this request: allowed, no customer, denied (naming a feature), unavailable."""
         answer = self.answer()  # looks the customer up first: read it after, from the memo
-        if self._customer is None:
+        customer = self._customer
+        if customer is None:
             return _NO_CUSTOMER
-        return judge(requirement, answer, self.resolver.on_unavailable)
+        verdict = judge(requirement, answer, self.resolver.on_unavailable)
+        if verdict.outcome is _DENIED:
+            _log_denial(self.resolver, customer, verdict)  # type: ignore[arg-type]  # a str once found
+        return verdict
 
     async def acheck(self, requirement: Requirement) -> Verdict:
         """Async twin of :meth:`check`."""
         answer = await self.aanswer()  # finds the customer first: one await for both
-        if self._customer is None:
+        customer = self._customer
+        if customer is None:
             return _NO_CUSTOMER
-        return judge(requirement, answer, self.resolver.on_unavailable)
+        verdict = judge(requirement, answer, self.resolver.on_unavailable)
+        if verdict.outcome is _DENIED:
+            _log_denial(self.resolver, customer, verdict)  # type: ignore[arg-type]  # a str once found
+        return verdict
 
     # -- limits from Feature metadata (entitlegate.catalog) ---------------------------------------
 
@@ -279,15 +297,23 @@ class Entitlements:
 
     def check_limit(self, requirement: LimitRequirement, need: int) -> Verdict:
         """The gate's verdict on this request needing ``need`` of the limit ``requirement.name``."""
-        if self.customer is None:
+        customer = self.customer
+        if customer is None:
             return _NO_CUSTOMER
-        return judge_limit(requirement, need, self.limits_answer(), self.resolver.on_unavailable)
+        verdict = judge_limit(requirement, need, self.limits_answer(), self.resolver.on_unavailable)
+        if verdict.outcome is _DENIED:
+            _log_denial(self.resolver, customer, verdict)
+        return verdict
 
     async def acheck_limit(self, requirement: LimitRequirement, need: int) -> Verdict:
         """Async twin of :meth:`check_limit`."""
-        if await self.acustomer() is None:
+        customer = await self.acustomer()
+        if customer is None:
             return _NO_CUSTOMER
-        return judge_limit(requirement, need, await self.alimits_answer(), self.resolver.on_unavailable)
+        verdict = judge_limit(requirement, need, await self.alimits_answer(), self.resolver.on_unavailable)
+        if verdict.outcome is _DENIED:
+            _log_denial(self.resolver, customer, verdict)
+        return verdict
 
     def safe_limit(self, name: str, default: Limit = 0) -> Limit:
         """:meth:`limit` for a template: ``default`` without a customer, in an outage, or when the
@@ -312,3 +338,34 @@ class Entitlements:
         """:attr:`features` for a template: the empty set without a customer or in an outage."""
         answer = self.answer()
         return _EMPTY if isinstance(answer, SourceUnavailable) else answer
+
+
+def _log_denial(resolver: Resolver, customer: str, verdict: Verdict) -> None:
+    """Log a denial at INFO with the decision behind it, once a minute per customer and name.
+
+    So "why was cus_123 denied?" is one grep. The line names the customer id, the feature or
+    limit, the cause and where the answer came from (:meth:`Resolver.recall`): no key, and nothing
+    else about the customer.
+    """
+    name = str(verdict.feature)
+    now = time.monotonic()
+    with _logged_denials_lock:
+        last = _logged_denials.pop((customer, name), None)
+        if last is not None and now - last < _LOG_DENIAL_EVERY:
+            _logged_denials[(customer, name)] = last
+            return
+        if len(_logged_denials) >= _DENIALS_KEPT:
+            _logged_denials.pop(next(iter(_logged_denials)))
+        _logged_denials[(customer, name)] = now
+    decision = resolver.recall(customer, name)
+    shortfall = verdict.shortfall
+    needs = f"{shortfall.need} of {name!r} (the plan allows {shortfall.allowed})" if shortfall else repr(name)
+    logger.info(
+        "entitlegate denied %s: needs %s; cause=%s source=%s age=%s version=%s",
+        customer,
+        needs,
+        verdict.cause.value if verdict.cause else "-",
+        decision.source,
+        "-" if decision.age is None else f"{decision.age:.0f}s",
+        "-" if decision.version is None else f"{decision.version:.0f}",
+    )

@@ -874,6 +874,21 @@ class Resolver:
             return self._explained_outage(customer, lookup_key, await self.cache.aget(customer), error)
         return self._explained_fetch(customer, lookup_key, features)
 
+    def recall(self, customer: str, lookup_key: str) -> Decision:
+        """Why a check just made for ``customer`` answered as it did, from what this process holds.
+
+        For log lines (the adapters log each denial with it): no I/O, nothing counted. ``source``
+        is ``"override"``, ``"cache"`` (a fresh entry), ``"stale"`` (an entry past its ttl, as an
+        outage serves it) or ``"policy"`` (nothing held: the outage policy answered).
+        """
+        overridden = self._overrides.get(customer)
+        if overridden is not None:
+            return Decision(lookup_key in overridden, "override", None, None)
+        held = self._peek(customer)
+        if held is None:
+            return Decision(False, "policy", None, None)
+        return self._decision(lookup_key, "cache" if held.expires > self._clock() else "stale", held)
+
     def _explained_without_io(self, customer: str, lookup_key: str, held: Entry | None) -> Decision | None:
         overridden = self._overrides.get(customer)
         if overridden is not None:

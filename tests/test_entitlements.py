@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -207,9 +208,7 @@ async def test_an_error_named_in_reraise_propagates_from_the_async_customer_call
     source: CountingSource,
 ) -> None:
     lookups = Lookups(FrameworkAnswer())
-    entitlements = Entitlements(
-        Resolver(source), lookups, acustomer=lookups.asynchronously, reraise=(FrameworkAnswer,)
-    )
+    entitlements = Entitlements(Resolver(source), lookups, acustomer=lookups.asynchronously, reraise=(FrameworkAnswer,))
     with pytest.raises(FrameworkAnswer):
         await entitlements.acustomer()
 
@@ -228,3 +227,44 @@ def test_a_template_limit_never_breaks_a_page_when_the_source_has_no_catalog() -
     assert entitlements.safe_limit("seats", default=1) == 1
     with pytest.raises(TypeError, match="cannot list features"):
         entitlements.limit("seats")
+
+
+# -- every denial is logged once a minute, with the decision behind it ----------------------------
+
+
+@pytest.fixture
+def denials(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    monkeypatch.setattr("entitlegate.entitlements._logged_denials", {})
+    caplog.set_level(logging.INFO, logger="entitlegate")
+    return caplog
+
+
+def denial_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("entitlegate denied")]
+
+
+def test_a_denial_is_logged_at_info_with_its_cause_and_source(
+    source: CountingSource, denials: pytest.LogCaptureFixture
+) -> None:
+    resolver = Resolver(source)
+    Entitlements(resolver, Lookups()).check(Requirement.of("export"))
+    (line,) = denial_lines(denials)
+    assert line.startswith("entitlegate denied cus_1: needs 'export'; cause=missing source=cache")
+
+
+def test_the_same_denial_is_logged_once_a_minute_and_an_allowed_check_not_at_all(
+    source: CountingSource, denials: pytest.LogCaptureFixture
+) -> None:
+    resolver = Resolver(source)
+    for _ in range(3):
+        Entitlements(resolver, Lookups()).check(Requirement.of("export"))
+        Entitlements(resolver, Lookups()).check(SEATS)
+    assert len(denial_lines(denials)) == 1
+
+
+def test_a_limit_denial_and_an_outage_denial_say_so(denials: pytest.LogCaptureFixture, source: CountingSource) -> None:
+    Entitlements(plans(), Lookups("cus_starter")).check_limit(SEATS_LIMIT, 4)
+    Entitlements(Resolver(down(source), on_unavailable="deny"), Lookups()).check(SEATS)
+    limit_line, outage_line = denial_lines(denials)
+    assert "needs 4 of 'seats' (the plan allows 3); cause=missing" in limit_line
+    assert "cause=unavailable source=policy" in outage_line

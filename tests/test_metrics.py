@@ -125,7 +125,8 @@ def test_a_redis_outage_shows_as_an_unavailable_cache(reader: InMemoryMetricRead
 
     cache = RedisCache("redis://127.0.0.1:1/0")
     try:
-        Resolver(CountingSource({"cus_1": {"analytics"}}), cache).features("cus_1")
+        resolver = Resolver(CountingSource({"cus_1": {"analytics"}}), cache)  # held, as an app holds it
+        resolver.features("cus_1")
         (point,) = points(reader, "entitlegate.cache.unavailable")
         assert point.value >= 1
     finally:
