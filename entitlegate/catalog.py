@@ -163,6 +163,15 @@ class CatalogStore(Protocol):
     async def asave(self, features: tuple[Feature, ...], fetched_at: float) -> None: ...
 
 
+@runtime_checkable
+class CatalogStoring(Protocol):
+    """A cache that can share the catalog too (RedisCache): the Resolver gives its catalog that store."""
+
+    def catalog_store(self, keep: float) -> CatalogStore:
+        """A store that keeps a shared catalog for ``keep`` seconds."""
+        ...
+
+
 class CatalogSnapshot:
     """The catalog as fetched once: features by lookup_key and by id, and a memo of plan limits.
 

@@ -18,7 +18,15 @@ from entitlegate._values import OnUnavailable
 from entitlegate.cache._base import Bindable, Binding, Cache, Entry, Leasing, supersedes
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache.memory import MemoryCache
-from entitlegate.catalog import NO_CATALOG, NOT_CARRIED, Catalog, CatalogSnapshot, CatalogSource, Limit
+from entitlegate.catalog import (
+    NO_CATALOG,
+    NOT_CARRIED,
+    Catalog,
+    CatalogSnapshot,
+    CatalogSource,
+    CatalogStoring,
+    Limit,
+)
 from entitlegate.errors import SourceUnavailable
 from entitlegate.sources import AsyncSource, RefusedAnswer, Source
 
@@ -729,9 +737,16 @@ class Resolver:
             raise TypeError(f"{source!r} cannot list features, so it has no limits; give the resolver a catalog")
         with self._lock:
             if self._catalog is None:
+                # A cache shared by processes shares the catalog too: one process's fetch serves all.
+                store = self._cache.catalog_store(self.stale_ttl) if isinstance(self._cache, CatalogStoring) else None
                 self._follow(
                     Catalog(
-                        source, ttl=self.ttl, stale_ttl=self.stale_ttl, clock=self._clock, wall_clock=self._wall_clock
+                        source,
+                        ttl=self.ttl,
+                        stale_ttl=self.stale_ttl,
+                        store=store,
+                        clock=self._clock,
+                        wall_clock=self._wall_clock,
                     )
                 )
             assert self._catalog is not None

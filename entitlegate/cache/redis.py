@@ -31,6 +31,7 @@ from entitlegate.cache._base import Binding, Entry, invalidated, replacement
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache._flow import DOWN, Flow, Run
 from entitlegate.cache._local import LocalTier
+from entitlegate.cache._redis_catalog import RedisCatalogStore
 from entitlegate.cache._redis_clients import LoopClients, LoopConnection, build
 from entitlegate.cache._redis_core import RedisCommands
 from entitlegate.cache._redis_listener import Invalidations, alisten, listen
@@ -153,6 +154,18 @@ class RedisCache:
     def local_ttl(self) -> float:
         """How long (seconds) a copy read from Redis answers checks in this process."""
         return self._local.ttl
+
+    def catalog_store(self, keep: float) -> RedisCatalogStore:
+        """A store for the account's feature catalog in this cache's Redis, kept ``keep`` seconds.
+
+        The :class:`~entitlegate.Resolver` uses it for its catalog, so one process's fetch of the
+        account's features serves every process (issue: limits shared across processes). Its key is
+        namespaced like the entries: ``prefix:catalog:livemode:account``.
+        """
+        tail = self.namespace[len(self.prefix) + 1 :]
+        return RedisCatalogStore(
+            self._client, f"{self.prefix}:catalog:{tail}", keep=keep, unavailable=lambda: self.unavailable
+        )
 
     @property
     def unavailable(self) -> bool:
