@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import django
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -21,7 +22,15 @@ from tests.fake_stripe import FakeStripe
 pytestmark = pytest.mark.django_db
 
 SYNC_GATES = ["/team/", "/class-team/"]  # the decorator, and the decorator through method_decorator
-ASYNC_GATES = ["/ateam/", "/class-ateam/"]
+ASYNC_GATES = [
+    "/ateam/",
+    pytest.param(
+        "/class-ateam/",
+        marks=pytest.mark.skipif(
+            django.VERSION < (5, 1), reason="method_decorator wraps async methods from Django 5.1"
+        ),
+    ),
+]
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import django
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import AsyncClient, Client, RequestFactory
@@ -140,6 +141,11 @@ def test_entitlements_of_a_request_is_the_one_kept_on_it() -> None:
     assert request.entitlements is first  # type: ignore[attr-defined]
 
 
+@pytest.mark.skipif(
+    django.VERSION < (5, 0),
+    reason="Django 4.2's resolve_url catches a NoReverseMatch for a URL path in the login redirect, "
+    "and that exception's traceback keeps the frames, and so the request, in a cycle",
+)
 def test_a_checked_request_is_freed_at_once_not_by_the_garbage_collector() -> None:
     # request.entitlements refers to the request until its customer is known, then lets it go:
     # no reference cycle, so a server frees each request (and what it holds) when it is done.
