@@ -18,11 +18,11 @@ FEATURES = ["seats-feature", "analytics", "export", "sso", "audit-log"]
 CUSTOMERS = 1_000  # checks spread over this many cached customers: one hot key flatters the floor
 GOAL_FLOOR = 2.5  # a hit within 2.5x the floor in a function
 GOAL_AWAITED = 2.0  # an awaited hit within 2x the awaited floor
-WHY = (
+WHY_ONE_KEY = (
     "besides the floor's dict lookup and membership test, a hit reads the monotonic clock to check the "
-    "entry is fresh and counts itself in the resolver's stats: the row 'floor + a clock read and a hit "
-    "count' prices those two alone"
+    "entry is fresh and counts itself in the resolver's stats"
 )
+WHY = WHY_ONE_KEY + ": the row 'floor + a clock read and a hit count' prices those two alone"
 
 
 def run(*, quick: bool = False) -> list[Row]:
