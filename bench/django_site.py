@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
@@ -60,9 +61,23 @@ def empty_decorator(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[Ht
     return wrapper
 
 
+def hand_written_gate(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """The check written by hand, with none of the adapter: the CUSTOMER function, then ``has_feature``."""
+
+    @functools.wraps(func)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        found = customer(request)
+        if found is None or not resolver.has_feature(found, FEATURE):
+            raise PermissionDenied
+        return func(request)
+
+    return wrapper
+
+
 gated_view = requires_feature(FEATURE)(view)
 empty_view = empty_decorator(view)
-_PAGES = {"plain": view, "other": view, "gated": gated_view, "empty": empty_view}
+hand_written_view = hand_written_gate(view)
+_PAGES = {"plain": view, "other": view, "gated": gated_view, "empty": empty_view, "hand": hand_written_view}
 
 
 def page(request: HttpRequest, name: str) -> HttpResponse:

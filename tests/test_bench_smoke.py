@@ -51,16 +51,32 @@ def test_peer_floor_and_framework_rows_are_in_the_table(report: str, measurement
 @pytest.mark.parametrize(
     ("gate", "floors"),
     [
-        ("Django RequestFactory + view call", ["an empty decorator (`functools.wraps` pass-through)"]),
+        (
+            "Django RequestFactory + view call",
+            [
+                "an empty decorator (`functools.wraps` pass-through)",
+                "a hand-written check (the customer function, then `has_feature`, in a decorator)",
+            ],
+        ),
         (
             "Flask view call in a request context",
             [
                 "an empty decorator (`functools.wraps` pass-through)",
                 "a decorator reading `current_app`, `request.headers` and `g` once each",
+                "a hand-written check (the customer loader, then `has_feature`, in a decorator)",
             ],
         ),
-        ("Starlette raw call, a middleware", ["a pass-through ASGI middleware"]),
-        ("Starlette endpoint, a decorator", ["an empty async decorator (`functools.wraps`)"]),
+        (
+            "Starlette raw call, a middleware",
+            ["a pass-through ASGI middleware", "a hand-written ASGI middleware (the customer, then `ahas_feature`)"],
+        ),
+        (
+            "Starlette endpoint, a decorator",
+            [
+                "an empty async decorator (`functools.wraps`)",
+                "a hand-written check (the customer, then `ahas_feature`, in a decorator)",
+            ],
+        ),
         ("FastAPI path operation, a dependency", ["a no-op dependency (`Depends(no_op)`)"]),
     ],
 )
