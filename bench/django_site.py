@@ -9,9 +9,12 @@ with ``ENTITLEGATE`` naming a resolver on a StaticSource and a customer function
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
@@ -48,8 +51,33 @@ def view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"ok")
 
 
+def empty_decorator(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """A decorator that does nothing but wrap: the floor any view decorator costs."""
+
+    @functools.wraps(func)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        return func(request)
+
+    return wrapper
+
+
+def hand_written_gate(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """The check written by hand, with none of the adapter: the CUSTOMER function, then ``has_feature``."""
+
+    @functools.wraps(func)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        found = customer(request)
+        if found is None or not resolver.has_feature(found, FEATURE):
+            raise PermissionDenied
+        return func(request)
+
+    return wrapper
+
+
 gated_view = requires_feature(FEATURE)(view)
-_PAGES = {"plain": view, "other": view, "gated": gated_view}
+empty_view = empty_decorator(view)
+hand_written_view = hand_written_gate(view)
+_PAGES = {"plain": view, "other": view, "gated": gated_view, "empty": empty_view, "hand": hand_written_view}
 
 
 def page(request: HttpRequest, name: str) -> HttpResponse:

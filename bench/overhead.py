@@ -82,3 +82,52 @@ def _iqr(values: Sequence[float]) -> str:
         return f"{values[0]:.1f}"
     low, _, high = statistics.quantiles(values, n=4)
     return f"IQR {low:.1f}..{high:.1f}"
+
+
+def added_cost_rows(
+    label: str,
+    bare: Callable[[int], object],
+    floors: Sequence[tuple[str, Callable[[int], object]]],
+    gated: Callable[[int], object],
+    *,
+    number: int,
+    rounds: int,
+    goal_us: float | None,
+    why: str = "",
+) -> list[Row]:
+    """µs the gate adds to one request, beside what stand-ins for it add there.
+
+    ``bare`` serves the view as is, ``gated`` through entitlegate's gate, and each of ``floors``
+    (named) through a stand-in that does the framework's part of the same shape of work and no
+    more: an empty decorator, a pass-through middleware, a no-op dependency. Each is timed against
+    ``bare`` in its own alternated ABBA rounds; a figure is the median of the rounds' paired
+    differences, so the gate's figure less a floor's is what entitlegate itself costs there.
+    """
+    rows: list[Row] = []
+    for name, runner in (*floors, ("entitlegate", gated)):
+        plain, other = alternated(bare, runner, number=number, rounds=rounds)
+        deltas = [(b - a) * 1e6 for a, b in zip(plain, other, strict=True)]
+        added = statistics.median(deltas)
+        held = name == "entitlegate" and goal_us is not None
+        method = f"{rounds} alternated rounds of {number} requests a side"
+        rows.append(
+            Row(
+                SECTION,
+                f"{label}: added by {name}",
+                added,
+                _iqr_of(deltas),
+                "µs",
+                f"{method}; over {statistics.median(plain) * 1e6:.1f} µs bare",
+                goal=f"<= {goal_us:g} µs" if held else "",
+                met=added <= goal_us if held and goal_us is not None else None,
+                why=why if held else "",
+            )
+        )
+    return rows
+
+
+def _iqr_of(values: Sequence[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:+.2f}"
+    low, _, high = statistics.quantiles(values, n=4)
+    return f"IQR {low:+.2f}..{high:+.2f}"

@@ -18,6 +18,9 @@ from tests.fake_stripe import FakeStripe
 GOAL_PROPAGATION_MS = 50.0  # p99 from a webhook to every process answering the new set
 GOAL_REDIS_BYTES = 200  # per customer with 5 features
 GOAL_OUTAGE_CALLS = 1.25  # Stripe calls per customer per ttl while Redis is down, at most
+# One hot key, timed as the in-process hit was before issue 17 moved that to 1,000 customers; its
+# goal stays the 3x it was set against on that shape (core.GOAL_FLOOR is the 1,000-customer one).
+GOAL_LOCAL_HIT = 3.0
 OUTAGE_TTL, OUTAGE_LOCAL_TTL = 4.0, 0.4  # the defaults (300 s, 2 s) scaled down, ratio kept near
 
 
@@ -53,9 +56,9 @@ def hits(redis_url: str, *, quick: bool = False) -> list[Row]:
             spread(ratios, 2),
             "x",
             f"{rounds} rounds, each timing the floor next to a hit (ABBA); ratio taken round by round",
-            goal=f"<= {core.GOAL_FLOOR:g}x",
-            met=ratio <= core.GOAL_FLOOR,
-            why=core.WHY,
+            goal=f"<= {GOAL_LOCAL_HIT:g}x",
+            met=ratio <= GOAL_LOCAL_HIT,
+            why=core.WHY_ONE_KEY,
         ),
         Row(
             core.SECTION,

@@ -308,6 +308,12 @@ class Resolver:
         )
 
     # -- the hot path ---------------------------------------------------------------------------
+    #
+    # A hit is a peek, a clock read, the hit count and a membership test. The peek and the clock
+    # are instance attributes that are called: CPython 3.11+ cannot specialise ``self._peek(...)``
+    # (LOAD_METHOD finds no method on the class and takes its slow path), while ``peek =
+    # self._peek`` is a specialised attribute load; that is ~25 ns of a ~200 ns hit here
+    # (``python -m bench`` section 1). The count stays a plain ``+=``, exact under the GIL (see ``__init__``).
 
     def has_feature(self, customer: str, lookup_key: str) -> bool:
         """Whether ``customer`` holds the feature ``lookup_key``.
@@ -315,11 +321,12 @@ class Resolver:
         Raises ``ValueError`` for a customer that is not a non-blank string, and
         :class:`~entitlegate.SourceUnavailable` in an outage under ``on_unavailable="raise"``.
         """
+        peek, clock = self._peek, self._clock  # see "the hot path" above
         try:
-            entry = self._peek(customer)
+            entry = peek(customer)
         except TypeError:  # unhashable: not a customer id; the miss path says so
             entry = None
-        if entry is not None and entry.expires > self._clock():
+        if entry is not None and entry.expires > clock():
             self._hits += 1
             return lookup_key in entry.features
         try:
@@ -333,22 +340,24 @@ class Resolver:
         Raises ``ValueError`` for a bad customer and :class:`~entitlegate.SourceUnavailable` when
         the source is down and nothing younger than ``stale_ttl`` is cached.
         """
+        peek, clock = self._peek, self._clock  # see "the hot path" above
         try:
-            entry = self._peek(customer)
+            entry = peek(customer)
         except TypeError:  # unhashable: not a customer id; the miss path says so
             entry = None
-        if entry is not None and entry.expires > self._clock():
+        if entry is not None and entry.expires > clock():
             self._hits += 1
             return entry.features
         return self._resolve(customer)
 
     async def ahas_feature(self, customer: str, lookup_key: str) -> bool:
         """Async twin of :meth:`has_feature`."""
+        peek, clock = self._peek, self._clock  # see "the hot path" above
         try:
-            entry = self._peek(customer)
+            entry = peek(customer)
         except TypeError:  # unhashable: not a customer id; the miss path says so
             entry = None
-        if entry is not None and entry.expires > self._clock():
+        if entry is not None and entry.expires > clock():
             self._hits += 1
             return lookup_key in entry.features
         try:
@@ -358,11 +367,12 @@ class Resolver:
 
     async def afeatures(self, customer: str) -> frozenset[str]:
         """Async twin of :meth:`features`."""
+        peek, clock = self._peek, self._clock  # see "the hot path" above
         try:
-            entry = self._peek(customer)
+            entry = peek(customer)
         except TypeError:  # unhashable: not a customer id; the miss path says so
             entry = None
-        if entry is not None and entry.expires > self._clock():
+        if entry is not None and entry.expires > clock():
             self._hits += 1
             return entry.features
         return await self._aresolve(customer)
@@ -774,15 +784,16 @@ class Resolver:
         that is not a non-blank string, and :class:`~entitlegate.SourceUnavailable` when the
         customer's features or the catalog cannot be read (a stale one is served first).
         """
+        peek, clock = self._peek, self._clock
         try:
-            entry = self._peek(customer)
+            entry = peek(customer)
         except TypeError:  # unhashable: not a customer id; the miss path says so
             entry = None
         snapshot = self._catalog_now
         # Both the entry and the catalog fresh, in one chained comparison. Then subscripts, not
         # .get(): a KeyError means a set or a name the memo has not seen (each set once per
         # catalog; a name no feature carries, which check reports).
-        if entry is not None and entry.expires > self._clock() < snapshot.expires:
+        if entry is not None and entry.expires > clock() < snapshot.expires:
             try:
                 value = snapshot.memo[entry.features][name]
             except (KeyError, TypeError):
@@ -808,12 +819,13 @@ class Resolver:
 
     async def alimit(self, customer: str, name: str, default: Limit = 0) -> Limit:
         """Async twin of :meth:`limit`."""
+        peek, clock = self._peek, self._clock
         try:
-            entry = self._peek(customer)
+            entry = peek(customer)
         except TypeError:
             entry = None
         snapshot = self._catalog_now
-        if entry is not None and entry.expires > self._clock() < snapshot.expires:
+        if entry is not None and entry.expires > clock() < snapshot.expires:
             try:
                 value = snapshot.memo[entry.features][name]
             except (KeyError, TypeError):

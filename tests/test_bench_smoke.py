@@ -33,6 +33,9 @@ def test_every_section_reports_rows(report: str, section: str) -> None:
         "MemoryCache `has_feature`",
         "MemoryCache `has_feature`, OpenTelemetry SDK meter provider set",
         "hit with OpenTelemetry / plain hit",
+        "MemoryCache hit / floor in a function",
+        "floor + a clock read and a hit count, in a function",
+        "awaited hit / awaited floor",
         "MemoryCache `limit` (a cached customer)",
         "limit hit / has_feature hit",
         "limits of a cached customer (MemoryCache)",
@@ -45,6 +48,70 @@ def test_every_section_reports_rows(report: str, section: str) -> None:
 )
 def test_peer_floor_and_framework_rows_are_in_the_table(report: str, measurement: str) -> None:
     assert f"| {measurement} |" in report
+
+
+@pytest.mark.parametrize(
+    ("gate", "floors"),
+    [
+        (
+            "Django RequestFactory + view call",
+            [
+                "an empty decorator (`functools.wraps` pass-through)",
+                "a hand-written check (the customer function, then `has_feature`, in a decorator)",
+            ],
+        ),
+        (
+            "Flask view call in a request context",
+            [
+                "an empty decorator (`functools.wraps` pass-through)",
+                "a decorator reading `current_app`, `request.headers` and `g` once each",
+                "a hand-written check (the customer loader, then `has_feature`, in a decorator)",
+            ],
+        ),
+        (
+            "Starlette raw call, a middleware",
+            ["a pass-through ASGI middleware", "a hand-written ASGI middleware (the customer, then `ahas_feature`)"],
+        ),
+        (
+            "Starlette endpoint, a decorator",
+            [
+                "an empty async decorator (`functools.wraps`)",
+                "a hand-written check (the customer, then `ahas_feature`, in a decorator)",
+            ],
+        ),
+        ("FastAPI path operation, a dependency", ["a no-op dependency (`Depends(no_op)`)"]),
+    ],
+)
+def test_each_adapter_is_timed_beside_the_floor_its_framework_sets(report: str, gate: str, floors: list[str]) -> None:
+    for floor in floors:
+        assert f"| 2 view | {gate}: added by {floor} | " in report
+    assert f"| 2 view | {gate}: added by entitlegate | " in report
+
+
+@pytest.mark.parametrize(
+    ("measurement", "goal"),
+    [
+        ("MemoryCache hit / floor in a function", "<= 2.5x"),
+        ("awaited hit / awaited floor", "<= 2x"),
+        ("Django RequestFactory + view call: added by entitlegate", "<= 0.8 µs"),
+        ("Flask view call in a request context: added by entitlegate", "<= 2 µs"),
+        ("Starlette raw call, a middleware: added by entitlegate", "<= 1.5 µs"),
+        ("Starlette endpoint, a decorator: added by entitlegate", "<= 1.5 µs"),
+        ("Django test client: gated overhead", "<= 2 %"),
+        ("Flask test client: gated overhead", "<= 2 %"),
+    ],
+)
+def test_each_goal_of_issue_17_is_held_to_in_the_closing_notes(report: str, measurement: str, goal: str) -> None:
+    notes = report.split("## Goals:")[1]
+    assert f"- {measurement}: " in notes
+    assert f" against {goal}: " in notes.split(f"- {measurement}: ")[1].splitlines()[0]
+
+
+def test_the_hit_is_measured_over_a_thousand_customers(report: str) -> None:
+    row = next(
+        line for line in report.splitlines() if line.startswith("| 1 hit | MemoryCache hit / floor in a function |")
+    )
+    assert "over 1,000 customers" in row
 
 
 def test_report_names_the_command_and_the_machine(report: str) -> None:
