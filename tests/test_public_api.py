@@ -91,6 +91,7 @@ PUBLIC_NAMES = {
         "Entitlements",
         "RequiresFeature",
         "RequiresLimit",
+        "portal_upgrade",
         "requires_feature",
         "requires_limit",
         "webhook_app",
