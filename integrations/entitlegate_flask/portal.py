@@ -19,6 +19,7 @@ __all__ = ["back_from_portal", "is_portal_handler", "makes_portal_sessions", "po
 logger = logging.getLogger("entitlegate")
 
 _Handler = Callable[[str], Response]
+_RETURN = upgrade.RETURN_MARKER.encode()
 
 
 @overload
@@ -119,7 +120,10 @@ def back_from_portal() -> Response | None:
 
     None, at the cost of one substring test, for every other request.
     """
-    query = request.query_string.decode("latin-1")
+    raw = request.query_string
+    if _RETURN not in raw:  # every request passes here: no decoding until the marker is seen
+        return None
+    query = raw.decode("latin-1")
     if not upgrade.is_return(query):
         return None
     entitlements = request_entitlements()
