@@ -14,14 +14,14 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from entitlegate import registry
 from entitlegate.catalog import Limit
 from entitlegate.errors import SourceUnavailable
 from entitlegate.limits import LimitRequirement
 from entitlegate.resolver import OnUnavailable, Resolver, answer_in_outage
-from entitlegate.sources import PortalSessions
+from entitlegate.sources import PortalFlow, PortalSessions
 
 __all__ = [
     "Answers",
@@ -43,9 +43,11 @@ __all__ = [
     "judge",
     "judge_limit",
     "portal_url",
+    "prefers_json",
     "read_customer",
     "safe_features",
     "safe_has_feature",
+    "upgrade_body",
 ]
 
 
@@ -420,18 +422,75 @@ def _requirement(prefix: str, needs: object) -> Requirement:
         raise ValueError(f"rule {prefix!r}: {error}") from None
 
 
-def portal_url(resolver: Resolver, customer: str, return_url: str) -> str:
+def portal_url(
+    resolver: Resolver,
+    customer: str,
+    return_url: str,
+    *,
+    flow: PortalFlow | None = None,
+    configuration: str | None = None,
+    locale: str | None = None,
+) -> str:
     """A Stripe Customer Portal session URL for an upgrade redirect, made by the resolver's source.
 
+    ``flow``, ``configuration`` and ``locale`` are :meth:`StripeSource.create_portal_session`'s.
     Raises ``TypeError`` when the source cannot make portal sessions (is no :class:`PortalSessions`,
-    as :class:`StripeSource` is) and :class:`~entitlegate.SourceUnavailable` when Stripe does not answer.
+    as :class:`StripeSource` is) and :class:`~entitlegate.SourceUnavailable` when Stripe makes none.
     """
-    return _portal_sessions(resolver).create_portal_session(customer, return_url)
+    return _portal_sessions(resolver).create_portal_session(
+        customer, return_url, **_portal_options(flow, configuration, locale)
+    )
 
 
-async def aportal_url(resolver: Resolver, customer: str, return_url: str) -> str:
+async def aportal_url(
+    resolver: Resolver,
+    customer: str,
+    return_url: str,
+    *,
+    flow: PortalFlow | None = None,
+    configuration: str | None = None,
+    locale: str | None = None,
+) -> str:
     """Async twin of :func:`portal_url`."""
-    return await _portal_sessions(resolver).acreate_portal_session(customer, return_url)
+    return await _portal_sessions(resolver).acreate_portal_session(
+        customer, return_url, **_portal_options(flow, configuration, locale)
+    )
+
+
+def _portal_options(flow: PortalFlow | None, configuration: str | None, locale: str | None) -> dict[str, Any]:
+    # Only the options given: a site's own PortalSessions written before the options keeps working.
+    given = {"flow": flow, "configuration": configuration, "locale": locale}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def upgrade_body(feature: str, upgrade_url: str) -> dict[str, object]:
+    """The JSON 403 a portal handler gives an API client: :func:`denial_body` plus ``upgrade_url``."""
+    return {**denial_body(feature), "upgrade_url": upgrade_url}
+
+
+def prefers_json(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for JSON rather than a page: the adapters' one rule.
+
+    JSON when the client takes it (q > 0) at least as well as HTML or plain text: an API client
+    says ``application/json``; a browser lists ``text/html`` first and ``*/*`` at a lower q.
+    """
+    best_json = best_page = -1.0
+    for media_range in accept.lower().split(","):
+        media_type, _, parameters = media_range.partition(";")
+        media_type = media_type.strip()
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media_type == "application/json" or media_type.endswith("+json"):
+            best_json = max(best_json, quality)
+        elif media_type in ("text/html", "text/plain", "application/xhtml+xml"):
+            best_page = max(best_page, quality)
+    return best_json > 0 and best_json >= best_page
 
 
 def _portal_sessions(resolver: Resolver) -> PortalSessions:

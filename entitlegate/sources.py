@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, NoReturn, Protocol, runtime_checkable
+from typing import Any, Final, Literal, NoReturn, Protocol, TypeAlias, runtime_checkable
 
 import stripe
 import urllib3
@@ -22,7 +22,15 @@ from entitlegate._values import read_api_base, read_api_key, read_max_retries, r
 from entitlegate.catalog import Feature
 from entitlegate.errors import SourceUnavailable
 
-__all__ = ["AsyncSource", "PortalSessions", "RefusedAnswer", "Source", "StaticSource", "StripeSource"]
+__all__ = [
+    "AsyncSource",
+    "PortalFlow",
+    "PortalSessions",
+    "RefusedAnswer",
+    "Source",
+    "StaticSource",
+    "StripeSource",
+]
 
 logger = logging.getLogger("entitlegate")
 
@@ -36,6 +44,9 @@ _TIMED_OUT = "Stripe did not answer within the StripeSource timeout (STRIPE_TIME
 DEFAULT_TIMEOUT: Final = 3.0
 DEFAULT_RETRIES: Final = 2
 _LIVE_PREFIXES = ("sk_live_", "rk_live_")
+#: The portal flows a denied handler can open: the plan page of the customer's subscription.
+PortalFlow: TypeAlias = Literal["subscription_update"]
+_PORTAL_FLOWS = ("subscription_update",)
 _TEST_PREFIXES = ("sk_test_", "rk_test_")
 
 
@@ -72,13 +83,35 @@ class AsyncSource(Protocol):
 
 @runtime_checkable
 class PortalSessions(Protocol):
-    """A source that can open Stripe Customer Portal sessions (:class:`StripeSource` can)."""
+    """A source that can open Stripe Customer Portal sessions (:class:`StripeSource` can).
 
-    def create_portal_session(self, customer: str, return_url: str) -> str:
+    ``flow`` is None (the portal's home) or ``"subscription_update"`` (the plan page of the
+    customer's active subscription); ``configuration`` a portal configuration id (``bpc_...``);
+    ``locale`` a Stripe locale (``"auto"``, ``"fr"``, ...). Both raise
+    :class:`~entitlegate.SourceUnavailable` when no session can be made.
+    """
+
+    def create_portal_session(
+        self,
+        customer: str,
+        return_url: str,
+        *,
+        flow: PortalFlow | None = None,
+        configuration: str | None = None,
+        locale: str | None = None,
+    ) -> str:
         """The URL of a new portal session for ``customer``, coming back to ``return_url``."""
         ...
 
-    async def acreate_portal_session(self, customer: str, return_url: str) -> str:
+    async def acreate_portal_session(
+        self,
+        customer: str,
+        return_url: str,
+        *,
+        flow: PortalFlow | None = None,
+        configuration: str | None = None,
+        locale: str | None = None,
+    ) -> str:
         """Async twin of :meth:`create_portal_session`."""
         ...
 
@@ -190,26 +223,95 @@ class StripeSource:
             return self._outcome_of(error, customer, first_page=pages.first)
         return frozenset(pages.keys)
 
-    def create_portal_session(self, customer: str, return_url: str) -> str:
-        """The URL of a new Stripe Customer Portal session for ``customer``."""
+    def create_portal_session(
+        self,
+        customer: str,
+        return_url: str,
+        *,
+        flow: PortalFlow | None = None,
+        configuration: str | None = None,
+        locale: str | None = None,
+    ) -> str:
+        """The URL of a new Stripe Customer Portal session for ``customer``, back to ``return_url``.
+
+        ``flow="subscription_update"`` lists the customer's active subscriptions
+        (``GET /v1/subscriptions``) and opens the portal on the first one's plan page, coming
+        straight back to ``return_url`` when done; a customer with none gets the portal's home.
+        Raises :class:`~entitlegate.SourceUnavailable` (logged, naming Stripe's cause and never the
+        key) when Stripe makes no session: an outage, an unknown customer, or a refusal such as a
+        portal not configured in this mode.
+        """
+        params = _portal_params(customer, return_url, flow, configuration, locale)
         self._deadline.start(self._timeout)
         try:
-            session = self._client.v1.billing_portal.sessions.create(
-                {"customer": customer, "return_url": return_url},
-                self._options(),  # type: ignore[arg-type]
-            )
+            if flow is not None:
+                subscriptions = self._client.v1.subscriptions.list(
+                    {"customer": customer, "status": "active", "limit": 1},
+                    self._options(),  # type: ignore[arg-type]
+                )
+                _add_flow(params, flow, subscriptions, return_url)
+            session = self._client.v1.billing_portal.sessions.create(params, self._options())  # type: ignore[arg-type]
         except stripe.StripeError as error:
-            self._outcome_of(error, customer, first_page=True)  # raises for everything but 404
-            raise SourceUnavailable(
-                f"Stripe has no customer {customer!r} to open a portal session for", customer=customer
-            ) from None
+            raise self._portal_refused(error, customer) from None
         finally:
             self._deadline.clear()
         return str(session.url)
 
-    async def acreate_portal_session(self, customer: str, return_url: str) -> str:
-        """Async twin of :meth:`create_portal_session`."""
-        return await asyncio.to_thread(self.create_portal_session, customer, return_url)
+    async def acreate_portal_session(
+        self,
+        customer: str,
+        return_url: str,
+        *,
+        flow: PortalFlow | None = None,
+        configuration: str | None = None,
+        locale: str | None = None,
+    ) -> str:
+        """Async twin of :meth:`create_portal_session`, on the SDK's own async HTTP client."""
+        params = _portal_params(customer, return_url, flow, configuration, locale)
+        if not self._owns_client:
+            return await asyncio.to_thread(
+                self.create_portal_session,
+                customer,
+                return_url,
+                flow=flow,
+                configuration=configuration,
+                locale=locale,
+            )
+        client = self._client_for_running_loop()
+
+        async def create() -> str:
+            if flow is not None:
+                subscriptions = await client.v1.subscriptions.list_async(
+                    {"customer": customer, "status": "active", "limit": 1},
+                    self._options(),  # type: ignore[arg-type]
+                )
+                _add_flow(params, flow, subscriptions, return_url)
+            session = await client.v1.billing_portal.sessions.create_async(params, self._options())  # type: ignore[arg-type]
+            return str(session.url)
+
+        try:
+            return await asyncio.wait_for(create(), self._timeout)
+        except asyncio.TimeoutError:
+            raise self._timed_out(customer) from None
+        except stripe.StripeError as error:
+            raise self._portal_refused(error, customer) from None
+
+    def _portal_refused(self, error: stripe.StripeError, customer: str) -> SourceUnavailable:
+        """A portal session Stripe did not make, logged with its cause (never the key or its message)."""
+        if self._deadline.passed():
+            cause = "no answer in time"
+        elif isinstance(error, (stripe.AuthenticationError, stripe.PermissionError)):
+            cause = "the API key was rejected"
+        else:
+            code = getattr(error, "code", None) or type(error).__name__
+            param = getattr(error, "param", None)
+            cause = f"{code}{f', param {param}' if param else ''}"
+            if isinstance(error, stripe.InvalidRequestError) and not _is_unknown_customer(error):
+                cause += " (is the Customer Portal configured for this mode in the Stripe Dashboard?)"
+        status = f"HTTP {error.http_status}" if error.http_status else "no response"
+        message = f"Stripe made no Customer Portal session for customer {customer!r} ({status}, {cause})"
+        logger.warning("%s", message)
+        return SourceUnavailable(message, customer=customer)
 
     def _options(self) -> dict[str, Any] | None:
         return {"stripe_account": self.stripe_account} if self.stripe_account else None
@@ -217,7 +319,7 @@ class StripeSource:
     def _build_client(self) -> stripe.StripeClient:
         assert self._api_key is not None
         http_client = _DeadlineClient(
-            self._deadline, self._timeout, async_fallback_client=stripe.HTTPXClient(timeout=self._timeout)
+            self._deadline, self._timeout, async_fallback_client=_HTTPXClient(timeout=self._timeout)
         )
         return stripe.StripeClient(
             self._api_key,
@@ -364,6 +466,34 @@ class StripeSource:
         return SourceUnavailable(f"Stripe did not list the features ({type(error).__name__}, {status})")
 
 
+def _portal_params(
+    customer: str, return_url: str, flow: str | None, configuration: str | None, locale: str | None
+) -> dict[str, Any]:
+    if not isinstance(customer, str) or not customer.strip():
+        raise ValueError(f"a portal session needs a Stripe customer id, got {customer!r}")
+    if flow is not None and flow not in _PORTAL_FLOWS:
+        raise ValueError(f"portal flow must be None or one of {_PORTAL_FLOWS}, got {flow!r}")
+    params: dict[str, Any] = {"customer": customer, "return_url": return_url}
+    if configuration is not None:
+        params["configuration"] = configuration
+    if locale is not None:
+        params["locale"] = locale
+    return params
+
+
+def _add_flow(params: dict[str, Any], flow: str, subscriptions: Any, return_url: str) -> None:
+    """Deep-link to the plan page of the customer's active subscription; the home without one."""
+    data = subscriptions.data
+    if not data:
+        return
+    params["flow_data"] = {
+        "type": flow,
+        flow: {"subscription": str(data[0].id)},
+        # Straight back once the plan changed, rather than to the portal's confirmation page.
+        "after_completion": {"type": "redirect", "redirect": {"return_url": return_url}},
+    }
+
+
 class RefusedAnswer(SourceUnavailable):
     """The source answered for one customer, but not with something usable (a 4xx, a malformed list).
 
@@ -386,6 +516,21 @@ class _Every:
             return False
         self._last = now  # unlocked: two threads racing here log twice, which is harmless
         return True
+
+
+class _HTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, sending a form body as ``content=``.
+
+    The SDK hands httpx an encoded form as ``data=``, which httpx deprecates (a
+    ``DeprecationWarning`` on every async POST, such as a portal session); ``content=`` is the
+    same bytes on the wire.
+    """
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), (str, bytes)):
+            kwargs["content"] = kwargs.pop("data")
+        return args, kwargs
 
 
 class _Deadline(threading.local):

@@ -24,8 +24,8 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
-from entitlegate import SourceUnavailable, WebhookHandler, testing
-from entitlegate.gate import denial_shortfall
+from entitlegate import SourceUnavailable, WebhookHandler, testing, upgrade
+from entitlegate.gate import aportal_url, denial_shortfall
 from entitlegate_asgi import EntitlementMiddleware, Entitlements, requires_feature, requires_limit, webhook_app
 from example_app import environment, webhooks
 from example_app.catalog import (
@@ -227,9 +227,19 @@ async def grant(request: Request) -> Response:
     if not grantable(feature):
         return Response("no page or plan needs that feature", 400)
     page = page_needing(feature)
+    then = URLS["team"] if page is None else f"/{page.name}"
+    env: Environment = request.app.state.env
+    if env.uses_stripe:
+        # With a Stripe key the upgrade is real: the Customer Portal, on the subscription's plan page.
+        back = upgrade.marked(str(request.base_url).rstrip("/") + then)
+        try:
+            url = await aportal_url(entitlements.resolver, entitlements.customer, back, flow="subscription_update")
+        except SourceUnavailable:
+            return RedirectResponse(then, 303)  # logged by the source; the page still says why not
+        return RedirectResponse(url, 303)
     # In an outage, features raises SourceUnavailable and the middleware answers 503.
     event = testing.summary_event(entitlements.customer, granted(entitlements.features, feature))
-    return await _send(request, event, URLS["team"] if page is None else f"/{page.name}")
+    return await _send(request, event, then)
 
 
 async def reread(request: Request) -> Response:

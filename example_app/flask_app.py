@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from entitlegate import Resolver, testing
+from entitlegate import Resolver, SourceUnavailable, testing, upgrade
 from entitlegate import entitlements as core
-from entitlegate.gate import Outcome, denial_shortfall
+from entitlegate.gate import Outcome, denial_shortfall, portal_url
 from entitlegate_flask import Entitlements, requires_feature
 from example_app import environment, webhooks
 from example_app.catalog import (
@@ -203,9 +203,18 @@ def grant() -> ResponseReturnValue:
     if not grantable(feature):
         abort(400)
     page = page_needing(feature)
+    then = url_for("demo.team" if page is None else f"demo.{page.name}")
+    env: Environment = current_app.extensions["example_app"]
+    if env.uses_stripe:
+        # With a Stripe key the upgrade is real: the Customer Portal, on the subscription's plan page.
+        back = upgrade.marked(request.host_url.rstrip("/") + then)
+        try:
+            return redirect(portal_url(_resolver(), customer, back, flow="subscription_update"), 303)
+        except SourceUnavailable:
+            return redirect(then, 303)  # logged by the source; the page still says why not
     held = _resolver().features(customer)  # an outage: SourceUnavailable, answered 503
     event = testing.summary_event(customer, granted(held, feature))
-    return _send(event, url_for("demo.team" if page is None else f"demo.{page.name}"))
+    return _send(event, then)
 
 
 @demo.post("/reread")

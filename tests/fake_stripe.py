@@ -27,6 +27,7 @@ FEATURES = "/v1/entitlements/features"
 PORTAL_SESSIONS = "/v1/billing_portal/sessions"
 WEBHOOK_ENDPOINTS = "/v1/webhook_endpoints"
 CUSTOMERS = "/v1/customers"
+SUBSCRIPTIONS = "/v1/subscriptions"
 
 _ERRORS = {
     400: ("invalid_request_error", None, "Invalid request"),
@@ -73,6 +74,9 @@ class FakeStripe:
     catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Webhook endpoints by id, in creation order (see add_webhook_endpoint).
     webhook_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The upgrade flow (see the block "Customer Portal sessions and subscriptions" below).
+    subscriptions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # customer → subscriptions
+    portal_configured: bool = True  # False: Stripe's answer for a portal never saved in this mode
 
     def reset(self) -> None:
         with self.lock:
@@ -87,6 +91,8 @@ class FakeStripe:
             self.requests.clear()
             self.catalog.clear()
             self.webhook_endpoints.clear()
+            self.subscriptions.clear()
+            self.portal_configured = True
         self.release()
 
     def hang(self) -> None:
@@ -134,6 +140,19 @@ class FakeStripe:
             endpoint["status"] = status
             self.webhook_endpoints[endpoint["id"]] = endpoint
         return dict(endpoint)
+
+    def set_subscription(self, customer: str, subscription: str, *, status: str = "active") -> None:
+        """Give ``customer`` the subscription ``subscription`` in ``status`` (as Stripe's list shows it)."""
+        with self.lock:
+            self.subscriptions.setdefault(customer, []).append(
+                {
+                    "id": subscription,
+                    "object": "subscription",
+                    "customer": customer,
+                    "livemode": self.livemode,
+                    "status": status,
+                }
+            )
 
     def calls(self, path: str = ACTIVE_ENTITLEMENTS) -> int:
         with self.lock:
@@ -377,6 +396,143 @@ def _error(status: int, message: str | None = None, *, param: str | None = None)
     return {"error": error}
 
 
+# -- Customer Portal sessions and subscriptions: the upgrade flow ---------------------------------
+# POST /v1/billing_portal/sessions and GET /v1/subscriptions, as stripe/openapi's spec3 describes
+# them: `customer` required, `flow_data[type]` one of four flows, each flow's own object required
+# with it, and the list's `status` filter (default: every status but canceled).
+
+_PORTAL_FLOW_TYPES = (
+    "payment_method_update",
+    "subscription_cancel",
+    "subscription_update",
+    "subscription_update_confirm",
+)
+_AFTER_COMPLETION_TYPES = ("hosted_confirmation", "portal_homepage", "redirect")
+_SUBSCRIPTION_STATUSES = (
+    "active",
+    "all",
+    "canceled",
+    "ended",
+    "incomplete",
+    "incomplete_expired",
+    "past_due",
+    "paused",
+    "trialing",
+    "unpaid",
+)
+SUBSCRIPTIONS_PARAMS = _LIST_PARAMS | {
+    "automatic_tax",
+    "collection_method",
+    "created",
+    "current_period_end",
+    "current_period_start",
+    "customer",
+    "customer_account",
+    "price",
+    "status",
+    "test_clock",
+}
+# Stripe's own words for a portal whose settings were never saved in this mode.
+PORTAL_NOT_CONFIGURED = (
+    "You can't create a portal session in test mode until you save your customer portal settings in test "
+    "mode at https://dashboard.stripe.com/test/settings/billing/portal."
+)
+
+
+def _missing(param: str) -> _Answer:
+    return _Answer(400, _error(400, f"Missing required param: {param}.", param=param))
+
+
+def _one_of(param: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        listed = ", ".join(allowed[:-1]) + f", or {allowed[-1]}"
+        raise _Answer(400, _error(400, f"Invalid {param}: must be one of {listed}", param=param))
+
+
+def _portal_flow(fake: FakeStripe, customer: str, params: dict[str, str]) -> dict[str, Any] | None:
+    """`flow_data`, validated as Stripe does, as the session's `flow` object (None without one)."""
+    if not any(name.startswith("flow_data[") for name in params):
+        return None
+    kind = params.get("flow_data[type]")
+    if kind is None:
+        raise _missing("flow_data[type]")
+    _one_of("flow_data[type]", kind, _PORTAL_FLOW_TYPES)
+    flow: dict[str, Any] = {
+        "type": kind,
+        "after_completion": {"type": "portal_homepage", "hosted_confirmation": None, "redirect": None},
+        "subscription_cancel": None,
+        "subscription_update": None,
+        "subscription_update_confirm": None,
+    }
+    if kind in ("subscription_cancel", "subscription_update", "subscription_update_confirm"):
+        subscription = params.get(f"flow_data[{kind}][subscription]")
+        if subscription is None:
+            raise _missing(f"flow_data[{kind}][subscription]")
+        with fake.lock:
+            owned = {sub["id"] for sub in fake.subscriptions.get(customer, [])}
+        if subscription not in owned:
+            raise _Answer(
+                400, _error(400, f"No such subscription: '{subscription}'", param=f"flow_data[{kind}][subscription]")
+            )
+        flow[kind] = {"subscription": subscription}
+    after = params.get("flow_data[after_completion][type]")
+    if after is not None:
+        _one_of("flow_data[after_completion][type]", after, _AFTER_COMPLETION_TYPES)
+        flow["after_completion"]["type"] = after
+        if after == "redirect":
+            back = params.get("flow_data[after_completion][redirect][return_url]")
+            if back is None:
+                raise _missing("flow_data[after_completion][redirect][return_url]")
+            flow["after_completion"]["redirect"] = {"return_url": back}
+    return flow
+
+
+def _portal_session(fake: FakeStripe, customers: dict[str, list[Any]], params: dict[str, str]) -> dict[str, Any]:
+    _refuse_unknown(params, PORTAL_SESSION_PARAMS)
+    customer = params.get("customer")
+    if not customer:
+        raise _missing("customer")
+    if not fake.portal_configured:
+        raise _Answer(400, _error(400, PORTAL_NOT_CONFIGURED))
+    if customer not in customers:
+        raise _Answer(404, _error(404, f"No such customer: '{customer}'", param="customer"))
+    flow = _portal_flow(fake, customer, params)
+    number = next(fake._ids)
+    # billing_portal.session: every field the schema requires (nullable ones as null).
+    return {
+        "id": f"bps_test_{number}",
+        "object": "billing_portal.session",
+        "configuration": params.get("configuration", "bpc_test_default"),
+        "created": int(time.time()),
+        "customer": customer,
+        "customer_account": None,
+        "flow": flow,
+        "livemode": fake.livemode,
+        "locale": params.get("locale"),
+        "on_behalf_of": None,
+        "return_url": params.get("return_url"),
+        "url": f"https://billing.stripe.test/p/session/test_{number}",
+    }
+
+
+def _subscriptions(fake: FakeStripe, params: dict[str, str]) -> dict[str, Any]:
+    _refuse_unknown(params, SUBSCRIPTIONS_PARAMS)
+    status = params.get("status")
+    if status is not None:
+        _one_of("status", status, _SUBSCRIPTION_STATUSES)
+    with fake.lock:
+        everyone = [dict(sub) for subs in fake.subscriptions.values() for sub in subs]
+    customer = params.get("customer")
+    chosen = [sub for sub in everyone if customer is None or sub["customer"] == customer]
+    if status is None:
+        chosen = [sub for sub in chosen if sub["status"] != "canceled"]
+    elif status == "ended":
+        chosen = [sub for sub in chosen if sub["status"] in ("canceled", "incomplete_expired")]
+    elif status != "all":
+        chosen = [sub for sub in chosen if sub["status"] == status]
+    return _page(chosen, params, SUBSCRIPTIONS)
+
+
 class _Answer(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         self.status = status
@@ -452,26 +608,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path in (WEBHOOK_ENDPOINTS, CUSTOMERS):
             return _serve_account_lists(fake, method, path, params, customers)
         if method == "POST" and path == PORTAL_SESSIONS:
-            _refuse_unknown(params, PORTAL_SESSION_PARAMS)
-            customer = params.get("customer")
-            if customer not in customers:
-                raise _Answer(404, _error(404, f"No such customer: '{customer}'", param="customer"))
-            number = next(fake._ids)
-            # billing_portal.session: every field the schema requires (nullable ones as null).
-            return {
-                "id": f"bps_test_{number}",
-                "object": "billing_portal.session",
-                "configuration": params.get("configuration", "bpc_test_default"),
-                "created": int(time.time()),
-                "customer": customer,
-                "customer_account": None,
-                "flow": None,
-                "livemode": fake.livemode,
-                "locale": params.get("locale"),
-                "on_behalf_of": None,
-                "return_url": params.get("return_url"),
-                "url": f"https://billing.stripe.test/p/session/test_{number}",
-            }
+            return _portal_session(fake, customers, params)
+        if method == "GET" and path == SUBSCRIPTIONS:
+            return _subscriptions(fake, params)
         raise _Answer(404, _error(404, f"Unrecognized request URL ({method}: {path})"))
 
     def _active_entitlements(self, customers: dict[str, list[Any]], params: dict[str, str]) -> dict[str, Any]:

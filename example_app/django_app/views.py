@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from entitlegate import SourceUnavailable, testing, upgrade
 from entitlegate import entitlements as core
-from entitlegate import testing
-from entitlegate.gate import Outcome, denial_shortfall
+from entitlegate.gate import Outcome, denial_shortfall, portal_url
 from entitlegate_django import FeatureDenied, get_resolver, requires_feature
 from example_app import webhooks
 from example_app.catalog import (
@@ -158,10 +158,18 @@ def grant(request: HttpRequest) -> HttpResponse:
     if not grantable(feature):
         return HttpResponseBadRequest("no page or plan needs that feature")
     page = page_needing(feature)
+    then = reverse("team" if page is None else page.name)
+    if ENV.uses_stripe:
+        # With a Stripe key the upgrade is real: the Customer Portal, on the subscription's plan page.
+        back = upgrade.marked(request.build_absolute_uri(then))
+        try:
+            return redirect(portal_url(get_resolver(), customer, back, flow="subscription_update"), permanent=False)
+        except SourceUnavailable:
+            return redirect(then)  # logged by the source; the page still says why not
     # In an outage, features raises SourceUnavailable and the middleware answers 503.
     held: frozenset[str] = request.entitlements.features  # type: ignore[attr-defined]
     event = testing.summary_event(customer, granted(held, feature))
-    return _send(request, event, reverse("team" if page is None else page.name))
+    return _send(request, event, then)
 
 
 @require_POST

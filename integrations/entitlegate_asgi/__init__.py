@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from entitlegate_asgi._entitlements import Entitlements
 from entitlegate_asgi.middleware import EntitlementMiddleware
+from entitlegate_asgi.portal import portal_upgrade
 from entitlegate_asgi.webhooks import webhook_app
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ __all__ = [
     "Entitlements",
     "RequiresFeature",
     "RequiresLimit",
+    "portal_upgrade",
     "requires_feature",
     "requires_limit",
     "webhook_app",

@@ -8,11 +8,13 @@ from typing import Any, TypeAlias
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
 from entitlegate.gate import Requirement, Rules
 from entitlegate.resolver import Resolver
+from entitlegate.upgrade import RETURN_MARKER
 from entitlegate_asgi import _responses
 from entitlegate_asgi._entitlements import CustomerLookup, Entitlements
 from entitlegate_asgi._refusals import OnDenied, Refusals
 from entitlegate_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from entitlegate_asgi._utils import RequestRefused, is_async_callable, qualified_name, route_path
+from entitlegate_asgi.portal import aback_from_portal
 
 __all__ = ["CustomerOf", "EntitlementMiddleware", "OnDenied", "RulesLike"]
 
@@ -23,6 +25,7 @@ RulesLike: TypeAlias = (
 )
 
 _GATED = frozenset(("http", "websocket"))
+_RETURN = RETURN_MARKER.encode()
 
 
 class EntitlementMiddleware:
@@ -97,6 +100,11 @@ class EntitlementMiddleware:
         entitlements = state["entitlements"] = Entitlements(self.resolver, lookup, self._refusals, self._customer_name)
         # One method, not a helper coroutine per request: every await costs the gated path time.
         try:
+            if _RETURN in scope.get("query_string", b""):
+                back = await aback_from_portal(scope, entitlements)  # from the portal: refresh, unmark
+                if back is not None:
+                    await back(scope, receive, send)
+                    return
             requirement = self.rules.match(route_path(scope)) if self._ruled else None
             if requirement is not None:
                 verdict = await entitlements.acheck(requirement)

@@ -9,8 +9,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
+from entitlegate.upgrade import RETURN_MARKER as _RETURN
 from entitlegate_django._http import unavailable
 from entitlegate_django.conf import current
+from entitlegate_django.denied import aback_from_portal, back_from_portal
 from entitlegate_django.entitlements import Entitlements
 from entitlegate_django.responses import aenforce, enforce
 
@@ -59,6 +61,10 @@ class EntitlementMiddleware:
             return self.__acall__(request)
         config = current()
         request.entitlements = Entitlements(request, config)  # type: ignore[attr-defined]
+        if _RETURN in request.META.get("QUERY_STRING", ""):
+            back = back_from_portal(request)  # a customer back from the portal: refresh, unmark
+            if back is not None:
+                return back
         if config.rules and not self._rules_at_view:
             requirement = config.rules.match(request.path_info)
             if requirement is not None:
@@ -70,6 +76,10 @@ class EntitlementMiddleware:
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         config = current()
         request.entitlements = Entitlements(request, config)  # type: ignore[attr-defined]
+        if _RETURN in request.META.get("QUERY_STRING", ""):
+            back = await aback_from_portal(request)
+            if back is not None:
+                return back
         if config.rules and not self._rules_at_view:
             requirement = config.rules.match(request.path_info)
             if requirement is not None:

@@ -23,7 +23,7 @@ from entitlegate_flask.cli import entitlegate_group
 from entitlegate_flask.config import read_settings
 from entitlegate_flask.current import forget, request_entitlements
 from entitlegate_flask.gating import watch_decorator_order
-from entitlegate_flask.portal import makes_portal_sessions, portal_redirect
+from entitlegate_flask.portal import back_from_portal, is_portal_handler, makes_portal_sessions
 from entitlegate_flask.templating import TEMPLATE_GLOBALS
 from entitlegate_flask.webhook import make_blueprint
 
@@ -72,7 +72,7 @@ class Entitlements:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("this app already has an entitlegate Entitlements extension set up")
         settings = read_settings(app.config, self._resolver)
-        if self._hooks.denied_handler is portal_redirect:
+        if is_portal_handler(self._hooks.denied_handler):
             _check_portal(settings.resolver)
         app.extensions[EXTENSION_KEY] = State(
             extension=self,
@@ -83,6 +83,7 @@ class Entitlements:
             login_view=settings.login_view,
         )
         app.teardown_request(forget)
+        app.before_request(back_from_portal)  # coming back from the Customer Portal: refresh once
         watch_decorator_order(app)
         app.register_error_handler(SourceUnavailable, _unavailable)
         app.register_error_handler(CacheUnavailable, _unavailable)

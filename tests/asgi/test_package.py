@@ -17,6 +17,7 @@ def test_public_names_are_pinned() -> None:
         "Entitlements",
         "RequiresFeature",
         "RequiresLimit",
+        "portal_upgrade",
         "requires_feature",
         "requires_limit",
         "webhook_app",

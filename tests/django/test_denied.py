@@ -52,10 +52,13 @@ def test_portal_upgrade_redirects_to_a_portal_session_returning_to_this_page(
 
     response = customer_client.get("/seats/?from=menu")
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"].startswith("https://billing.stripe.test/p/session/")
     (session_request,) = [r for r in fake_stripe.requests if r.path == PORTAL_SESSIONS]
-    assert session_request.params == {"customer": "cus_1", "return_url": "http://testserver/seats/?from=menu"}
+    assert session_request.params == {
+        "customer": "cus_1",
+        "return_url": "http://testserver/seats/?from=menu&entitlegate_return=1",
+    }
 
 
 def test_portal_upgrade_gives_a_user_without_customer_id_the_403(
@@ -74,7 +77,7 @@ def test_portal_upgrade_falls_back_to_403_when_stripe_cannot_make_a_session(
 ) -> None:
     configure(DENIED=PORTAL)
     fake_stripe.set_customer("cus_1", [])
-    assert customer_client.get("/seats/").status_code == 302  # cached now: denied without asking again
+    assert customer_client.get("/seats/").status_code == 303  # cached now: denied without asking again
     fake_stripe.always_fail = 429
 
     response = customer_client.get("/seats/")
@@ -91,7 +94,7 @@ def test_portal_upgrade_on_an_async_view(
 
     response = customer_client.get("/aseats/")
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"].startswith("https://billing.stripe.test/")
 
 

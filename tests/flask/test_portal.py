@@ -34,7 +34,7 @@ def test_denied_customer_is_sent_to_a_portal_session(portal_app: Flask, fake_str
 def test_portal_returns_the_customer_to_the_page_they_asked_for(portal_app: Flask, fake_stripe: FakeStripe) -> None:
     fake_stripe.set_customer("cus_1", [])
     portal_app.test_client().get("/seats?from=menu", headers={"X-Customer": "cus_1"})
-    assert portal_requests(fake_stripe) == [{"customer": "cus_1", "return_url": "http://localhost/seats?from=menu"}]
+    assert portal_requests(fake_stripe) == [{"customer": "cus_1", "return_url": "http://localhost/seats?from=menu&entitlegate_return=1"}]
 
 
 def test_async_view_denial_goes_to_the_portal_too(portal_app: Flask, fake_stripe: FakeStripe) -> None:
@@ -49,12 +49,13 @@ def test_customer_with_the_feature_never_sees_the_portal(portal_app: Flask, fake
     assert portal_requests(fake_stripe) == []
 
 
-def test_portal_unreachable_answers_503(portal_app: Flask, fake_stripe: FakeStripe) -> None:
+def test_portal_unreachable_leaves_the_403(portal_app: Flask, fake_stripe: FakeStripe) -> None:
     fake_stripe.set_customer("cus_1", [])
     client = portal_app.test_client()
     client.get("/reports", headers={"X-Customer": "cus_1"})  # the customer's set is now cached
     fake_stripe.always_fail = 401
-    assert client.get("/seats", headers={"X-Customer": "cus_1"}).status_code == 503
+    # Issue 13: a portal session Stripe cannot make leaves the denial standing (was a 503).
+    assert client.get("/seats", headers={"X-Customer": "cus_1"}).status_code == 403
 
 
 def test_portal_redirect_registered_after_init_app_on_a_static_source_denies_with_a_logged_reason(
