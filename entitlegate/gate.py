@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -472,25 +473,31 @@ def prefers_json(accept: str) -> bool:
     """Whether an ``Accept`` header asks for JSON rather than a page: the adapters' one rule.
 
     JSON when the client takes it (q > 0) at least as well as HTML or plain text: an API client
-    says ``application/json``; a browser lists ``text/html`` first and ``*/*`` at a lower q.
+    says ``application/json``; a browser lists ``text/html`` first and ``*/*`` at a lower q, which
+    counts for neither. Several ``Accept`` headers are one, joined with commas.
     """
     best_json = best_page = -1.0
     for media_range in accept.lower().split(","):
         media_type, _, parameters = media_range.partition(";")
         media_type = media_type.strip()
-        quality = 1.0
-        for parameter in parameters.split(";"):
-            name, _, value = parameter.partition("=")
-            if name.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
         if media_type == "application/json" or media_type.endswith("+json"):
-            best_json = max(best_json, quality)
-        elif media_type in ("text/html", "text/plain", "application/xhtml+xml"):
-            best_page = max(best_page, quality)
+            best_json = max(best_json, _quality(parameters))
+        elif media_type in _PAGE_TYPES:
+            best_page = max(best_page, _quality(parameters))
     return best_json > 0 and best_json >= best_page
+
+
+_PAGE_TYPES = ("text/html", "text/plain", "application/xhtml+xml")
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
+
+
+def _quality(parameters: str) -> float:
+    # RFC 9110 §12.4.2: q is 0 to 1 with at most three decimals; a malformed one counts as absent.
+    for parameter in parameters.split(";"):
+        key, _, value = parameter.partition("=")
+        if key.strip() == "q" and _QVALUE.fullmatch(value.strip()):
+            return float(value)
+    return 1.0
 
 
 def _portal_sessions(resolver: Resolver) -> PortalSessions:

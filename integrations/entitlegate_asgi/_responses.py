@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 
-from entitlegate.gate import denial_body, denial_shortfall
+from entitlegate.gate import denial_body, denial_shortfall, prefers_json
 from entitlegate_asgi._types import Receive, Scope, Send
 
 __all__ = ["NO_CUSTOMER", "UNAVAILABLE", "Refusal", "denied"]
 
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
-_TEXT_TYPES = (b"text/html", b"text/plain")
-_QVALUE = re.compile(rb"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 # Close codes for a websocket refused where the server cannot send an HTTP status (RFC 6455 §7.4.1):
 # 1008 policy violation; 1013 try again later.
 _POLICY_VIOLATION = 1008
@@ -61,29 +58,8 @@ class Refusal:
 
 
 def _accepts_json(scope: Scope) -> bool:
-    # JSON when the client takes it (q > 0) and likes it at least as well as a page or plain text:
-    # an API client says application/json; a browser lists text/html first and */* at a lower q.
-    best_json = best_text = -1.0
-    for name, value in scope.get("headers", ()):
-        if name != b"accept":
-            continue
-        for media_range in value.lower().split(b","):
-            media_type, _, parameters = media_range.partition(b";")
-            media_type = media_type.strip()
-            if media_type == _JSON or media_type.endswith(b"+json"):
-                best_json = max(best_json, _quality(parameters))
-            elif media_type in _TEXT_TYPES:
-                best_text = max(best_text, _quality(parameters))
-    return best_json > 0 and best_json >= best_text
-
-
-def _quality(parameters: bytes) -> float:
-    # RFC 9110 §12.4.2: q is 0 to 1 with at most three decimals; a malformed one counts as absent.
-    for parameter in parameters.split(b";"):
-        key, _, value = parameter.partition(b"=")
-        if key.strip() == b"q" and _QVALUE.fullmatch(value.strip()):
-            return float(value)
-    return 1.0
+    accept = ", ".join(value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"accept")
+    return prefers_json(accept)
 
 
 def denied(feature: str) -> Refusal:

@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.routing import BuildError
 
 from entitlegate.entitlements import Entitlements
-from entitlegate.gate import Outcome, Requirement, Verdict, denial_body
+from entitlegate.gate import Outcome, Requirement, Verdict, denial_body, prefers_json
 from entitlegate.limits import LimitRequirement
 from entitlegate_flask._state import state_of
 from entitlegate_flask.current import request_entitlements
@@ -175,20 +175,8 @@ def _deny(verdict: Verdict) -> ResponseReturnValue:
     return jsonify(denial_body(feature)), 403, {"Vary": "Accept"}
 
 
-_PAGE_TYPES = ("text/html", "text/plain", "application/xhtml+xml")
-
-
 def _prefers_json() -> bool:
-    # An API client says application/json; a browser lists text/html first (and */* at a lower q,
-    # which counts for neither). The same rule as entitlegate_asgi's refusals.
-    best_json = best_page = -1.0
-    for media_type, quality in request.accept_mimetypes:
-        media_type = media_type.lower()
-        if media_type == "application/json" or media_type.endswith("+json"):
-            best_json = max(best_json, quality)
-        elif media_type in _PAGE_TYPES:
-            best_page = max(best_page, quality)
-    return best_json > 0 and best_json >= best_page
+    return prefers_json(", ".join(request.headers.getlist("Accept")))
 
 
 def _unauthorized() -> ResponseReturnValue:
