@@ -85,32 +85,6 @@ class _Flight:
         self.error: BaseException | None = None
 
 
-class _SourceBreaker(Breaker):
-    """The Breaker, with log lines that say what an outage of the source means for the answers."""
-
-    def __init__(self, name: str, *, retry_after: float, clock: Callable[[], float], meanwhile: str) -> None:
-        super().__init__(name, retry_after=retry_after, clock=clock)
-        self.meanwhile = meanwhile
-
-    def failed(self, error: BaseException) -> None:
-        """Record a failure; the first of an outage and one per ``warn_every`` after it log a warning."""
-        now = self._clock()
-        with self._lock:
-            self._down_until = now + self.retry_after
-            if self._down_since is None:
-                self._down_since = now
-            elif now - self._warned_at < self.warn_every:
-                return
-            self._warned_at = now
-        logger.warning(
-            "entitlegate: %s is unavailable (%s); %s; asking it again in %.1f s",
-            self.name,
-            error,
-            self.meanwhile,
-            self.retry_after,
-        )
-
-
 def answer_in_outage(on_unavailable: OnUnavailable, error: SourceUnavailable) -> bool:
     """What ``has_feature`` answers when the source is down: raise ``error``, or False/True."""
     if on_unavailable == "raise":
@@ -244,13 +218,13 @@ class Resolver:
         if _observe_metrics is not None:
             _observe_metrics(self)
 
-    def _breaker(self) -> _SourceBreaker:
+    def _breaker(self) -> Breaker:
         meanwhile = {
             "raise": "serving cached answers younger than stale_ttl, SourceUnavailable (503) otherwise",
             "deny": 'serving cached answers younger than stale_ttl, and denying otherwise (on_unavailable="deny")',
             "allow": 'serving cached answers younger than stale_ttl, and ALLOWING otherwise (on_unavailable="allow")',
         }[self.on_unavailable]
-        return _SourceBreaker(
+        return Breaker(
             f"the source {self._source!r}", retry_after=self.retry_after, clock=self._clock, meanwhile=meanwhile
         )
 

@@ -17,7 +17,8 @@ class Breaker:
     While the probe is out the others still skip, so a server that hangs rather than refuses costs
     one caller a timeout per ``retry_after``. The first failure of an outage logs a warning and so
     does at most one failure per ``warn_every`` seconds after it; the recovery logs once. ``name``
-    says what failed in those lines and ``describe`` words an error; neither may reveal a secret.
+    says what failed in those lines, ``describe`` words an error (neither may reveal a secret), and
+    ``meanwhile`` says what callers do while it is down.
     ``on_recovery`` is called once per outage, by the caller that records the server's answer.
     Thread-safe; ``allows`` takes no lock while the server is up.
     """
@@ -31,8 +32,10 @@ class Breaker:
         describe: Callable[[BaseException], str] = str,
         warn_every: float = 30.0,
         on_recovery: Callable[[], None] | None = None,
+        meanwhile: str = "answering from the source without it",
     ) -> None:
         self.name = name
+        self.meanwhile = meanwhile
         self.on_recovery = on_recovery
         self._describe = describe
         self.retry_after = retry_after
@@ -83,9 +86,10 @@ class Breaker:
                 return
             self._warned_at = now
         logger.warning(
-            "entitlegate: %s is unavailable (%s: %s); answering from the source without it, retrying in %.1f s",
+            "entitlegate: %s is unavailable (%s: %s); %s, retrying in %.1f s",
             self.name,
             type(error).__name__,
             self._describe(error),
+            self.meanwhile,
             self.retry_after,
         )
