@@ -15,9 +15,9 @@ from flask import Blueprint, Flask, abort, current_app, redirect, render_templat
 from flask.typing import ResponseReturnValue
 
 from entitlegate import Resolver, SourceUnavailable, testing, upgrade
-from entitlegate import entitlements as core
 from entitlegate.gate import Outcome, denial_shortfall, portal_url
 from entitlegate_flask import Entitlements, requires_feature
+from entitlegate_flask.current import request_entitlements
 from example_app import environment, webhooks
 from example_app.catalog import (
     ADD_SEAT,
@@ -136,7 +136,7 @@ def team() -> ResponseReturnValue:
     """The team and the seats the customer's plan allows (from its Features' metadata)."""
     if demo_customer() is None:
         return redirect(url_for("demo.signin"), 303)
-    seats = _entitlements().limit(SEATS)  # an outage: SourceUnavailable, answered 503
+    seats = request_entitlements().limit(SEATS)  # an outage: SourceUnavailable, answered 503
     return render_template("team.html", team=TEAM, seat_limit=shown(seats))
 
 
@@ -145,9 +145,9 @@ def add_seat() -> ResponseReturnValue:
     """ "Add a seat": one seat more than the team has, within the plan's limit (the demo stores nothing)."""
     if demo_customer() is None:
         return redirect(url_for("demo.signin"), 303)
-    # Until entitlegate_flask's @requires_limit(ADD_SEAT.name, ADD_SEAT.need) lands, the core
-    # per-request object judges the limit and the denial takes the denied handler's path.
-    entitlements = _entitlements()
+    # Judged here rather than with @requires_limit, so that a visitor who is not signed in to the
+    # demo goes to its sign-in page; a denial takes the denied handler's path all the same.
+    entitlements = request_entitlements()
     verdict = entitlements.check_limit(ADD_SEAT, ADD_SEAT.needed())
     if verdict.error is not None and verdict.outcome is not Outcome.ALLOWED:
         raise verdict.error  # the outage, answered 503: no upsell when Stripe cannot say
@@ -234,12 +234,6 @@ def _send(event: dict[str, Any], then: str) -> ResponseReturnValue:
     if delivery.status != 200:
         return render_template("failed.html", delivery=delivery), 502
     return redirect(then, 303)
-
-
-def _entitlements() -> core.Entitlements:
-    # The core per-request object, built here for now; entitlegate_flask's own (ext.limit(name))
-    # replaces it when its limits land.
-    return core.Entitlements(_resolver(), demo_customer, where="example_app.flask_app.demo_customer")
 
 
 def _resolver() -> Resolver:

@@ -10,7 +10,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from entitlegate import SourceUnavailable, testing, upgrade
-from entitlegate import entitlements as core
 from entitlegate.gate import Outcome, denial_shortfall, portal_url
 from entitlegate_django import FeatureDenied, get_resolver, requires_feature
 from example_app import webhooks
@@ -85,7 +84,7 @@ def team(request: HttpRequest) -> HttpResponse:
     """The team and the seats the customer's plan allows (from its Features' metadata)."""
     if demo_customer(request) is None:
         return redirect("signin")
-    seats = _entitlements(request).limit(SEATS)  # an outage: SourceUnavailable, answered 503
+    seats = request.entitlements.limit(SEATS)  # type: ignore[attr-defined]  # an outage: SourceUnavailable, 503
     return render(request, "team.html", {"team": TEAM, "seat_limit": shown(seats)})
 
 
@@ -95,9 +94,9 @@ def add_seat(request: HttpRequest) -> HttpResponse:
     customer = demo_customer(request)
     if customer is None:
         return redirect("signin")
-    # Until entitlegate_django's @requires_limit(ADD_SEAT.name, ADD_SEAT.need) lands, the core
-    # per-request object judges the limit and the denial takes the DENIED handler's path.
-    entitlements = _entitlements(request)
+    # Judged here rather than with @requires_limit, so that a visitor who is not signed in to the
+    # demo goes to its sign-in page; a denial takes the DENIED handler's path all the same.
+    entitlements = request.entitlements  # type: ignore[attr-defined]
     verdict = entitlements.check_limit(ADD_SEAT, ADD_SEAT.needed())
     if verdict.error is not None and verdict.outcome is not Outcome.ALLOWED:
         raise verdict.error  # the outage, answered 503: no upsell when Stripe cannot say
@@ -105,14 +104,6 @@ def add_seat(request: HttpRequest) -> HttpResponse:
         return upgrade_offer(request, FeatureDenied(verdict.feature or SEATS, customer))
     context = {"team": TEAM, "seat_limit": shown(entitlements.limit(SEATS)), "added": ADD_SEAT.needed()}
     return render(request, "team.html", context)
-
-
-def _entitlements(request: HttpRequest) -> core.Entitlements:
-    # The core per-request object, built here for now; request.entitlements.limit(name) replaces
-    # it when entitlegate_django's limits land.
-    return core.Entitlements(
-        get_resolver(), lambda: demo_customer(request), where="example_app.django_app.views.demo_customer"
-    )
 
 
 @require_GET
