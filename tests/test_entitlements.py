@@ -207,8 +207,6 @@ async def test_an_error_named_in_reraise_propagates_from_the_async_customer_call
     source: CountingSource,
 ) -> None:
     lookups = Lookups(FrameworkAnswer())
-    entitlements = Entitlements(
-        Resolver(source), lookups, acustomer=lookups.asynchronously, reraise=(FrameworkAnswer,)
-    )
+    entitlements = Entitlements(Resolver(source), lookups, acustomer=lookups.asynchronously, reraise=(FrameworkAnswer,))
     with pytest.raises(FrameworkAnswer):
         await entitlements.acustomer()
