@@ -58,9 +58,9 @@ class Run(Generic[T]):
             self._breaker.succeeded()
         self._advance(reply)
 
-    def failed(self, error: BaseException) -> None:
-        """The command failed with ``error``: the server is down."""
-        self._breaker.failed(error)
+    def failed(self, error: BaseException, breaker: Breaker | None = None) -> None:
+        """The command failed with ``error``: the server (or ``breaker``'s, if given) is down."""
+        (breaker or self._breaker).failed(error)
         self._advance(DOWN)
 
     def _advance(self, reply: Any) -> None:

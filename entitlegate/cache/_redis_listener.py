@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import RedisClusterException
 
 from entitlegate.cache._local import LocalTier
@@ -141,6 +142,9 @@ async def alisten(client: Any, invalidations: Invalidations) -> None:
         error: BaseException | None = None
         connected = False
         try:
+            if isinstance(client, AsyncRedisCluster):
+                # Its pub/sub needs the slots, which an asyncio cluster client learns on first use.
+                await _settled(client.initialize())
             await _settled(pubsub.subscribe(invalidations.channel))
             await _aconfirm(reader, invalidations)
             invalidations.connected()

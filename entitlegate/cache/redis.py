@@ -275,8 +275,7 @@ class RedisCache:
             try:
                 reply = run.step(self._sync) if callable(run.step) else _slept(run.step)
             except _ERRORS as error:
-                run.failed(error)
-                self._unreachable(error)
+                run.failed(error, self._unreachable(error))
             else:
                 run.replied(reply)
         return run.result
@@ -291,8 +290,7 @@ class RedisCache:
             try:
                 reply = await (run.step(connection) if callable(run.step) else asyncio.sleep(run.step))
             except _ERRORS as error:
-                run.failed(error)
-                self._unreachable(error)
+                run.failed(error, self._unreachable(error))
             else:
                 run.replied(reply)
         return run.result
@@ -387,11 +385,12 @@ class RedisCache:
             raise CacheUnavailable(f"Redis is unavailable: the change for {customer!r} holds in this process only")
         return kept is not None
 
-    def _unreachable(self, error: BaseException) -> None:
+    def _unreachable(self, error: BaseException) -> Breaker | None:
         # redis-py raises this bare exception when no node of a cluster answered: then the whole
         # cluster is down, and one request per retry_after pays for finding it out, not one per node.
         if self.cluster and type(error) is RedisClusterException:
-            self._breaker.failed(error)
+            return self._breaker
+        return None
 
     def _breaker_of(self, command: object) -> Breaker:
         """On a cluster, the breaker of the node that serves the command's key: one node down

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 
 import pytest
 import redis.cluster
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.crc import key_slot
 
 from entitlegate import RedisCache, Resolver, StaticSource
@@ -113,3 +115,22 @@ def test_the_cache_setting_takes_a_cluster_url_and_builds_a_cluster_cache(redis_
         assert cache.cluster
     finally:
         cache.close()
+
+
+@pytest.mark.asyncio
+async def test_the_async_twins_run_on_the_loops_cluster_client_and_hear_invalidations(make_cache: MakeCache) -> None:
+    source = StaticSource({})
+    reader, writer = make_cache(local_ttl=60), make_cache(local_ttl=60)
+    resolver, other = Resolver(source, reader), Resolver(source, writer)
+    [customer] = _customers(1)
+    await resolver.afeatures(customer)
+    # Polled from a thread, so that the loop runs its listener (on the asyncio cluster client).
+    await asyncio.to_thread(wait_for, lambda: reader.listening)
+    await resolver.afeatures(customer)
+    assert reader.peek(customer) is not None
+    assert reader._listener is None  # no thread: the loop's own task listens
+    assert isinstance(reader._loops[asyncio.get_running_loop()].redis, AsyncRedisCluster)
+
+    await other.ainvalidate(customer)
+
+    await asyncio.to_thread(wait_for, lambda: reader.peek(customer) is None)
