@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
-from bench import asgi_views, cold, core, flask_views, limits, memory, otel, redis_rows
+from bench import asgi_views, cold, core, flask_views, limits, memory, otel, redis_rows, scale
 from bench._timing import Row, machine, table
 from tests import fake_stripe
 from tests.redis_server import RedisServer
@@ -58,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("5 memory of limits in process", lambda: limits.memory(quick=quick)),
             ("5 memory in Redis", lambda: redis_rows.memory(redis_url, quick=quick)),
             ("6 Stripe calls with Redis down", lambda: redis_rows.outage(fake, quick=quick)),
+            ("7 scale: in process", lambda: scale.in_process(quick=quick)),
+            ("7 scale: Redis memory", lambda: scale.redis_memory(redis_url, quick=quick)),
+            ("7 scale: webhooks per second", lambda: scale.webhooks_per_second(redis_url, fake, quick=quick)),
+            ("7 scale: Redis Cluster", lambda: _cluster_rows(fake, quick)),
             # Last: it sets the process's meter provider, which the other sections run without.
             ("1 has_feature on a hit, OpenTelemetry on", lambda: otel.run(quick=quick)),
         ]
@@ -102,6 +106,11 @@ def _redis() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def _cluster_rows(fake: fake_stripe.FakeStripe, quick: bool) -> list[Row]:
+    with scale.cluster() as made:
+        return scale.cluster_propagation(made, fake, quick=quick) + scale.publish_against_spublish(made, quick=quick)
 
 
 def _django_rows(quick: bool) -> list[Row]:

@@ -53,7 +53,7 @@ DEFAULTS: Final[Mapping[str, object]] = {
     "STRIPE_API_BASE": None,  # another Stripe API address (stripe-mock, a test double)
     "STRIPE_TIMEOUT": 3.0,  # seconds one fetch from Stripe may take in all, every page and retry
     "STRIPE_MAX_RETRIES": 2,  # tries again after a network error, a 409 or a 5xx, within that time
-    "CACHE": "memory",  # "memory" (per process) or a redis:// / rediss:// / unix:// URL (shared)
+    "CACHE": "memory",  # "memory" (per process), a redis:// / rediss:// / unix:// URL, or redis+cluster:// (shared)
     "TTL": 300.0,  # seconds an answer is trusted without asking Stripe
     "STALE_TTL": 86400.0,  # seconds an answer may still be served while Stripe is down
     "ON_UNAVAILABLE": "raise",  # Stripe down and nothing cached: "raise", "deny" or "allow"

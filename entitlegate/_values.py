@@ -32,7 +32,7 @@ __all__ = [
 OnUnavailable = Literal["raise", "deny", "allow"]
 
 _KEY_PREFIXES: Final = ("sk_", "rk_")
-_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 # Prefixes of the values no message may quote, whichever setting they were wrongly put in.
 _SECRET_PREFIXES: Final = ("sk_", "rk_", "whsec_")
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -100,6 +100,9 @@ def read_api_base(value: object, name: str) -> str | None:
 
 def read_cache(value: object, name: str) -> str:
     """``"memory"``, or a ``redis://``, ``rediss://`` or ``unix://`` URL for a shared cache.
+
+    ``redis+cluster://host:port`` (``rediss+cluster://`` with TLS) names any one node of a Redis
+    Cluster: the cache then talks to the whole cluster.
 
     Raises ``ValueError`` naming ``name`` for anything else, and ``ImportError`` naming it and the
     ``redis`` extra for a Redis URL when redis-py is not installed. The URL is never quoted.

@@ -24,10 +24,11 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process without persistence, owned by the test session."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.binary = shutil.which("redis-server")
+    def __init__(self, port: int | None = None, *, binary: str = "redis-server", options: tuple[str, ...] = ()) -> None:
+        self.binary = shutil.which(binary)
         if self.binary is None:
-            raise RuntimeError("redis-server is not installed: run the tests with `make test`, which installs it")
+            raise RuntimeError(f"{binary} is not installed: run the tests with `make test`, which installs it")
+        self.options = options
         self.port = port or _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="entitlegate-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -52,6 +53,7 @@ class RedisServer:
                 str(self.dir),
                 "--loglevel",
                 "warning",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

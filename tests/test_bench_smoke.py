@@ -118,3 +118,20 @@ def test_report_names_the_command_and_the_machine(report: str) -> None:
     first_line = report.splitlines()[2]
     assert first_line.startswith("`python -m bench --quick` on ")
     assert " cores, " in first_line
+
+
+@pytest.mark.parametrize(
+    "measurement",
+    [
+        "webhook to every process (4 on a 3-master cluster): p99",
+        "PUBLISH to a subscriber on another master: p99",
+        "SPUBLISH to a subscriber on its shard: p99",
+        "in process (MemoryCache), 20,000 customers: `has_feature` hit",
+        "in process (MemoryCache), 20,000 customers: bytes per customer",
+        "Redis `used_memory` for 10,000 customers",
+        "webhooks applied per second, 1 process",
+        "webhooks applied per second, 4 processes",
+    ],
+)
+def test_the_scale_section_reports_its_rows(report: str, measurement: str) -> None:
+    assert f"| {measurement} |" in report

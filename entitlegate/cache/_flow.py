@@ -37,14 +37,16 @@ class Run(Generic[T]):
     A command the breaker does not let through is answered :data:`DOWN` at once, with no I/O;
     a reply or a failure of a command the driver sent is recorded on the breaker. An exception the
     flow raises (``CacheUnavailable``) comes out of :meth:`replied`/:meth:`failed`, or of the
-    constructor, for the driver to let through.
+    constructor, for the driver to let through. ``pick`` chooses the breaker of each command (a
+    cluster has one per node, so one node's outage leaves the others' customers alone).
     """
 
-    __slots__ = ("_breaker", "_flow", "done", "result", "step")
+    __slots__ = ("_breaker", "_flow", "_pick", "done", "result", "step")
 
-    def __init__(self, flow: Flow[T], breaker: Breaker) -> None:
+    def __init__(self, flow: Flow[T], breaker: Breaker, pick: Callable[[Any], Breaker] | None = None) -> None:
         self._flow = flow
         self._breaker = breaker
+        self._pick = pick
         self.done = False
         self.step: Callable[[Any], Any] | float = 0.0
         self.result: T
@@ -56,9 +58,9 @@ class Run(Generic[T]):
             self._breaker.succeeded()
         self._advance(reply)
 
-    def failed(self, error: BaseException) -> None:
-        """The command failed with ``error``: the server is down."""
-        self._breaker.failed(error)
+    def failed(self, error: BaseException, breaker: Breaker | None = None) -> None:
+        """The command failed with ``error``: the server (or ``breaker``'s, if given) is down."""
+        (breaker or self._breaker).failed(error)
         self._advance(DOWN)
 
     def _advance(self, reply: Any) -> None:
@@ -68,6 +70,8 @@ class Run(Generic[T]):
             except StopIteration as finished:
                 self.done, self.result = True, finished.value
                 return
+            if callable(step) and self._pick is not None:
+                self._breaker = self._pick(step)
             if not callable(step) or self._breaker.allows():
                 self.step = step
                 return

@@ -20,6 +20,7 @@ from entitlegate.errors import CacheUnavailable
 
 if TYPE_CHECKING:
     import redis
+    import redis.cluster
 
 __all__ = ["RedisCatalogStore"]
 
@@ -42,7 +43,14 @@ class RedisCatalogStore:
     :meth:`RedisCache.catalog_store`). Thread-safe; the async twins run in a worker thread, since
     a catalog is read or written once per ttl at most."""
 
-    def __init__(self, client: redis.Redis, key: str, *, keep: float, unavailable: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        client: redis.Redis | redis.cluster.RedisCluster,
+        key: str,
+        *,
+        keep: float,
+        unavailable: Callable[[], bool],
+    ) -> None:
         self.key = key
         self._client = client
         self._keep_ms = math.ceil(keep * 1000) if math.isfinite(keep) else 0

@@ -19,13 +19,18 @@ from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from entitlegate.cache._redis_core import Connection
 
-__all__ = ["Clients", "LoopClients", "LoopConnection", "build"]
+__all__ = ["CLUSTER_SCHEMES", "Clients", "LoopClients", "LoopConnection", "build"]
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+"""The URL schemes that select a Redis Cluster (redis-py's own cluster URL is a plain ``redis://``)."""
 
 logger = logging.getLogger("entitlegate")
 
@@ -46,7 +51,8 @@ class Clients:
     owned: bool
     location: str  # never the password or the query
     password: str | None
-    async_factory: Callable[[], redis.asyncio.Redis] | None  # from a URL: one asyncio client per loop
+    async_factory: Callable[[], Any] | None  # from a URL: one asyncio client per loop
+    cluster: bool = False  # a redis.cluster.RedisCluster: keys carry hash tags, a breaker per node
 
 
 def build(
@@ -56,46 +62,70 @@ def build(
     socket_timeout: float,
     socket_connect_timeout: float,
 ) -> Clients:
-    """The clients for ``target``, a redis URL or a ``redis.Redis``; ``async_client`` is checked too.
+    """The clients for ``target``, a redis URL or a ``redis.Redis`` / ``RedisCluster``; ``async_client`` is checked too.
 
-    Raises TypeError for anything else (an asyncio client alone, say how to pass it) and ValueError
-    for a URL redis-py refuses or a client that decodes responses. A client handed in that could
-    keep a request waiting long on a hung Redis gets a warning.
+    A ``redis+cluster://`` or ``rediss+cluster://`` URL (any one node: redis-py discovers the
+    rest) builds ``redis.cluster.RedisCluster`` clients. Raises TypeError for anything else (an
+    asyncio client alone, say how to pass it; a cluster beside a single client) and ValueError for
+    a URL redis-py refuses or a client that decodes responses. A client handed in that could keep a
+    request waiting long on a hung Redis gets a warning.
     """
-    if async_client is not None and not isinstance(async_client, redis.asyncio.Redis):
-        raise TypeError(f"RedisCache async_client must be a redis.asyncio.Redis, got {type(async_client).__name__}")
-    factory: Callable[[], redis.asyncio.Redis] | None = None
+    asyncio_kinds = (redis.asyncio.Redis, AsyncRedisCluster)
+    if async_client is not None and not isinstance(async_client, asyncio_kinds):
+        raise TypeError(
+            "RedisCache async_client must be a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster, "
+            f"got {type(async_client).__name__}"
+        )
+    factory: Callable[[], Any] | None = None
+    client: Any
     if isinstance(target, str):
         url = target
+        cluster = target.startswith(CLUSTER_SCHEMES)
+        if cluster:  # redis-py's own cluster URL is a plain redis:// one; the scheme says "cluster" here
+            url = target.replace("+cluster", "", 1)
         timeouts: dict[str, Any] = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+        sync_kind: Any = RedisCluster if cluster else redis.Redis
+        async_kind: Any = AsyncRedisCluster if cluster else redis.asyncio.Redis
         try:
-            client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **timeouts)
+            client = sync_kind.from_url(url, retry=Retry(NoBackoff(), 0), **timeouts)
         except ValueError as error:  # redis-py's message names the problem, never the URL
             raise ValueError(f"RedisCache: {error}") from None
 
-        def factory() -> redis.asyncio.Redis:
-            return redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **timeouts)
+        def factory() -> Any:
+            return async_kind.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **timeouts)
 
-        owned, location = True, _location_of_url(url)
-    elif isinstance(target, redis.Redis):
+        owned, location = True, _location_of_url(target)
+    elif isinstance(target, (redis.Redis, RedisCluster)):
         client, owned, location = target, False, _location_of_client(target)
-    elif isinstance(target, redis.asyncio.Redis):
+    elif isinstance(target, asyncio_kinds):
         raise TypeError(
             "RedisCache needs a redis URL or a redis.Redis; pass a redis.asyncio.Redis as async_client= "
             "beside it (a sync client cannot be served by an asyncio one)"
         )
     else:
         raise TypeError(f"RedisCache needs a redis URL or a redis.Redis, got {type(target).__name__}")
+    if async_client is not None and isinstance(client, RedisCluster) != isinstance(async_client, AsyncRedisCluster):
+        raise TypeError("RedisCache: give a RedisCluster an asyncio RedisCluster beside it, and a Redis a Redis")
     for checked, handed_in in ((client, not owned), (async_client, True)):
         if checked is None:
             continue
-        assert isinstance(checked, (redis.Redis, redis.asyncio.Redis))
-        if checked.connection_pool.connection_kwargs.get("decode_responses"):
+        if _options(checked).get("decode_responses"):
             raise ValueError("RedisCache stores bytes: give it a client with decode_responses=False")
         if handed_in:
             _warn_if_slow_to_fail(checked)
-    password: str | None = client.connection_pool.connection_kwargs.get("password")
-    return Clients(Connection(client), owned, location, password, factory)
+    password: str | None = _options(client).get("password")
+    return Clients(Connection(client), owned, location, password, factory, isinstance(client, RedisCluster))
+
+
+def _options(client: Any) -> dict[str, Any]:
+    """The connection options of a client, single or cluster, sync or asyncio."""
+    if isinstance(client, RedisCluster):
+        options: dict[str, Any] = client.nodes_manager.connection_kwargs
+    elif isinstance(client, AsyncRedisCluster):
+        options = client.connection_kwargs
+    else:
+        options = client.connection_pool.connection_kwargs
+    return options
 
 
 class LoopClients:
@@ -110,8 +140,8 @@ class LoopClients:
 
     def __init__(
         self,
-        factory: Callable[[], redis.asyncio.Redis] | None,
-        handed_in: redis.asyncio.Redis | None,
+        factory: Callable[[], Any] | None,
+        handed_in: Any,  # redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster | None
         listen: Callable[[redis.asyncio.Redis], Awaitable[None]] | None,
     ) -> None:
         self._factory = factory
@@ -176,9 +206,9 @@ class LoopClients:
         self.by_loop = {}
 
 
-def _warn_if_slow_to_fail(client: redis.Redis | redis.asyncio.Redis) -> None:
+def _warn_if_slow_to_fail(client: Any) -> None:
     """Warn when a client handed in could keep a request waiting on a hung Redis for long."""
-    options = client.connection_pool.connection_kwargs
+    options = _options(client)
     timeout = options.get("socket_timeout")
     retry = options.get("retry")
     retries = max(int(getattr(retry, "_retries", 0)), 0) if retry is not None else 0
@@ -205,7 +235,10 @@ def _location_of_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def _location_of_client(client: redis.Redis) -> str:
+def _location_of_client(client: redis.Redis | RedisCluster) -> str:
+    if isinstance(client, RedisCluster):
+        node = client.get_default_node()  # type: ignore[no-untyped-call]
+        return f"redis+cluster://{node.host}:{node.port}" if node is not None else "redis+cluster://"
     options = client.connection_pool.connection_kwargs
     if options.get("path"):
         return f"unix://{options['path']}"

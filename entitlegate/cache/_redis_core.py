@@ -19,7 +19,7 @@ import redis.asyncio
 
 from entitlegate.cache import _redis_format as stored
 
-__all__ = ["Command", "Connection", "RedisCommands"]
+__all__ = ["Command", "Connection", "Keyed", "RedisCommands"]
 
 # An entry's key outlives its stale_ttl by this much at least, so that its stamps still stop a
 # fetch that started before it (a slow Stripe call) from writing back an older set.
@@ -31,7 +31,7 @@ _Arg = bytes | str | int | float
 class _Scripts:
     """The Lua scripts, registered on one client (Redis reloads them by hash after a restart)."""
 
-    def __init__(self, client: redis.Redis | redis.asyncio.Redis) -> None:
+    def __init__(self, client: Any) -> None:  # a redis-py client, sync or asyncio, single or cluster
         self.put = client.register_script(stored.PUT)
         self.invalidate = client.register_script(stored.INVALIDATE)
         self.lease = client.register_script(stored.LEASE)
@@ -53,14 +53,28 @@ Command = Callable[[Connection], Any]
 """Sends one command (or one script) on a connection: its reply, or an awaitable of it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """A command on one customer's keys, which names them: on a cluster, ``key`` picks the node."""
+
+    key: str
+    send: Command
+
+    def __call__(self, connection: Connection) -> Any:
+        return self.send(connection)
+
+
 class RedisCommands:
     """The keys of one cache (``prefix:livemode:account:customer``) and the commands on them.
 
+    ``tagged`` (for a Redis Cluster) wraps the customer in a hash tag, ``prefix:...:{customer}``,
+    so that a customer's entry and lease share a slot and each script runs on one node.
     Not thread-safe to :meth:`name` while others send; the cache names its keys once, when bound.
     """
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, tagged: bool = False) -> None:
         self.prefix = prefix
+        self.tagged = tagged
         self.channel = f"{prefix}:invalidations"
         self.namespace = self._lease_namespace = ""
         self.name(None, None)
@@ -74,10 +88,17 @@ class RedisCommands:
         self.namespace, self._lease_namespace = namespace, f"{self.prefix}:lease:{tail}"
         return changed
 
+    def key(self, customer: str) -> str:
+        """The key of the customer's entry."""
+        return self.namespace + ("{" + customer + "}" if self.tagged else customer)
+
+    def _lease_key(self, customer: str) -> str:
+        return self._lease_namespace + ("{" + customer + "}" if self.tagged else customer)
+
     def get(self, customer: str) -> Command:
         """``GET`` the customer's entry: its stored bytes, or None."""
-        key = self.namespace + customer
-        return lambda connection: connection.redis.get(key)
+        key = self.key(customer)
+        return Keyed(key, lambda connection: connection.redis.get(key))
 
     def put(self, customer: str, value: bytes, *, event: bool, keep_for: float) -> Command:
         """Run the PUT script: store ``value`` unless Redis holds a newer entry.
@@ -87,13 +108,13 @@ class RedisCommands:
         """
         key_ttl = max(keep_for, _STAMPS_KEPT)
         milliseconds = math.ceil(key_ttl * 1000) if math.isfinite(key_ttl) else 0  # 0: kept for ever
-        keys = [self.namespace + customer]
+        keys = [self.key(customer)]
         args: list[_Arg] = [value, "1" if event else "0", milliseconds, self.channel]
-        return lambda connection: connection.scripts.put(keys=keys, args=args)
+        return Keyed(keys[0], lambda connection: connection.scripts.put(keys=keys, args=args))
 
     def invalidate(self, customer: str, version: float, as_of: float, *, ended: bool) -> Command:
         """Run the INVALIDATE script: the entry is never fresh from now on; its stored bytes come back."""
-        keys = [self.namespace + customer]
+        keys = [self.key(customer)]
         args: list[_Arg] = [
             stored.pack_version(version),
             math.ceil(_STAMPS_KEPT * 1000),
@@ -101,18 +122,18 @@ class RedisCommands:
             "1" if ended else "0",
             stored.pack_version(as_of),
         ]
-        return lambda connection: connection.scripts.invalidate(keys=keys, args=args)
+        return Keyed(keys[0], lambda connection: connection.scripts.invalidate(keys=keys, args=args))
 
     def lease(self, customer: str, token: str, *, timeout: float, now: float) -> Command:
         """Run the LEASE script: the entry's bytes if fresh at ``now`` (epoch), 1 if claimed, else 0."""
-        keys = [self.namespace + customer, self._lease_namespace + customer]
+        keys = [self.key(customer), self._lease_key(customer)]
         args: list[_Arg] = [token, math.ceil(timeout * 1000), now]
-        return lambda connection: connection.scripts.lease(keys=keys, args=args)
+        return Keyed(keys[0], lambda connection: connection.scripts.lease(keys=keys, args=args))
 
     def release(self, customer: str, token: str) -> Command:
         """Run the RELEASE script: let the lease go if ``token`` still holds it."""
-        keys = [self._lease_namespace + customer]
-        return lambda connection: connection.scripts.release(keys=keys, args=[token])
+        keys = [self._lease_key(customer)]
+        return Keyed(keys[0], lambda connection: connection.scripts.release(keys=keys, args=[token]))
 
     def clear(self) -> Callable[[Connection], None]:
         """Unlink every key of this namespace and tell every process to forget its copies (sync only)."""

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.exceptions import RedisClusterException
 
 from entitlegate.cache._local import LocalTier
 
@@ -41,6 +43,7 @@ class Invalidations:
 
     ``namespace`` returns the key prefix (``prefix:livemode:account:``) this tier holds copies
     for; a key outside it is another namespace's business, and the bare prefix means all of them.
+    ``tagged``: keys wrap the customer in a cluster's hash tag (``{customer}``).
     ``answered`` is told that the server answered (a subscription it confirmed).
     """
 
@@ -53,12 +56,14 @@ class Invalidations:
         heartbeat: float,
         clock: Callable[[], float] = time.monotonic,
         answered: Callable[[], None] = lambda: None,
+        tagged: bool = False,
     ) -> None:
         self.local = local
         self.answered = answered
         self.channel = channel
         self.heartbeat = heartbeat
         self._namespace = namespace
+        self.tagged = tagged
         self.clock = clock
         self.listening = 0  # listeners subscribed now (a thread, and a task per event loop)
         self._lock = threading.Lock()
@@ -75,6 +80,8 @@ class Invalidations:
         if not text.startswith(namespace):
             return
         customer = text[len(namespace) :]
+        if self.tagged and customer.startswith("{") and customer.endswith("}"):
+            customer = customer[1:-1]  # a cluster's hash tag
         if customer:
             self.local.drop(customer)
         else:
@@ -99,15 +106,15 @@ class Invalidations:
         if was_connected:
             with self._lock:
                 self.listening -= 1
-        if error is not None and not isinstance(error, (redis.RedisError, OSError, _Silent)):
+        if error is not None and not isinstance(error, (redis.RedisError, OSError, RedisClusterException, _Silent)):
             logger.error("entitlegate: the Redis invalidation listener failed; reconnecting", exc_info=error)
 
 
-def listen(client: redis.Redis, invalidations: Invalidations, stopping: threading.Event) -> None:
+def listen(client: Any, invalidations: Invalidations, stopping: threading.Event) -> None:
     """Follow the channel until ``stopping`` is set (a daemon thread's body)."""
     pause = _FIRST_PAUSE
     while not stopping.is_set():
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub()
         error: BaseException | None = None
         connected = False
         try:
@@ -126,7 +133,7 @@ def listen(client: redis.Redis, invalidations: Invalidations, stopping: threadin
         pause = min(pause * 2, _LONGEST_PAUSE)
 
 
-async def alisten(client: redis.asyncio.Redis, invalidations: Invalidations) -> None:
+async def alisten(client: Any, invalidations: Invalidations) -> None:
     """Async twin of :func:`listen`: follow the channel until the task is cancelled."""
     pause = _FIRST_PAUSE
     while True:
@@ -135,6 +142,9 @@ async def alisten(client: redis.asyncio.Redis, invalidations: Invalidations) -> 
         error: BaseException | None = None
         connected = False
         try:
+            if isinstance(client, AsyncRedisCluster):
+                # Its pub/sub needs the slots, which an asyncio cluster client learns on first use.
+                await _settled(client.initialize())
             await _settled(pubsub.subscribe(invalidations.channel))
             await _aconfirm(reader, invalidations)
             invalidations.connected()

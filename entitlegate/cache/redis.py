@@ -22,6 +22,10 @@ from typing import TypeVar
 try:
     import redis
     import redis.asyncio
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+    from redis.cluster import RedisCluster
+    from redis.crc import key_slot
+    from redis.exceptions import RedisClusterException
 except ImportError as error:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError('RedisCache needs the redis package: pip install "entitlegate[redis]"') from error
 
@@ -33,7 +37,7 @@ from entitlegate.cache._flow import DOWN, Flow, Run
 from entitlegate.cache._local import LocalTier
 from entitlegate.cache._redis_catalog import RedisCatalogStore
 from entitlegate.cache._redis_clients import LoopClients, LoopConnection, build
-from entitlegate.cache._redis_core import RedisCommands
+from entitlegate.cache._redis_core import Keyed, RedisCommands
 from entitlegate.cache._redis_listener import Invalidations, alisten, listen
 from entitlegate.errors import CacheUnavailable
 
@@ -44,7 +48,7 @@ logger = logging.getLogger("entitlegate")
 T = TypeVar("T")
 _FIRST_POLL = 0.002
 _LONGEST_POLL = 0.025
-_ERRORS = (redis.RedisError, OSError)
+_ERRORS = (redis.RedisError, OSError, RedisClusterException)  # the last: a cluster with no node to ask
 
 
 class RedisCache:
@@ -58,7 +62,9 @@ class RedisCache:
     that one is used on the event loop that first uses it, the worker thread on any other.
 
     Keys are ``prefix:livemode:account:customer`` (``-`` for an unknown livemode or no Connect
-    account), learnt from the resolver's source when it binds the cache; a key
+    account), learnt from the resolver's source when it binds the cache; on a Redis Cluster
+    (a ``redis+cluster://`` URL, or a ``redis.cluster.RedisCluster``) the customer is a hash tag,
+    ``prefix:livemode:account:{customer}``, so a customer's entry and lease share a slot; a key
     lives for the entry's ``stale_ttl`` (five minutes at least). Writes compare stamps in Redis
     (see :func:`~entitlegate.cache.supersedes`), so an older event or fetch never overwrites a
     newer entry, whichever process writes it; fetches are judged by host time, so the hosts'
@@ -84,12 +90,12 @@ class RedisCache:
 
     def __init__(
         self,
-        redis_url_or_client: str | redis.Redis,
+        redis_url_or_client: str | redis.Redis | RedisCluster,
         *,
         prefix: str = "entitlegate",
         local_ttl: float = 2.0,
         local_maxsize: int = 100_000,
-        async_client: redis.asyncio.Redis | None = None,
+        async_client: redis.asyncio.Redis | AsyncRedisCluster | None = None,
         socket_timeout: float = 0.25,
         socket_connect_timeout: float = 0.25,
         retry_after: float = 1.0,
@@ -121,17 +127,24 @@ class RedisCache:
             socket_connect_timeout=socket_connect_timeout,
         )
         self._sync, self._owns_client, self.location = clients.sync, clients.owned, clients.location
-        self._client: redis.Redis = clients.sync.redis
+        self._client: redis.Redis | RedisCluster = clients.sync.redis
         self._password = clients.password
+        self.cluster = clients.cluster
+        if self.cluster and ("{" in prefix or "}" in prefix):
+            raise ValueError(
+                f"RedisCache prefix must hold no braces on a Redis Cluster (they make a hash tag), got {prefix!r}"
+            )
         self.prefix = prefix
         self.lease_timeout = float(lease_timeout)
         self._clock = clock
         self._wall_clock = wall_clock
         self._binding: Binding | None = None
-        self._redis = RedisCommands(prefix)
+        self._redis = RedisCommands(prefix, tagged=self.cluster)
         self._local = LocalTier(float(local_ttl), local_maxsize, self._now)
         self.peek = self._local.peek  # the hot path: a bound dict.get
         self._breaker = self._new_breaker(f"Redis at {self.location}", float(retry_after))
+        self._node_breakers: dict[str, Breaker] = {}
+        self._pick = self._breaker_of if self.cluster else None
         self._invalidations = Invalidations(
             self._local,
             self._redis.channel,
@@ -139,6 +152,7 @@ class RedisCache:
             heartbeat=float(heartbeat),
             clock=self._now,
             answered=lambda: self._breaker.succeeded(),  # the breaker is replaced in a forked child
+            tagged=self.cluster,
         )
         self._clients = LoopClients(clients.async_factory, async_client, self._alisten if self._local.ttl > 0 else None)
         self._listener: threading.Thread | None = None
@@ -181,6 +195,10 @@ class RedisCache:
     def namespace(self) -> str:
         """The prefix of this cache's keys: ``prefix:livemode:account:``."""
         return self._redis.namespace
+
+    def key(self, customer: str) -> str:
+        """The Redis key of the customer's entry: ``namespace + customer`` (``{customer}`` on a cluster)."""
+        return self._redis.key(customer)
 
     @property
     def _loops(self) -> dict[asyncio.AbstractEventLoop, LoopConnection]:
@@ -269,12 +287,12 @@ class RedisCache:
     def call(self, flow: Flow[T]) -> T:
         """Run ``flow`` here: its commands on the sync client, guarded by the breaker; its pauses slept."""
         self._ensure_listener()
-        run = Run(flow, self._breaker)
+        run = Run(flow, self._breaker, self._pick)
         while not run.done:
             try:
                 reply = run.step(self._sync) if callable(run.step) else _slept(run.step)
             except _ERRORS as error:
-                run.failed(error)
+                run.failed(error, self._unreachable(error))
             else:
                 run.replied(reply)
         return run.result
@@ -284,12 +302,12 @@ class RedisCache:
         connection = self._clients.running()
         if connection is None:
             return await asyncio.to_thread(self.call, flow)
-        run = Run(flow, self._breaker)
+        run = Run(flow, self._breaker, self._pick)
         while not run.done:
             try:
                 reply = await (run.step(connection) if callable(run.step) else asyncio.sleep(run.step))
             except _ERRORS as error:
-                run.failed(error)
+                run.failed(error, self._unreachable(error))
             else:
                 run.replied(reply)
         return run.result
@@ -384,6 +402,31 @@ class RedisCache:
             raise CacheUnavailable(f"Redis is unavailable: the change for {customer!r} holds in this process only")
         return kept is not None
 
+    def _unreachable(self, error: BaseException) -> Breaker | None:
+        # redis-py raises this bare exception when no node of a cluster answered: then the whole
+        # cluster is down, and one request per retry_after pays for finding it out, not one per node.
+        if self.cluster and type(error) is RedisClusterException:
+            return self._breaker
+        return None
+
+    def _breaker_of(self, command: object) -> Breaker:
+        """On a cluster, the breaker of the node that serves the command's key: one node down
+        sends its customers to the source and leaves every other node's customers on Redis."""
+        if not isinstance(command, Keyed) or self._breaker.down:
+            return self._breaker
+        assert isinstance(self._client, RedisCluster)
+        try:
+            node = self._client.nodes_manager.get_node_from_slot(key_slot(command.key.encode()))
+        except _ERRORS:  # no node known for the slot: the cluster's own breaker
+            return self._breaker
+        breaker = self._node_breakers.get(node.name)
+        if breaker is None:
+            retry_after = self._breaker.retry_after
+            breaker = self._node_breakers.setdefault(
+                node.name, self._new_breaker(f"Redis node {node.name} of {self.location}", retry_after)
+            )
+        return breaker
+
     def _now(self) -> float:
         # The clock read through the cache, so that the one a binding brings reaches every part.
         return self._clock()
@@ -444,6 +487,7 @@ class RedisCache:
         self._listener = None
         self._stopping = threading.Event()
         self._breaker = self._new_breaker(self._breaker.name, self._breaker.retry_after)
+        self._node_breakers = {}
 
     def _new_breaker(self, name: str, retry_after: float) -> Breaker:
         # Back from an outage, Redis may hold newer entries than those this process kept meanwhile.

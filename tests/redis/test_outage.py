@@ -23,13 +23,20 @@ from entitlegate import (
 from tests import stripe_events
 from tests.fake_stripe import FakeStripe
 from tests.polling import wait_for
+from tests.redis.conftest import both_kinds
 from tests.redis_server import RedisServer
 from tests.test_resolver import at_once
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, both_kinds]
 
 MakeCache = Callable[..., RedisCache]
 CUSTOMERS = {f"cus_{number:04d}": [f"plan-{number % 3}"] for number in range(400)}
+
+
+def _hung_cost(redis_kind: str) -> float:
+    """The most a hung Redis may cost one request: a timeout; on a cluster, redis-py then asks each
+    of the three masters for the slots (a timeout each) before it gives up."""
+    return 0.4 if redis_kind == "single" else 0.25 * 4 + 0.15
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -39,7 +46,11 @@ def _timed(call: Callable[[], object]) -> float:
 
 
 def test_requests_answer_from_the_source_while_redis_is_down(
-    server: RedisServer, make_cache: MakeCache, fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+    server: RedisServer,
+    make_cache: MakeCache,
+    fake_stripe: FakeStripe,
+    caplog: pytest.LogCaptureFixture,
+    admin: redis.Redis,
 ) -> None:
     for customer, keys in list(CUSTOMERS.items())[:20]:
         fake_stripe.set_customer(customer, keys)
@@ -56,13 +67,13 @@ def test_requests_answer_from_the_source_while_redis_is_down(
     assert [record.levelname for record in caplog.records] == ["WARNING"]
 
     server.start()
-    admin = redis.Redis.from_url(server.url)
-    key = resolver.cache.namespace + "cus_0019"  # type: ignore[attr-defined]
+    key = resolver.cache.key("cus_0019")  # type: ignore[attr-defined]
     wait_for(lambda: bool(resolver.refresh("cus_0019")) and bool(admin.exists(key)))  # sharing resumes
-    admin.close()
 
 
-def test_a_frozen_redis_costs_a_request_at_most_one_timeout(server: RedisServer, make_cache: MakeCache) -> None:
+def test_a_frozen_redis_costs_a_request_at_most_one_timeout(
+    server: RedisServer, make_cache: MakeCache, redis_kind: str
+) -> None:
     resolver = Resolver(StaticSource(CUSTOMERS), make_cache())
     resolver.features("cus_0000")
     customers = iter(list(CUSTOMERS)[1:])
@@ -75,13 +86,13 @@ def test_a_frozen_redis_costs_a_request_at_most_one_timeout(server: RedisServer,
         time.sleep(0.01)  # pacing, so the run spans the windows with a few hundred customers
     server.thaw()
 
-    assert max(latencies) < 0.4
+    assert max(latencies) < _hung_cost(redis_kind)
     assert sum(latency >= 0.2 for latency in latencies) <= 2  # one timeout a second, not one per request
 
 
 @pytest.mark.asyncio
 async def test_a_frozen_redis_costs_an_async_request_at_most_one_timeout(
-    server: RedisServer, make_cache: MakeCache
+    server: RedisServer, make_cache: MakeCache, redis_kind: str
 ) -> None:
     resolver = Resolver(StaticSource(CUSTOMERS), make_cache())
     await resolver.afeatures("cus_0000")
@@ -96,8 +107,8 @@ async def test_a_frozen_redis_costs_an_async_request_at_most_one_timeout(
     finally:
         server.thaw()
 
-    assert max(latencies) < 0.4
-    assert sum(latency >= 0.2 for latency in latencies) <= 1
+    assert max(latencies) < _hung_cost(redis_kind)
+    assert sum(latency >= 0.2 for latency in latencies) <= (1 if redis_kind == "single" else 3)  # one per node
 
 
 def test_after_a_restart_no_local_copy_survives_and_sharing_resumes(

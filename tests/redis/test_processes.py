@@ -12,11 +12,12 @@ import redis
 from entitlegate.cache import _redis_format as stored
 from tests.fake_stripe import FakeStripe
 from tests.polling import wait_for
+from tests.redis.conftest import both_kinds
 from tests.redis.workers import Workers
 from tests.redis_server import RedisServer
 from tests.stripe_events import signed, summary_event
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, both_kinds]
 
 
 def _customer() -> str:
@@ -80,7 +81,7 @@ def test_shuffled_summary_events_from_four_processes_end_with_the_newest_set(
 
         assert sorted(set(actions)) <= ["applied", "stale"]
         assert len(actions) == 1000
-        assert _stored(admin, workers[0].call("namespace") + customer) == {"plan-999"}, f"round {round_}"
+        assert _stored(admin, workers[0].call("key", customer=customer)) == {"plan-999"}, f"round {round_}"
         for worker in workers:  # and no process keeps an older copy
             worker.send("watch", customer=customer, expected=["plan-999"], timeout=5.0)
         for worker in workers:
@@ -112,12 +113,13 @@ def test_processes_answer_from_the_source_while_redis_is_killed_and_share_again_
     # that, a process still leaving Redis alone asks Stripe, and a fetch that started after the
     # webhook rightly wins over it (Stripe would hold the webhook's set by then; this one does not).
     wait_for(lambda: all(worker.call("listening") for worker in workers), timeout=10)
-    shared, created, namespace = customers[5], int(time.time()) + 5, workers[0].call("namespace")
+    shared, created = customers[5], int(time.time()) + 5
+    key = workers[0].call("key", customer=shared)
     delivery = signed(summary_event(shared, ["from-a-webhook"], created=created))
 
     def written_to_redis() -> bool:
         workers[0].call("handle", deliveries=[delivery])
-        return _stored(admin, namespace + shared) == {"from-a-webhook"}
+        return _stored(admin, key) == {"from-a-webhook"}
 
     wait_for(written_to_redis)
     for worker in workers:
@@ -134,7 +136,7 @@ def _stored(admin: redis.Redis, key: str) -> frozenset[str] | None:
 
 
 def test_every_process_answers_in_well_under_a_second_while_redis_is_frozen(
-    workers: Workers, server: RedisServer, fake_stripe: FakeStripe
+    workers: Workers, server: RedisServer, fake_stripe: FakeStripe, redis_kind: str
 ) -> None:
     workers.configure()
     customers = [_customer() for _ in range(10)]
@@ -152,7 +154,9 @@ def test_every_process_answers_in_well_under_a_second_while_redis_is_frozen(
 
     for answers, seconds in runs:
         assert answers == [["seats-feature"]] * 9
-        assert max(seconds) < 0.5
+        # A hung cluster costs its one request a timeout on the node, then redis-py asks each of
+        # the three masters for the slots (a timeout each) before it gives up.
+        assert max(seconds) < (0.5 if redis_kind == "single" else 0.25 * 4 + 0.25)
         assert sum(second >= 0.2 for second in seconds) <= 1  # the one that paid the timeout
 
 

@@ -86,6 +86,10 @@ class _State:
         assert self.cache is not None
         return self.cache.namespace
 
+    def key(self, customer: str) -> str:
+        assert self.cache is not None
+        return self.cache.key(customer)
+
     def watch(self, customer: str, expected: list[str], timeout: float, ready: Callable[[], None]) -> float:
         """Prime a local copy, say ready, then poll until the answer is ``expected``; when it was."""
         assert self.resolver is not None
