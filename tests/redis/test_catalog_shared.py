@@ -14,6 +14,8 @@ import pytest
 
 from entitlegate import RedisCache, Resolver, StripeSource
 from tests.fake_stripe import FEATURES, FakeStripe
+from tests.redis.conftest import both_kinds
+from tests.redis.workers import Workers
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -69,3 +71,13 @@ def test_with_redis_down_the_catalog_is_asked_of_stripe_and_limits_stay_right(
     resolver = resolver_on(plans, caches[0])
     assert resolver.limit("cus_pro", "seats") == 25
     assert plans.calls(FEATURES) >= 1
+
+
+@both_kinds
+def test_four_processes_read_the_catalog_one_of_them_fetched(plans: FakeStripe, workers: Workers) -> None:
+    workers.configure()
+    first, *others = workers
+    assert first.call("limit", customer="cus_pro", name="seats") == 25
+    listed = plans.calls(FEATURES)
+    assert [worker.call("limit", customer="cus_big", name="seats") for worker in others] == [math.inf] * 3
+    assert plans.calls(FEATURES) == listed  # the other processes read Redis, not Stripe

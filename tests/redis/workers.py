@@ -45,6 +45,10 @@ class _State:
         assert self.resolver is not None
         return sorted(self.resolver.features(customer))
 
+    def limit(self, customer: str, name: str) -> float:
+        assert self.resolver is not None
+        return float(self.resolver.limit(customer, name))
+
     def refresh(self, customer: str) -> list[str]:
         assert self.resolver is not None
         return sorted(self.resolver.refresh(customer))
