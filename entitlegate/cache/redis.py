@@ -173,8 +173,8 @@ class RedisCache:
         """A store for the account's feature catalog in this cache's Redis, kept ``keep`` seconds.
 
         The :class:`~entitlegate.Resolver` uses it for its catalog, so one process's fetch of the
-        account's features serves every process (issue: limits shared across processes). Its key is
-        namespaced like the entries: ``prefix:catalog:livemode:account``.
+        account's features serves every process. Its key is namespaced like the entries:
+        ``prefix:catalog:livemode:account:``.
         """
         tail = self.namespace[len(self.prefix) + 1 :]
         return RedisCatalogStore(
