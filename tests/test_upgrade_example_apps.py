@@ -6,27 +6,16 @@ the visitor is a browser-like client, as in ``tests/test_example_apps.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
 
-from example_app.servers import APPS, App, Server, serving
+from example_app.servers import APPS, App, Server
 from tests.fake_stripe import PORTAL_SESSIONS, FakeStripe
-from tests.test_example_apps import STRIPE_MODE_SECRET, Visitor, base_env, browse, new_customer
+from tests.test_example_apps import Visitor, browse, new_customer, on_stripe
 
-__all__ = ["browse"]  # the fixture, imported for the tests below
-
-
-@pytest.fixture(scope="module")
-def on_stripe(_fake_stripe_server: FakeStripe) -> Iterator[dict[str, Server]]:
-    settings = {
-        "STRIPE_API_KEY": _fake_stripe_server.api_key,
-        "STRIPE_WEBHOOK_SECRET": STRIPE_MODE_SECRET,
-        "STRIPE_API_BASE": _fake_stripe_server.url,
-    }
-    with serving(APPS, base_env(**settings)) as servers:
-        yield {server.app.key: server for server in servers}
+__all__ = ["browse", "on_stripe"]  # the fixtures, imported for the tests below
 
 
 @pytest.mark.parametrize("app", APPS, ids=lambda app: app.key)
