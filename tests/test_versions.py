@@ -190,27 +190,40 @@ def test_a_fetch_started_more_than_the_skew_after_an_events_second_replaces_it(
     assert resolver.features(CUSTOMER) == {"fetched"}
 
 
+class _PlanChange:
+    """A customer holding seats-feature, a resolver on a stepped wall clock, and the two events
+    Stripe sends for one plan change: a summary, then a subscription update in the same second."""
+
+    def __init__(self, fake_stripe: FakeStripe, make_cache: Callable[..., Cache]) -> None:
+        fake_stripe.set_customer(CUSTOMER, ["seats-feature"])
+        self.created = int(time.time())
+        self.wall = _Wall()
+        self.wall.now = self.created + 0.2
+        self.resolver = _resolver(fake_stripe, make_cache(wall_clock=self.wall), wall_clock=self.wall)
+        self.handler = WebhookHandler(self.resolver, ev.SECRET)
+        self.summary = ev.summary_event(CUSTOMER, ["seats-feature"], created=self.created)
+        self.subscription = ev.subscription_event(CUSTOMER, created=self.created)
+
+    def ticks(self) -> Iterator[None]:
+        """Step the wall clock by 10 ms through the seconds a fetch could not replace the entry."""
+        while self.wall.now < self.created + 1 + self.resolver.clock_skew + 1:
+            self.wall.now += 0.01
+            yield
+
+
 def test_checks_after_a_summary_event_and_a_subscription_invalidation_ask_stripe_once(
     fake_stripe: FakeStripe, make_cache: Callable[..., Cache]
 ) -> None:
     # Stripe sends both for one plan change, within a second or two. Every check of the next few
     # seconds (the wall clock stepped through them) must be answered by the one fetch that follows.
-    fake_stripe.set_customer(CUSTOMER, ["seats-feature"])
-    created = int(time.time())
-    wall = _Wall()
-    wall.now = created + 0.2
-    resolver = _resolver(fake_stripe, make_cache(wall_clock=wall), wall_clock=wall)
-    handler = WebhookHandler(resolver, ev.SECRET)
-    summary = ev.summary_event(CUSTOMER, ["seats-feature"], created=created)
-    assert handler.handle(*ev.signed(summary)).action == "applied"
-    wall.now += 0.1
-    subscription = ev.subscription_event(CUSTOMER, created=created)
-    assert handler.handle(*ev.signed(subscription)).action == "invalidated"
+    change = _PlanChange(fake_stripe, make_cache)
+    assert change.handler.handle(*ev.signed(change.summary)).action == "applied"
+    change.wall.now += 0.1
+    assert change.handler.handle(*ev.signed(change.subscription)).action == "invalidated"
 
     checks = 0
-    while wall.now < created + 1 + resolver.clock_skew + 1:
-        wall.now += 0.01
-        assert resolver.has_feature(CUSTOMER, "seats-feature")
+    for _ in change.ticks():
+        assert change.resolver.has_feature(CUSTOMER, "seats-feature")
         checks += 1
 
     assert checks > 300
@@ -221,22 +234,14 @@ def test_checks_after_a_summary_event_and_a_subscription_invalidation_ask_stripe
 async def test_async_checks_after_a_summary_event_and_a_subscription_invalidation_ask_stripe_once(
     fake_stripe: FakeStripe, make_cache: Callable[..., Cache]
 ) -> None:
-    fake_stripe.set_customer(CUSTOMER, ["seats-feature"])
-    created = int(time.time())
-    wall = _Wall()
-    wall.now = created + 0.2
-    resolver = _resolver(fake_stripe, make_cache(wall_clock=wall), wall_clock=wall)
-    handler = WebhookHandler(resolver, ev.SECRET)
-    summary = ev.summary_event(CUSTOMER, ["seats-feature"], created=created)
-    assert (await handler.ahandle(*ev.signed(summary))).action == "applied"
-    wall.now += 0.1
-    subscription = ev.subscription_event(CUSTOMER, created=created)
-    assert (await handler.ahandle(*ev.signed(subscription))).action == "invalidated"
+    change = _PlanChange(fake_stripe, make_cache)
+    assert (await change.handler.ahandle(*ev.signed(change.summary))).action == "applied"
+    change.wall.now += 0.1
+    assert (await change.handler.ahandle(*ev.signed(change.subscription))).action == "invalidated"
 
     checks = 0
-    while wall.now < created + 1 + resolver.clock_skew + 1:
-        wall.now += 0.01
-        assert await resolver.ahas_feature(CUSTOMER, "seats-feature")
+    for _ in change.ticks():
+        assert await change.resolver.ahas_feature(CUSTOMER, "seats-feature")
         checks += 1
 
     assert checks > 300
