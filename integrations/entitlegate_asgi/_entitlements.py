@@ -58,7 +58,10 @@ class CustomerLookup:
         self.scope = None
 
 
-class Entitlements(core.Entitlements):
+_Core = core.Entitlements
+
+
+class Entitlements(_Core):
     """The Stripe entitlements of the customer behind one request, loaded when first needed.
 
     :class:`~entitlegate_asgi.EntitlementMiddleware` puts one in ``scope["state"]["entitlements"]``
@@ -80,7 +83,9 @@ class Entitlements(core.Entitlements):
     __slots__ = ("_limits_loaded", "raised", "refusals")
 
     def __init__(self, resolver: Resolver, lookup: CustomerLookup, refusals: Refusals, where: str) -> None:
-        super().__init__(resolver, None, acustomer=lookup, where=where)
+        # The base by name, its arguments by position: half the cost of super() with keywords,
+        # on a path every request takes (measured, CPython 3.11).
+        _Core.__init__(self, resolver, None, lookup, where)
         self._limits_loaded = False
         #: How a refusal of this request is answered (the middleware's 401 / 403 / on_denied / 503).
         self.refusals = refusals
