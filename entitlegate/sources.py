@@ -18,6 +18,7 @@ import stripe
 import urllib3
 
 from entitlegate._fork import reset_after_fork
+from entitlegate._meters import MeterEvent, MeterRejected
 from entitlegate._values import read_api_base, read_api_key, read_max_retries, read_stripe_account, read_timeout
 from entitlegate.catalog import Feature
 from entitlegate.errors import SourceUnavailable
@@ -167,6 +168,7 @@ class StripeSource:
         self._keepers: set[asyncio.Task[None]] = set()  # strong refs: the loop holds tasks weakly
         self._auth_error_logged = False
         self._refusals = _Every(_LOG_EVERY)
+        self._meter_ids: dict[str, str] = {}  # event_name → meter id (GET /v1/billing/meters), remembered
         if client is not None:
             self._client = client
             self.livemode = livemode
@@ -295,6 +297,126 @@ class StripeSource:
             raise self._timed_out(customer) from None
         except stripe.StripeError as error:
             raise self._portal_refused(error, customer) from None
+
+    # -- usage meters (entitlegate._meters.UsageSource) --------------------------------------------
+
+    def send_meter_event(self, event: MeterEvent) -> None:
+        """Report ``event`` (``POST /v1/billing/meter_events``); an identifier already taken counts as sent."""
+        params = {
+            "event_name": event.event_name,
+            "identifier": event.identifier,
+            "timestamp": event.timestamp,
+            "payload": {"stripe_customer_id": event.customer, "value": str(event.value)},
+        }
+        self._deadline.start(self._timeout)
+        try:
+            self._client.v1.billing.meter_events.create(params, self._options())  # type: ignore[arg-type]
+        except stripe.StripeError as error:
+            if not _is_duplicate_identifier(error):
+                raise self._meter_failure(error, event.event_name, event.customer) from None
+        finally:
+            self._deadline.clear()
+
+    def meter_total(self, customer: str, event_name: str, start: int, end: int) -> int:
+        """The sum of ``GET /v1/billing/meters/{id}/event_summaries`` for ``customer`` in ``[start, end)``.
+
+        ``start`` is rounded down and ``end`` up to a minute, as Stripe requires them aligned.
+        """
+        self._deadline.start(self._timeout)
+        try:
+            meter = self._meter_id(event_name)
+            params = {"customer": customer, "start_time": start - start % 60, "end_time": -(-end // 60) * 60}
+            service = self._client.v1.billing.meters.event_summaries
+            page = service.list(meter, params, self._options())  # type: ignore[arg-type]
+            return sum(int(summary.aggregated_value) for summary in page.data)
+        except stripe.StripeError as error:
+            raise self._meter_failure(error, event_name, customer) from None
+        finally:
+            self._deadline.clear()
+
+    def billing_period(self, customer: str) -> tuple[int, int] | None:
+        """The current period of ``customer``'s active subscription, or ``None`` without one.
+
+        Read from the first subscription item's ``current_period_start``/``_end`` (where current API
+        versions keep them), else the subscription's own (older versions).
+        """
+        self._deadline.start(self._timeout)
+        try:
+            page = self._client.v1.subscriptions.list(
+                {"customer": customer, "status": "active", "limit": 1},
+                self._options(),  # type: ignore[arg-type]
+            )
+        except stripe.StripeError as error:
+            if _is_unknown_customer(error):
+                return None
+            raise self._meter_failure(error, "subscriptions", customer) from None
+        finally:
+            self._deadline.clear()
+        if not page.data:
+            return None
+        subscription = page.data[0].to_dict()
+        items = (subscription.get("items") or {}).get("data") or []
+        for holder in (*items, subscription):
+            start, end = holder.get("current_period_start"), holder.get("current_period_end")
+            if isinstance(start, int) and isinstance(end, int):
+                return start, end
+        return None
+
+    async def asend_meter_event(self, event: MeterEvent) -> None:
+        """Async twin of :meth:`send_meter_event` (its sync side, in a worker thread)."""
+        await asyncio.to_thread(self.send_meter_event, event)
+
+    async def ameter_total(self, customer: str, event_name: str, start: int, end: int) -> int:
+        """Async twin of :meth:`meter_total` (its sync side, in a worker thread)."""
+        return await asyncio.to_thread(self.meter_total, customer, event_name, start, end)
+
+    async def abilling_period(self, customer: str) -> tuple[int, int] | None:
+        """Async twin of :meth:`billing_period` (its sync side, in a worker thread)."""
+        return await asyncio.to_thread(self.billing_period, customer)
+
+    def _meter_id(self, event_name: str) -> str:
+        """The id of the active meter on ``event_name`` (``GET /v1/billing/meters``), remembered."""
+        meters = self._meter_ids
+        known = meters.get(event_name)
+        if known is not None:
+            return known
+        params: dict[str, Any] = {"status": "active", "limit": _PAGE_SIZE}
+        for _ in range(_MAX_CATALOG_PAGES):
+            page = self._client.v1.billing.meters.list(params, self._options())  # type: ignore[arg-type]
+            for meter in page.data:
+                meters.setdefault(str(meter.event_name), str(meter.id))
+            if event_name in meters or not page.has_more or not page.data:
+                break
+            params["starting_after"] = page.data[-1].id
+        if event_name not in meters:
+            raise MeterRejected(
+                f"no active Stripe meter has event_name {event_name!r}", event_name=event_name, code="no_meter"
+            )
+        return meters[event_name]
+
+    def _meter_failure(self, error: stripe.StripeError, event_name: str, customer: str) -> Exception:
+        """An SDK error about a meter: retryable ones as an outage, other refusals as MeterRejected.
+
+        The message names the meter, the customer and Stripe's code, never the key or Stripe's text.
+        """
+        status = error.http_status
+        code = getattr(error, "code", None)
+        if self._deadline.passed():
+            return self._timed_out(customer)
+        if status is None or status >= 500 or status == 429 or isinstance(error, stripe.APIConnectionError):
+            where = f"HTTP {status}" if status else "no response"
+            return SourceUnavailable(
+                f"Stripe is unavailable for meter {event_name!r} ({where}, {type(error).__name__})", customer=customer
+            )
+        if isinstance(error, (stripe.AuthenticationError, stripe.PermissionError)):
+            return SourceUnavailable(f"Stripe rejected the API key (HTTP {status}) for meter {event_name!r}")
+        param = getattr(error, "param", None)
+        detail = f"{code or type(error).__name__}{f', param {param}' if param else ''}"
+        return MeterRejected(
+            f"Stripe refused meter {event_name!r} for customer {customer!r} (HTTP {status}, {detail})",
+            event_name=event_name,
+            code=code,
+        )
 
     def _portal_refused(self, error: stripe.StripeError, customer: str) -> SourceUnavailable:
         """A portal session Stripe did not make, logged with its cause (never the key or its message)."""
@@ -670,6 +792,12 @@ _KEY_IN_TEXT = re.compile(r"(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z*]+|whsec_[0-9A
 logging.getLogger("stripe").addFilter(_RedactKeys())
 
 
+def _is_duplicate_identifier(error: stripe.StripeError) -> bool:
+    # Stripe's refusal of an identifier it has already taken (within its 24 h window): the event
+    # was counted once, which is what a retry wants.
+    return isinstance(error, stripe.InvalidRequestError) and error.code == "duplicate_meter_event"
+
+
 def _is_unknown_customer(error: stripe.StripeError) -> bool:
     # Stripe's 404 for an unknown customer: code resource_missing, param "customer",
     # "No such customer: 'cus_…'". A 404 about anything else is not that customer's absence.
@@ -740,6 +868,7 @@ class StaticSource:
             raise TypeError(f"StaticSource needs a mapping of customer id to lookup_keys, got {type(mapping).__name__}")
         self._mapping = {customer: _lookup_keys(customer, keys) for customer, keys in mapping.items()}
         self._features = _static_features(features, self._mapping)
+        self.meter_events: list[MeterEvent] = []  # every event sent, in order, once per identifier
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> StaticSource:
@@ -795,6 +924,37 @@ class StaticSource:
     async def alist_features(self) -> tuple[Feature, ...]:
         """Async twin of :meth:`list_features`."""
         return self._features
+
+    # -- usage meters (entitlegate._meters.UsageSource), in memory ---------------------------------
+
+    def send_meter_event(self, event: MeterEvent) -> None:
+        """Keep ``event``; one whose identifier is already kept is taken once, as Stripe does."""
+        if all(kept.identifier != event.identifier for kept in self.meter_events):
+            self.meter_events.append(event)
+
+    def meter_total(self, customer: str, event_name: str, start: int, end: int) -> int:
+        """The sum of the kept events of ``customer`` on ``event_name`` in ``[start, end)``."""
+        return sum(
+            e.value
+            for e in self.meter_events
+            if e.customer == customer and e.event_name == event_name and start <= e.timestamp < end
+        )
+
+    def billing_period(self, customer: str) -> tuple[int, int] | None:
+        """Always ``None``: a static source has no subscriptions (the engine uses the calendar month)."""
+        return None
+
+    async def asend_meter_event(self, event: MeterEvent) -> None:
+        """Async twin of :meth:`send_meter_event`."""
+        self.send_meter_event(event)
+
+    async def ameter_total(self, customer: str, event_name: str, start: int, end: int) -> int:
+        """Async twin of :meth:`meter_total`."""
+        return self.meter_total(customer, event_name, start, end)
+
+    async def abilling_period(self, customer: str) -> tuple[int, int] | None:
+        """Async twin of :meth:`billing_period`."""
+        return None
 
 
 def _lookup_keys(customer: object, keys: object) -> frozenset[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import sys
 import threading
 import time
@@ -28,6 +29,8 @@ PORTAL_SESSIONS = "/v1/billing_portal/sessions"
 WEBHOOK_ENDPOINTS = "/v1/webhook_endpoints"
 CUSTOMERS = "/v1/customers"
 SUBSCRIPTIONS = "/v1/subscriptions"
+METERS = "/v1/billing/meters"
+METER_EVENTS = "/v1/billing/meter_events"
 
 _ERRORS = {
     400: ("invalid_request_error", None, "Invalid request"),
@@ -77,6 +80,14 @@ class FakeStripe:
     # The upgrade flow (see the block "Customer Portal sessions and subscriptions" below).
     subscriptions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # customer → subscriptions
     portal_configured: bool = True  # False: Stripe's answer for a portal never saved in this mode
+    # Billing Meters (see the block "Billing Meters" below): meters by id, the events taken (in
+    # order, de-duplicated), and how long an event takes to show in the summaries.
+    meters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meter_events: list[dict[str, Any]] = field(default_factory=list)
+    summary_lag: float = 0.0
+    # path prefix → fraction of its requests answered 500, drawn from `rng` (seeded: repeatable).
+    fail_rate: dict[str, float] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(14))
 
     def reset(self) -> None:
         with self.lock:
@@ -93,6 +104,11 @@ class FakeStripe:
             self.webhook_endpoints.clear()
             self.subscriptions.clear()
             self.portal_configured = True
+            self.meters.clear()
+            self.meter_events.clear()
+            self.summary_lag = 0.0
+            self.fail_rate.clear()
+            self.rng.seed(14)
         self.release()
 
     def hang(self) -> None:
@@ -141,18 +157,49 @@ class FakeStripe:
             self.webhook_endpoints[endpoint["id"]] = endpoint
         return dict(endpoint)
 
-    def set_subscription(self, customer: str, subscription: str, *, status: str = "active") -> None:
-        """Give ``customer`` the subscription ``subscription`` in ``status`` (as Stripe's list shows it)."""
+    def set_subscription(
+        self, customer: str, subscription: str, *, status: str = "active", period: tuple[int, int] | None = None
+    ) -> None:
+        """Give ``customer`` the subscription ``subscription`` in ``status`` (as Stripe's list shows it).
+
+        ``period`` (unix start, end) is its item's current_period_start/_end: in current API versions
+        the subscription_item schema carries them, not the subscription.
+        """
+        items = (
+            []
+            if period is None
+            else [
+                {
+                    "id": f"si_test_{subscription}",
+                    "object": "subscription_item",
+                    "current_period_start": period[0],
+                    "current_period_end": period[1],
+                }
+            ]
+        )
         with self.lock:
             self.subscriptions.setdefault(customer, []).append(
                 {
                     "id": subscription,
                     "object": "subscription",
                     "customer": customer,
+                    "items": {"object": "list", "data": items, "has_more": False, "url": "/v1/subscription_items"},
                     "livemode": self.livemode,
                     "status": status,
                 }
             )
+
+    def add_meter(self, event_name: str, *, display_name: str | None = None) -> dict[str, Any]:
+        """Create an active sum meter on ``event_name``, as ``POST /v1/billing/meters`` would."""
+        with self.lock:
+            meter = _meter(next(self._ids), event_name, display_name, self.livemode)
+            self.meters[meter["id"]] = meter
+        return dict(meter)
+
+    def identifiers(self, event_name: str | None = None) -> set[str]:
+        """The distinct identifiers of the meter events taken (of ``event_name``, or all)."""
+        with self.lock:
+            return {e["identifier"] for e in self.meter_events if event_name in (None, e["event_name"])}
 
     def calls(self, path: str = ACTIVE_ENTITLEMENTS) -> int:
         with self.lock:
@@ -533,6 +580,139 @@ def _subscriptions(fake: FakeStripe, params: dict[str, str]) -> dict[str, Any]:
     return _page(chosen, params, SUBSCRIPTIONS)
 
 
+# -- Billing Meters -------------------------------------------------------------------------------
+# Follows stripe/openapi's POST /v1/billing/meter_events (event_name and payload required;
+# identifier, timestamp optional; the timestamp within the past 35 days or 5 minutes ahead),
+# GET /v1/billing/meters (paged, `status` filter) and GET /v1/billing/meters/{id}/event_summaries
+# (customer, start_time, end_time required, "Must be aligned with minute boundaries"; end
+# exclusive), with objects shaped as the billing.meter, billing.meter_event and
+# billing.meter_event_summary schemas. (The spec's text is quoted from stripe-python's generated
+# params, which carry it: the mirror's spec3.json was not readable here.)
+#
+# A duplicate identifier: Stripe "enforces uniqueness within a rolling period of at least 24
+# hours"; the fake refuses the second one with a 400 (code `duplicate_meter_event`), which
+# StripeSource must count as sent. An event_name no active meter has is a 400 too: in real Stripe
+# some of these are only reported later (v1.billing.meter.error_report_triggered); the fake
+# answers at once so the refusal path can be tested. NOT verified against live Stripe.
+
+METER_EVENT_PARAMS = {"event_name", "expand[]", "identifier", "payload", "timestamp"}
+METERS_PARAMS = _LIST_PARAMS | {"status"}
+EVENT_SUMMARIES_PARAMS = _LIST_PARAMS | {"customer", "end_time", "start_time", "value_grouping_window"}
+_DEDUPE_SECONDS = 24 * 3600
+
+
+def _meter(number: int, event_name: str, display_name: str | None, livemode: bool) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "id": f"mtr_test_{number:06d}",
+        "object": "billing.meter",
+        "created": now,
+        "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+        "default_aggregation": {"formula": "sum"},
+        "display_name": display_name or event_name,
+        "event_name": event_name,
+        "event_time_window": None,
+        "livemode": livemode,
+        "status": "active",
+        "status_transitions": {"deactivated_at": None},
+        "updated": now,
+        "value_settings": {"event_payload_key": "value"},
+    }
+
+
+def _meter_event(fake: FakeStripe, customers: dict[str, list[Any]], params: dict[str, str]) -> dict[str, Any]:
+    _refuse_unknown(params, METER_EVENT_PARAMS)
+    name = params.get("event_name")
+    if not name:
+        raise _missing("event_name")
+    now = int(time.time())
+    with fake.lock:
+        meter = next((m for m in fake.meters.values() if m["event_name"] == name and m["status"] == "active"), None)
+    if meter is None:
+        raise _Answer(400, _error(400, f"No active meter was found for event_name '{name}'.", param="event_name"))
+    customer = params.get(f"payload[{meter['customer_mapping']['event_payload_key']}]")
+    if not customer:
+        raise _missing("payload[stripe_customer_id]")
+    if customer not in customers:
+        raise _Answer(404, _error(404, f"No such customer: '{customer}'", param="payload[stripe_customer_id]"))
+    raw = params.get(f"payload[{meter['value_settings']['event_payload_key']}]", "1")
+    if not raw.lstrip("-").isdigit():
+        raise _Answer(400, _error(400, f"Invalid value: {raw}", param="payload[value]"))
+    stamp = int(params.get("timestamp", now))
+    if not now - 35 * 86400 <= stamp <= now + 300:
+        raise _Answer(400, _error(400, "timestamp must be within the past 35 days or 5 minutes in the future."))
+    identifier = params.get("identifier") or f"gen_{next(fake._ids)}"
+    event = {
+        "object": "billing.meter_event",
+        "created": now,
+        "event_name": name,
+        "identifier": identifier,
+        "livemode": fake.livemode,
+        "payload": {"stripe_customer_id": customer, "value": raw},
+        "timestamp": stamp,
+    }
+    with fake.lock:
+        if any(e["identifier"] == identifier and now - e["created"] < _DEDUPE_SECONDS for e in fake.meter_events):
+            error = _error(400, f"An event already exists with identifier {identifier}.", param="identifier")
+            error["error"]["code"] = "duplicate_meter_event"
+            raise _Answer(400, error)
+        fake.meter_events.append(event)
+    return dict(event)
+
+
+def _event_summaries(fake: FakeStripe, meter_id: str, params: dict[str, str]) -> dict[str, Any]:
+    _refuse_unknown(params, EVENT_SUMMARIES_PARAMS)
+    for name in ("customer", "start_time", "end_time"):
+        if not params.get(name):
+            raise _missing(name)
+    start, end = int(params["start_time"]), int(params["end_time"])
+    for name, value in (("start_time", start), ("end_time", end)):
+        if value % 60:
+            raise _Answer(400, _error(400, f"{name} must be aligned with minute boundaries.", param=name))
+    with fake.lock:
+        meter = fake.meters.get(meter_id)
+        # Events younger than the lag are not aggregated yet (Stripe's summaries trail the events).
+        seen = time.time() - fake.summary_lag
+        total = sum(
+            int(e["payload"]["value"])
+            for e in fake.meter_events
+            if meter is not None
+            and e["event_name"] == meter["event_name"]
+            and e["payload"]["stripe_customer_id"] == params["customer"]
+            and start <= e["timestamp"] < end
+            and e["created"] <= seen
+        )
+    if meter is None:
+        raise _Answer(404, _error(404, f"No such billing.meter: '{meter_id}'", param="id"))
+    summary = {
+        "id": f"mtrusum_test_{meter_id}_{start}",
+        "object": "billing.meter_event_summary",
+        "aggregated_value": float(total),
+        "end_time": end,
+        "livemode": fake.livemode,
+        "meter": meter_id,
+        "start_time": start,
+    }
+    return _page([summary], params, f"{METERS}/{meter_id}/event_summaries")
+
+
+def _serve_meters(
+    fake: FakeStripe, method: str, path: str, params: dict[str, str], customers: dict[str, list[Any]]
+) -> dict[str, Any]:
+    if method == "POST" and path == METER_EVENTS:
+        return _meter_event(fake, customers, params)
+    if method == "GET" and path == METERS:
+        _refuse_unknown(params, METERS_PARAMS)
+        with fake.lock:
+            meters = [dict(m) for m in fake.meters.values()]
+        status = params.get("status")
+        return _page([m for m in meters if status in (None, m["status"])], params, METERS)
+    parts = path.split("/")
+    if method == "GET" and len(parts) == 6 and parts[5] == "event_summaries":
+        return _event_summaries(fake, parts[4], params)
+    raise _Answer(404, _error(404, f"Unrecognized request URL ({method}: {path})"))
+
+
 class _Answer(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         self.status = status
@@ -574,6 +754,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             latency = fake.latency
             status = fake.failures.pop(0) if fake.failures else fake.always_fail
+            rate = next((r for prefix, r in fake.fail_rate.items() if parts.path.startswith(prefix)), 0.0)
+            if status is None and rate and fake.rng.random() < rate:
+                status = 500
         if latency:
             time.sleep(latency)
         if fake.hanging.is_set():
@@ -611,6 +794,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _portal_session(fake, customers, params)
         if method == "GET" and path == SUBSCRIPTIONS:
             return _subscriptions(fake, params)
+        if path.startswith(("/v1/billing/meter_events", "/v1/billing/meters")):
+            return _serve_meters(fake, method, path, params, customers)
         raise _Answer(404, _error(404, f"Unrecognized request URL ({method}: {path})"))
 
     def _active_entitlements(self, customers: dict[str, list[Any]], params: dict[str, str]) -> dict[str, Any]:
