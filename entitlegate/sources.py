@@ -869,6 +869,7 @@ class StaticSource:
         self._mapping = {customer: _lookup_keys(customer, keys) for customer, keys in mapping.items()}
         self._features = _static_features(features, self._mapping)
         self.meter_events: list[MeterEvent] = []  # every event sent, in order, once per identifier
+        self._meter_identifiers: set[str] = set()  # theirs, so a repeat is found without a scan
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> StaticSource:
@@ -929,7 +930,8 @@ class StaticSource:
 
     def send_meter_event(self, event: MeterEvent) -> None:
         """Keep ``event``; one whose identifier is already kept is taken once, as Stripe does."""
-        if all(kept.identifier != event.identifier for kept in self.meter_events):
+        if event.identifier not in self._meter_identifiers:
+            self._meter_identifiers.add(event.identifier)
             self.meter_events.append(event)
 
     def meter_total(self, customer: str, event_name: str, start: int, end: int) -> int:
