@@ -39,7 +39,9 @@ class UsageStore(Protocol):
     """A cache that keeps usage counters and the meter events not yet sent to Stripe.
 
     ``add_usage`` is atomic: it adds ``value`` and queues ``event`` only if ``limit`` is None or
-    the total stays within it, and answers (admitted, total). Thread-safe.
+    the total stays within it, and answers (admitted, total). Thread-safe; on a cache shared by
+    processes (RedisCache) atomic and exact across them too. A store that cannot answer (Redis
+    down) raises :class:`~entitlegate.CacheUnavailable`; it never guesses a total.
     """
 
     def add_usage(
@@ -62,4 +64,21 @@ class UsageStore(Protocol):
 
     def ack(self, events: list[MeterEvent]) -> None:
         """Forget ``events``: Stripe has taken them."""
+        ...
+
+    # The request path's three in async: a store with async I/O (RedisCache) awaits its own
+    # client; one without answers from memory. claim/ack run in the flusher's thread only.
+
+    async def aadd_usage(
+        self, customer: str, meter: str, period: int, value: int, event: MeterEvent, *, limit: int | None = None
+    ) -> tuple[bool, int]:
+        """Async twin of :meth:`add_usage`."""
+        ...
+
+    async def ausage_total(self, customer: str, meter: str, period: int) -> int | None:
+        """Async twin of :meth:`usage_total`."""
+        ...
+
+    async def aseed_usage(self, customer: str, meter: str, period: int, total: int) -> int:
+        """Async twin of :meth:`seed_usage`."""
         ...
