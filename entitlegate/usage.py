@@ -38,16 +38,21 @@ def period_of(source: object, customer: str, now: float) -> tuple[int, int]:
 class UsageStore(Protocol):
     """A cache that keeps usage counters and the meter events not yet sent to Stripe.
 
-    ``add_usage`` is atomic: it adds ``value`` and queues ``event`` only if ``limit`` is None or
-    the total stays within it, and answers (admitted, total). Thread-safe; on a cache shared by
+    ``add_usage`` is atomic: on a warm counter it adds ``value`` and queues ``event`` only if
+    ``limit`` is None or the total stays within it, and answers (admitted, total); on a cold one
+    it changes nothing and answers ``None``, so the request path costs one call when warm. Thread-safe; on a cache shared by
     processes (RedisCache) atomic and exact across them too. A store that cannot answer (Redis
     down) raises :class:`~entitlegate.CacheUnavailable`; it never guesses a total.
     """
 
     def add_usage(
         self, customer: str, meter: str, period: int, value: int, event: MeterEvent, *, limit: int | None = None
-    ) -> tuple[bool, int]:
-        """Add ``value`` and queue ``event`` unless that passes ``limit``; (admitted, total)."""
+    ) -> tuple[bool, int] | None:
+        """Add ``value`` and queue ``event`` unless that passes ``limit``: (admitted, total).
+
+        ``None`` when the counter is cold: nothing is counted or queued, since only the source
+        knows the period's total so far; seed it (:meth:`seed_usage`) and add again.
+        """
         ...
 
     def usage_total(self, customer: str, meter: str, period: int) -> int | None:
@@ -71,7 +76,7 @@ class UsageStore(Protocol):
 
     async def aadd_usage(
         self, customer: str, meter: str, period: int, value: int, event: MeterEvent, *, limit: int | None = None
-    ) -> tuple[bool, int]:
+    ) -> tuple[bool, int] | None:
         """Async twin of :meth:`add_usage`."""
         ...
 
