@@ -40,9 +40,9 @@ class UsageStore(Protocol):
 
     ``add_usage`` is atomic: on a warm counter it adds ``value`` and queues ``event`` only if
     ``limit`` is None or the total stays within it, and answers (admitted, total); on a cold one
-    it changes nothing and answers ``None``, so the request path costs one call when warm. Thread-safe; on a cache shared by
-    processes (RedisCache) atomic and exact across them too. A store that cannot answer (Redis
-    down) raises :class:`~entitlegate.CacheUnavailable`; it never guesses a total.
+    it changes nothing and answers ``None``, so the request path costs one call when warm.
+    Thread-safe; on a cache shared by processes (RedisCache) atomic and exact across them too.
+    A store that cannot answer (Redis down) raises :class:`~entitlegate.CacheUnavailable`; it never guesses a total.
     """
 
     def add_usage(
