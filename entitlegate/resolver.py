@@ -29,6 +29,7 @@ from entitlegate.catalog import (
 )
 from entitlegate.errors import SourceUnavailable
 from entitlegate.sources import AsyncSource, RefusedAnswer, Source
+from entitlegate.usage import UsageEngine, check_identifier, check_limit, check_meter, check_value
 
 _observe_metrics: Callable[[Resolver], None] | None
 try:  # the otel extra: every resolver's counters, read when metrics are collected
@@ -678,6 +679,105 @@ class Resolver:
             return await self._source_afetch(customer)
         finally:
             timer(time.perf_counter() - began)
+
+    # -- usage against Stripe Billing Meters (entitlegate.usage) --------------------------------
+    #
+    # Counted in the cache (a UsageStore: MemoryCache, RedisCache), reported to Stripe as meter
+    # events from the queue the cache keeps. The engine is made at the first usage call, so a
+    # resolver whose source or cache cannot keep usage still answers features.
+
+    _usage: UsageEngine | None = None
+
+    def _usage_engine(self) -> UsageEngine:
+        engine = self._usage
+        if engine is not None:
+            return engine
+        with self._lock:
+            if self._usage is None:
+                self._usage = UsageEngine(
+                    self._source,
+                    self._cache,
+                    clock=self._clock,
+                    wall_clock=self._wall_clock,
+                    retry_after=self.retry_after,
+                )
+            return self._usage
+
+    def record_usage(
+        self, customer: str, meter_event_name: str, value: int = 1, *, identifier: str | None = None
+    ) -> None:
+        """Count ``value`` of the meter ``meter_event_name`` for ``customer`` now, and report it to Stripe.
+
+        The count is at once (exact across threads, and across processes on RedisCache); the meter
+        event is queued and sent in the background, with ``identifier`` (one is made when ``None``)
+        so a retry is billed once. Never loses the event: with the cache down, or a cold counter
+        the source cannot seed, it is queued in this process and sent from here (logged once).
+        Raises ``ValueError`` for a bad customer, meter name, value (a whole number >= 1) or
+        identifier, and ``TypeError`` when the source cannot report meter events or the cache
+        cannot keep usage.
+        """
+        engine = self._usage or self._usage_engine()
+        engine.record(
+            _check_customer(customer), check_meter(meter_event_name), check_value(value), check_identifier(identifier)
+        )
+
+    async def arecord_usage(
+        self, customer: str, meter_event_name: str, value: int = 1, *, identifier: str | None = None
+    ) -> None:
+        """Async twin of :meth:`record_usage`."""
+        engine = self._usage or self._usage_engine()
+        await engine.arecord(
+            _check_customer(customer), check_meter(meter_event_name), check_value(value), check_identifier(identifier)
+        )
+
+    def consume_usage(
+        self, customer: str, meter_event_name: str, limit: Limit, value: int = 1, *, identifier: str | None = None
+    ) -> tuple[bool, int]:
+        """Record ``value`` only if this period's total stays within ``limit``: (admitted, total after).
+
+        Atomic: of concurrent calls (threads; processes on RedisCache) no more are admitted than
+        ``limit`` allows. A denied call counts and sends nothing. ``limit`` is a whole number >= 0
+        or ``math.inf``. Raises :class:`~entitlegate.SourceUnavailable` when no exact answer is
+        possible (a cold counter the source cannot seed, or the shared cache down), and as
+        :meth:`record_usage` for bad arguments.
+        """
+        engine = self._usage or self._usage_engine()
+        return engine.consume(
+            _check_customer(customer),
+            check_meter(meter_event_name),
+            check_limit(limit),
+            check_value(value),
+            check_identifier(identifier),
+        )
+
+    async def aconsume_usage(
+        self, customer: str, meter_event_name: str, limit: Limit, value: int = 1, *, identifier: str | None = None
+    ) -> tuple[bool, int]:
+        """Async twin of :meth:`consume_usage`."""
+        engine = self._usage or self._usage_engine()
+        return await engine.aconsume(
+            _check_customer(customer),
+            check_meter(meter_event_name),
+            check_limit(limit),
+            check_value(value),
+            check_identifier(identifier),
+        )
+
+    def usage(self, customer: str, meter_event_name: str) -> int:
+        """This period's total of ``meter_event_name`` for ``customer``.
+
+        The period is the customer's billing period when the source reads one, else the calendar
+        month in UTC (:func:`entitlegate.usage.period_of`). A cold counter (a fresh process, a
+        flushed Redis) is seeded once from Stripe's event summaries. Raises
+        :class:`~entitlegate.SourceUnavailable` when that read fails or the shared cache is down.
+        """
+        engine = self._usage or self._usage_engine()
+        return engine.usage(_check_customer(customer), check_meter(meter_event_name))
+
+    async def ausage(self, customer: str, meter_event_name: str) -> int:
+        """Async twin of :meth:`usage`."""
+        engine = self._usage or self._usage_engine()
+        return await engine.ausage(_check_customer(customer), check_meter(meter_event_name))
 
     # -- overrides (entitlegate.testing) -------------------------------------------------------
 

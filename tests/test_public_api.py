@@ -23,6 +23,8 @@ PUBLIC_NAMES = {
         "InvalidPayload",
         "InvalidSignature",
         "MemoryCache",
+        "MeterEvent",
+        "MeterRejected",
         "PortalSessions",
         "RedisCache",
         "Resolver",
