@@ -139,6 +139,9 @@ class Resolver:
     sharing a cache (see :class:`~entitlegate.cache.Entry`).
     ``clock`` (monotonic seconds) and ``wall_clock`` (epoch seconds, comparable with Stripe's
     event times) can be replaced in tests.
+    Usage (:meth:`record_usage`) is reported to Stripe from a background thread that sends the
+    queued meter events every ``usage_interval`` seconds (default 1), or as soon as
+    ``usage_batch`` events (default 100) are waiting; :meth:`close` sends what is left.
     """
 
     def __init__(
@@ -153,6 +156,8 @@ class Resolver:
         retry_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        usage_batch: int = 100,
+        usage_interval: float = 1.0,
     ) -> None:
         if not isinstance(source, Source) or not callable(source.fetch):
             raise TypeError(
@@ -168,6 +173,16 @@ class Resolver:
             raise ValueError(f"Resolver stale_ttl ({stale_ttl!r}) must be at least ttl ({ttl!r})")
         if on_unavailable not in _POLICIES:
             raise ValueError(f"Resolver on_unavailable must be one of {_POLICIES}, got {on_unavailable!r}")
+        if isinstance(usage_batch, bool) or not isinstance(usage_batch, int) or usage_batch < 1:
+            raise ValueError(f"Resolver usage_batch must be a whole number of events >= 1, got {usage_batch!r}")
+        if (
+            isinstance(usage_interval, bool)
+            or not isinstance(usage_interval, (int, float))
+            or not 0 < usage_interval < math.inf
+        ):
+            raise ValueError(f"Resolver usage_interval must be a number of seconds > 0, got {usage_interval!r}")
+        self.usage_batch = usage_batch
+        self.usage_interval = float(usage_interval)
         self._source = source
         # Read once: they name what the cache and the webhooks serve, which must not drift.
         self._livemode: bool | None = source.livemode
@@ -700,6 +715,8 @@ class Resolver:
                     clock=self._clock,
                     wall_clock=self._wall_clock,
                     retry_after=self.retry_after,
+                    batch=self.usage_batch,
+                    interval=self.usage_interval,
                 )
             return self._usage
 
@@ -778,6 +795,43 @@ class Resolver:
         """Async twin of :meth:`usage`."""
         engine = self._usage or self._usage_engine()
         return await engine.ausage(_check_customer(customer), check_meter(meter_event_name))
+
+    def flush_usage(self) -> int:
+        """Send the pending meter events now, in this thread; answer how many Stripe took.
+
+        Stops at the first outage (the rest stay pending, retried in the background with
+        back-off). Events of a meter Stripe refused stay pending and are retried every minute
+        (the refusal is logged once). Raises ``TypeError`` as :meth:`record_usage`.
+        """
+        engine = self._usage or self._usage_engine()
+        return engine.flusher.flush()
+
+    async def aflush_usage(self) -> int:
+        """Async twin of :meth:`flush_usage` (the sends run in a worker thread)."""
+        engine = self._usage or self._usage_engine()
+        return await asyncio.to_thread(engine.flusher.flush)
+
+    def close(self) -> None:
+        """Send the pending meter events (as :meth:`flush_usage`), then stop the thread sending them.
+
+        Also run at interpreter exit, which gives the pending events a few seconds. What is still
+        pending after it (Stripe down, a refused meter) is kept in a RedisCache for another
+        process to send, and lost with this process on a MemoryCache (logged). Recording again
+        starts the thread again.
+        """
+        engine = self._usage
+        if engine is None:
+            return
+        engine.flusher.flush()
+        engine.flusher.stop(timeout=_STOP_SECONDS)
+        engine.report_unsent()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`; also closes the source's async connections on this loop."""
+        await asyncio.to_thread(self.close)
+        close_source = getattr(self._source, "aclose", None)
+        if close_source is not None:
+            await close_source()
 
     # -- overrides (entitlegate.testing) -------------------------------------------------------
 
@@ -1049,6 +1103,7 @@ class Decision:
 
 
 _INTERNED_SETS_MAX = 10_000
+_STOP_SECONDS = 5.0  # how long close() waits for the sending thread to end
 _REFUSALS_KEPT = 10_000  # customers whose refused answer is remembered; the oldest is forgotten first
 
 

@@ -20,9 +20,11 @@ from typing import Protocol, runtime_checkable
 
 from entitlegate._fork import reset_after_fork
 from entitlegate._meters import AsyncUsageSource, MeterEvent, MeterRejected, UsageSource
+from entitlegate._usage_flush import Flusher
 from entitlegate.cache._breaker import Breaker
 from entitlegate.cache._memory_usage import MemoryUsage
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
+from entitlegate.sources import DEFAULT_TIMEOUT
 
 __all__ = ["UsageEngine", "UsageStore", "calendar_month", "period_of"]
 
@@ -193,6 +195,8 @@ class UsageEngine:
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
         retry_after: float,
+        batch: int,
+        interval: float,
     ) -> None:
         self.source = usage_source(source)
         self.store = usage_store(cache)
@@ -213,7 +217,19 @@ class UsageEngine:
         self._serial = itertools.count()
         self._store_down = False
         self._uncounted_logged = False
-        self.queued: Callable[[], None] = _nothing  # the flusher's wake-up, called per queued event
+        # A lease outlasts a send (the source's timeout covers its retries), so no other process
+        # claims an event while this one is still sending it.
+        lease = _LEASE_SENDS * float(getattr(source, "_timeout", DEFAULT_TIMEOUT))
+        self.flusher = Flusher(
+            self.source,
+            (self.store, self.fallback),
+            owner=self,
+            batch=batch,
+            interval=interval,
+            lease=lease,
+            clock=clock,
+        )
+        self.queued: Callable[[], None] = self.flusher.queued  # per queued event
         reset_after_fork(self._after_fork)
 
     def __repr__(self) -> str:
@@ -443,6 +459,17 @@ class UsageEngine:
         periods[customer] = (start, end, until)
         return start, end
 
+    def report_unsent(self) -> None:
+        """Log what stays unsent in this process's memory (lost when it ends), if anything."""
+        stores = [self.fallback, getattr(self.store, "_usage", None)]
+        left = sum(store.pending for store in stores if isinstance(store, MemoryUsage))
+        if left:
+            logger.warning(
+                "entitlegate: %d usage event(s) are still not sent to Stripe (down, or refusing their meter) and "
+                "are held in this process only: they are lost if it ends now",
+                left,
+            )
+
     # -- outages ------------------------------------------------------------------------------
 
     def _cache_failed(self) -> None:
@@ -472,10 +499,6 @@ class UsageEngine:
                 event.event_name,
                 event.customer,
             )
-
-
-def _nothing() -> None:
-    return None
 
 
 def _cold(customer: str, meter: str, error: Exception) -> SourceUnavailable:
@@ -510,3 +533,4 @@ def _store_down(customer: str, meter: str, error: Exception) -> SourceUnavailabl
 
 
 _SEED_TRIES = 3
+_LEASE_SENDS = 5  # a claim's lease, in sends (the source's timeout)

@@ -31,19 +31,21 @@ def metered(fake_stripe: FakeStripe) -> FakeStripe:
     return fake_stripe
 
 
-def _pending(cache: MemoryCache) -> list[MeterEvent]:
-    return cache.claim(1_000_000, 0.0)  # a lease of 0 s: claimable again at once
+def _sent(resolver: Resolver, source: StaticSource) -> list[MeterEvent]:
+    """Every event the resolver has sent to ``source``, once what is pending is flushed."""
+    resolver.flush_usage()
+    return list(source.meter_events)
 
 
 def test_recorded_usage_is_counted_at_once_and_each_event_queued_with_its_own_identifier() -> None:
-    cache = MemoryCache()
-    resolver = Resolver(StaticSource({}), cache)
+    source = StaticSource({})
+    resolver = Resolver(source)
     resolver.record_usage("cus_1", METER)
     resolver.record_usage("cus_1", METER, 4)
     resolver.record_usage("cus_1", METER, identifier="mine-1")
     assert resolver.usage("cus_1", METER) == 6
     assert resolver.usage("cus_2", METER) == 0
-    events = _pending(cache)
+    events = _sent(resolver, source)
     assert [e.value for e in events] == [1, 4, 1]
     assert events[2].identifier == "mine-1"
     assert len({e.identifier for e in events}) == 3
@@ -51,20 +53,20 @@ def test_recorded_usage_is_counted_at_once_and_each_event_queued_with_its_own_id
 
 
 def test_consume_admits_within_the_limit_and_a_denial_counts_and_sends_nothing() -> None:
-    cache = MemoryCache()
-    resolver = Resolver(StaticSource({}), cache)
+    source = StaticSource({})
+    resolver = Resolver(source)
     assert resolver.consume_usage("cus_1", METER, 3, 2) == (True, 2)
     assert resolver.consume_usage("cus_1", METER, 3, 2) == (False, 2)
     assert resolver.consume_usage("cus_1", METER, 3) == (True, 3)
     assert resolver.consume_usage("cus_1", METER, 3) == (False, 3)
     assert resolver.consume_usage("cus_1", METER, math.inf, 10) == (True, 13)
     assert resolver.consume_usage("cus_2", METER, 0) == (False, 0)
-    assert [e.value for e in _pending(cache)] == [2, 1, 10]
+    assert [e.value for e in _sent(resolver, source)] == [2, 1, 10]
 
 
 def test_consume_never_over_admits_under_100_threads() -> None:
-    cache = MemoryCache()
-    resolver = Resolver(StaticSource({}), cache)
+    source = StaticSource({})
+    resolver = Resolver(source)
     start = threading.Barrier(100)
     admitted: list[bool] = []
 
@@ -79,12 +81,12 @@ def test_consume_never_over_admits_under_100_threads() -> None:
         thread.join()
     assert admitted.count(True) == 137
     assert resolver.usage("cus_1", METER) == 137
-    assert len(_pending(cache)) == 137
+    assert len(_sent(resolver, source)) == 137
 
 
 def test_record_usage_is_exact_under_100_threads() -> None:
-    cache = MemoryCache()
-    resolver = Resolver(StaticSource({}), cache)
+    source = StaticSource({})
+    resolver = Resolver(source)
     start = threading.Barrier(100)
 
     def work() -> None:
@@ -98,7 +100,7 @@ def test_record_usage_is_exact_under_100_threads() -> None:
     for thread in threads:
         thread.join()
     assert resolver.usage("cus_1", METER) == 10_000
-    assert len({e.identifier for e in _pending(cache)}) == 10_000
+    assert len({e.identifier for e in _sent(resolver, source)}) == 10_000
 
 
 def test_a_cold_counter_is_seeded_once_from_stripes_total(metered: FakeStripe) -> None:
@@ -144,15 +146,15 @@ def test_the_billing_period_from_the_subscription_keys_the_counter(metered: Fake
 
 def test_a_new_period_starts_a_new_counter() -> None:
     clock = [calendar_month(time.time())[1] - 5.0]  # five seconds before the month ends
-    cache = MemoryCache()
-    resolver = Resolver(StaticSource({}), cache, wall_clock=lambda: clock[0])
+    source = StaticSource({})
+    resolver = Resolver(source, wall_clock=lambda: clock[0])
     resolver.record_usage("cus_1", METER, 7)
     assert resolver.usage("cus_1", METER) == 7
     clock[0] += 10
     assert resolver.usage("cus_1", METER) == 0
     resolver.record_usage("cus_1", METER, 2)
     assert resolver.usage("cus_1", METER) == 2
-    assert [e.timestamp for e in _pending(cache)] == [int(clock[0]) - 10, int(clock[0])]
+    assert [e.timestamp for e in _sent(resolver, source)] == [int(clock[0]) - 10, int(clock[0])]
 
 
 def test_a_cold_counter_with_stripe_down_raises_for_usage_and_consume(metered: FakeStripe) -> None:
@@ -166,23 +168,20 @@ def test_a_cold_counter_with_stripe_down_raises_for_usage_and_consume(metered: F
     assert metered.api_key not in str(raised.value)
 
 
-def test_record_with_a_cold_counter_and_stripe_down_keeps_the_event_uncounted(metered: FakeStripe) -> None:
+def test_record_with_a_cold_counter_and_stripe_down_keeps_the_event_and_sends_it_later(metered: FakeStripe) -> None:
     metered.always_fail = 503
-    cache = MemoryCache()
-    resolver = Resolver(_stripe(metered), cache, retry_after=0)
+    resolver = Resolver(_stripe(metered), MemoryCache(), retry_after=0)
     resolver.record_usage("cus_1", METER, 3, identifier="kept-1")  # no error: the event is kept
-    engine = resolver._usage
-    assert engine is not None
-    assert [e.identifier for e in engine.fallback.claim(10, 0)] == ["kept-1"]
-    assert _pending(cache) == []
+    assert resolver.flush_usage() == 0
     metered.always_fail = None
-    resolver.record_usage("cus_1", METER, 2)
-    assert resolver.usage("cus_1", METER) == 2  # seeded from Stripe, which has not had kept-1 yet
+    assert resolver.flush_usage() == 1
+    assert metered.identifiers(METER) == {"kept-1"}
+    assert resolver.usage("cus_1", METER) == 3  # the counter, seeded now, has it from Stripe
 
 
 def test_async_twins_count_the_same() -> None:
-    cache = MemoryCache()
-    resolver = Resolver(StaticSource({}), cache)
+    source = StaticSource({})
+    resolver = Resolver(source)
 
     async def main() -> tuple[int, tuple[bool, int], tuple[bool, int]]:
         await resolver.arecord_usage("cus_1", METER, 2)
@@ -191,7 +190,7 @@ def test_async_twins_count_the_same() -> None:
         return await resolver.ausage("cus_1", METER), admitted, denied
 
     assert asyncio.run(main()) == (3, (True, 3), (False, 3))
-    assert len(_pending(cache)) == 2
+    assert len(_sent(resolver, source)) == 2
 
 
 def test_async_twins_seed_from_stripe(metered: FakeStripe) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import cachetools
@@ -42,7 +43,7 @@ class MemoryCache:
 
     peek: Callable[[str], Entry | None]
 
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(self, maxsize: int = 100_000, *, clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
             raise ValueError(f"MemoryCache maxsize must be a positive integer, got {maxsize!r}")
         self.maxsize = maxsize
@@ -51,7 +52,7 @@ class MemoryCache:
         self._lock = threading.Lock()
         # The hot path: a bound dict.get, no Python frame in between.
         self.peek = self._entries.get
-        self._usage = MemoryUsage()
+        self._usage = MemoryUsage(clock)  # clock: monotonic seconds, for the leases of claimed events
 
     def __repr__(self) -> str:
         return f"MemoryCache(maxsize={self.maxsize}, size={len(self._entries)})"
@@ -85,6 +86,11 @@ class MemoryCache:
     async def aseed_usage(self, customer: str, meter: str, period: int, total: int) -> int:
         """Async twin of :meth:`seed_usage`."""
         return self._usage.seed_usage(customer, meter, period, total)
+
+    @property
+    def pending_usage(self) -> int:
+        """How many meter events wait here to be sent to Stripe."""
+        return self._usage.pending
 
     def claim(self, n: int, lease_seconds: float) -> list[MeterEvent]:
         """Up to ``n`` pending events not leased now, leased for ``lease_seconds``."""
