@@ -246,7 +246,11 @@ class Flusher:
             return len(taken), False
         finally:
             if taken:
-                store.ack(taken)
+                try:
+                    store.ack(taken)
+                except CacheUnavailable as error:
+                    # Sent but still pending there: sent again later, and Stripe takes each identifier once.
+                    logger.warning("entitlegate: cannot ack %d sent usage events (%s)", len(taken), error)
 
     def _skipping(self, event: MeterEvent) -> bool:
         skipped = self._skipped

@@ -206,12 +206,8 @@ class UsageEngine:
         self.fallback = MemoryUsage(clock)
         self._wall_clock = wall_clock
         self._periods: dict[str, tuple[int, int, float]] = {}  # customer → (start, end, trusted until)
-        self._reads = Breaker(
-            f"the usage source {source!r}",
-            retry_after=retry_after,
-            clock=clock,
-            meanwhile="cold usage counters raise SourceUnavailable and new events are queued uncounted",
-        )
+        self._retry_after, self._clock = retry_after, clock
+        self._reads = self._breaker()
         self._seed_locks = [threading.Lock() for _ in range(_SEED_LOCKS)]
         self._prefix = secrets.token_hex(8)
         self._serial = itertools.count()
@@ -235,11 +231,21 @@ class UsageEngine:
     def __repr__(self) -> str:
         return f"UsageEngine({self.source!r}, {self.store!r})"
 
+    def _breaker(self) -> Breaker:
+        return Breaker(
+            f"the usage source {self.source!r}",
+            retry_after=self._retry_after,
+            clock=self._clock,
+            meanwhile="cold usage counters raise SourceUnavailable and new events are queued uncounted",
+        )
+
     def _after_fork(self) -> None:
-        # A child must not make the parent's identifiers (each would be billed once for both).
+        # A child must not make the parent's identifiers (each would be billed once for both),
+        # nor wait on a lock a thread of the parent held at the fork.
         self._prefix = secrets.token_hex(8)
         self._serial = itertools.count()
         self._seed_locks = [threading.Lock() for _ in range(_SEED_LOCKS)]
+        self._reads = self._breaker()
 
     # -- the calls ----------------------------------------------------------------------------
 
@@ -461,8 +467,7 @@ class UsageEngine:
 
     def report_unsent(self) -> None:
         """Log what stays unsent in this process's memory (lost when it ends), if anything."""
-        stores = [self.fallback, getattr(self.store, "_usage", None)]
-        left = sum(store.pending for store in stores if isinstance(store, MemoryUsage))
+        left = self.fallback.pending + int(getattr(self.store, "pending_usage", 0))  # MemoryCache's
         if left:
             logger.warning(
                 "entitlegate: %d usage event(s) are still not sent to Stripe (down, or refusing their meter) and "

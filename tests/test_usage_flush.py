@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -26,6 +27,23 @@ QUIET = {"usage_interval": 3600.0, "usage_batch": 1_000_000}  # the thread never
 
 def _stripe(fake: FakeStripe, **options: object) -> StripeSource:
     return StripeSource(api_key=fake.api_key, api_base=fake.url, max_retries=0, **options)  # type: ignore[arg-type]
+
+
+Closing = Callable[[Resolver], Resolver]
+
+
+@pytest.fixture
+def closing() -> Iterator[Closing]:
+    """Hands back the resolver given, and closes it after the test (before the fake is emptied)."""
+    made: list[Resolver] = []
+
+    def keep(resolver: Resolver) -> Resolver:
+        made.append(resolver)
+        return resolver
+
+    yield keep
+    for resolver in made:
+        resolver.close()
 
 
 @pytest.fixture
@@ -77,10 +95,12 @@ def test_bad_flush_settings_are_refused_at_construction_naming_them(options: dic
         Resolver(StaticSource({}), **options)  # type: ignore[arg-type]
 
 
-def test_with_stripe_failing_30_percent_every_identifier_lands_exactly_once(metered: FakeStripe) -> None:
+def test_with_stripe_failing_30_percent_every_identifier_lands_exactly_once(
+    metered: FakeStripe, closing: Closing
+) -> None:
     metered.fail_rate[METER_EVENTS] = 0.3
     cache = MemoryCache()
-    resolver = Resolver(_stripe(metered), cache, **QUIET)  # type: ignore[arg-type]
+    resolver = closing(Resolver(_stripe(metered), cache, **QUIET))  # type: ignore[arg-type]
     for number in range(200):
         resolver.record_usage("cus_1", METER, identifier=f"ev-{number}")
     taken = 0
@@ -96,10 +116,10 @@ def test_with_stripe_failing_30_percent_every_identifier_lands_exactly_once(mete
     assert resolver.usage("cus_1", METER) == 200
 
 
-def test_the_background_thread_retries_through_failures(metered: FakeStripe) -> None:
+def test_the_background_thread_retries_through_failures(metered: FakeStripe, closing: Closing) -> None:
     metered.fail_rate[METER_EVENTS] = 0.3
     cache = MemoryCache()
-    resolver = Resolver(_stripe(metered), cache, usage_interval=0.01, usage_batch=20)
+    resolver = closing(Resolver(_stripe(metered), cache, usage_interval=0.01, usage_batch=20))
     for number in range(100):
         resolver.record_usage("cus_1", METER, identifier=f"ev-{number}")
     wait_for(lambda: len(metered.identifiers(METER)) == 100, timeout=60)
@@ -109,9 +129,9 @@ def test_the_background_thread_retries_through_failures(metered: FakeStripe) -> 
     resolver.close()
 
 
-def test_the_local_count_is_right_while_stripes_summary_lags(metered: FakeStripe) -> None:
+def test_the_local_count_is_right_while_stripes_summary_lags(metered: FakeStripe, closing: Closing) -> None:
     metered.summary_lag = 3600
-    resolver = Resolver(_stripe(metered), MemoryCache(), **QUIET)  # type: ignore[arg-type]
+    resolver = closing(Resolver(_stripe(metered), MemoryCache(), **QUIET))  # type: ignore[arg-type]
     for _ in range(5):
         resolver.record_usage("cus_1", METER, 2)
     assert resolver.flush_usage() == 5
@@ -122,11 +142,11 @@ def test_the_local_count_is_right_while_stripes_summary_lags(metered: FakeStripe
 
 
 def test_an_unknown_meter_is_logged_once_its_events_kept_and_sent_once_it_exists(
-    metered: FakeStripe, caplog: pytest.LogCaptureFixture
+    metered: FakeStripe, closing: Closing, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
     cache = MemoryCache(clock=clock)
-    resolver = Resolver(_stripe(metered), cache, clock=clock, **QUIET)  # type: ignore[arg-type]
+    resolver = closing(Resolver(_stripe(metered), cache, clock=clock, **QUIET))  # type: ignore[arg-type]
     for number in range(3):
         resolver.record_usage("cus_1", "ghost", identifier=f"ghost-{number}")
     with caplog.at_level(logging.ERROR, logger="entitlegate"):
@@ -220,26 +240,24 @@ def test_the_exit_hook_and_the_thread_keep_no_resolver_alive() -> None:
     wait_for(lambda: len(source.meter_events) == 1)  # what it queued is still sent
 
 
-def test_a_forked_child_records_and_flushes_its_own(metered: FakeStripe) -> None:
-    source = _stripe(metered)
-    resolver = Resolver(source, MemoryCache(), **QUIET)  # type: ignore[arg-type]
+def test_a_forked_child_records_and_flushes_its_own(metered: FakeStripe, closing: Closing) -> None:
+    # A batch of two wakes the thread; the parent queues one, so only a child's thread sends.
+    cache = MemoryCache()
+    resolver = closing(Resolver(_stripe(metered), cache, usage_interval=3600.0, usage_batch=2))
     resolver.record_usage("cus_1", METER, identifier="parent-1")
     assert resolver._usage is not None
     assert resolver._usage.flusher.running
 
-    def child() -> bool:
-        assert resolver._usage is not None
-        if resolver._usage.flusher.running:  # the parent's thread is not here
-            return False
+    def child() -> bool:  # (the fake's state lives in the parent: the child sees its own only)
         resolver.record_usage("cus_1", METER, identifier="child-1")
-        resolver.record_usage("cus_1", METER)
-        return resolver.flush_usage() == 2  # its own two, not the parent's
+        resolver.record_usage("cus_1", METER)  # the child's own identifier
+        wait_for(lambda: cache.pending_usage == 0)  # its own thread sent both
+        return resolver.usage("cus_1", METER) == 3 and resolver.flush_usage() == 0
 
     assert in_child(child) == 0
-    assert resolver.flush_usage() == 1  # the parent's own, sent once
-    identifiers = metered.identifiers(METER)
-    assert {"parent-1", "child-1"} <= identifiers
-    assert len(identifiers) == 3  # the child made an identifier of its own, no repeat of the parent's
+    assert resolver.flush_usage() == 1  # the parent's own, sent by the parent
+    assert len(metered.identifiers(METER)) == 3
+    assert metered.calls(METER_EVENTS) == 3  # no event was sent twice (by parent and child)
 
 
 class _SwitchedStore(MemoryCache):
@@ -279,9 +297,9 @@ def test_with_the_store_down_record_usage_counts_here_sends_from_here_and_logs_o
     assert {f"down-{number}" for number in range(4)} <= {e.identifier for e in source.meter_events}
 
 
-def test_no_secret_in_reprs_or_logs(metered: FakeStripe, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_in_reprs_or_logs(metered: FakeStripe, closing: Closing, caplog: pytest.LogCaptureFixture) -> None:
     metered.always_fail = 503
-    resolver = Resolver(_stripe(metered), MemoryCache(), retry_after=0, **QUIET)  # type: ignore[arg-type]
+    resolver = closing(Resolver(_stripe(metered), MemoryCache(), retry_after=0, **QUIET))  # type: ignore[arg-type]
     with caplog.at_level(logging.DEBUG, logger="entitlegate"):
         resolver.record_usage("cus_1", METER, identifier="s-1")
         resolver.flush_usage()
