@@ -346,7 +346,11 @@ class UsageEngine:
 
     def _add(self, store: UsageStore | MemoryUsage, event: MeterEvent, limit: int | None) -> tuple[bool, int]:
         customer, meter, value = event.customer, event.event_name, event.value
-        start, end = self._period(customer)
+        held = self._periods.get(customer)  # the warm path: the period remembered, one store call
+        if held is not None and event.timestamp < held[2]:
+            start, end = held[0], held[1]
+        else:
+            start, end = self._period(customer)
         answer = store.add_usage(customer, meter, start, value, event, limit=limit)
         for _ in range(_SEED_TRIES):
             if answer is not None:
