@@ -132,8 +132,9 @@ class Flusher:
     def _run(self, stop: threading.Event) -> None:
         while True:
             wait = self.interval
-            if self._resume_at:
-                wait = max(self._resume_at - time.monotonic(), 0.0)
+            resume = self._resume_at - time.monotonic()
+            if resume > 0:  # backing off: no sooner (a past resume is no reason to hurry)
+                wait = resume
             self._wake.wait(wait)
             self._wake.clear()
             if stop.is_set():
@@ -184,12 +185,15 @@ class Flusher:
         # process may have claimed it since: it is claimed again when the lease lapses).
         held, self._held = self._held, []
         fresh = self._clock() - self.lease / 2
-        for store in self._stores:
-            mine = [event for owner, event, when in held if owner is store and when > fresh]
+        for number, store in enumerate(self._stores):
+            mine = [(event, when) for owner, event, when in held if owner is store and when > fresh]
             if mine:
-                sent, down = self._send(store, mine, self._clock(), deadline)
+                # Held again as of their first claim, never later: their lease runs from then.
+                sent, down = self._send(store, [event for event, _ in mine], min(w for _, w in mine), deadline)
                 taken += sent
                 if down:
+                    later = self._stores[number + 1 :]
+                    self._held.extend(entry for entry in held if any(entry[0] is other for other in later))
                     return taken
         for store in self._stores:
             while deadline is None or time.monotonic() < deadline:

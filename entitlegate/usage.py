@@ -3,6 +3,23 @@
 The period is the customer's current billing period when the source can read it from their
 subscription (:class:`~entitlegate._meters.UsageSource`), else the calendar month in UTC. Its
 start (unix seconds) is part of every counter's key, so a new period starts a new counter.
+
+The engine (:class:`UsageEngine`, behind ``Resolver.record_usage``) counts in the cache and
+queues each meter event there; a thread sends the queue (:mod:`entitlegate._usage_flush`). What
+can be lost, and when:
+
+- Stripe down or refusing a meter: nothing; the events stay pending and are retried (a refused
+  meter every minute, logged once).
+- The process ends: on MemoryCache, what is still pending after the exit's few seconds of
+  sending (logged by ``close()``); on RedisCache nothing, another process claims the events once
+  their lease lapses.
+- Redis down while recording: the event is counted and queued in this process and sent from
+  here, so it is lost only if this process also ends before Stripe takes it; Redis's counter
+  does not include it (Stripe's total does, once a cold counter is seeded).
+- A cold counter that Stripe cannot seed (Stripe down, or no such meter yet): the event is queued
+  uncounted in this process and sent; the counter, seeded later from Stripe's total, has it once
+  Stripe has aggregated it (its summaries lag behind the events).
+- A fresh counter's seed misses what Stripe has taken but not yet aggregated (its summaries lag).
 """
 
 from __future__ import annotations
