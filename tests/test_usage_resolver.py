@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from entitlegate import Entry, MemoryCache, Resolver, SourceUnavailable, StaticSource, StripeSource
+from entitlegate import Entry, MemoryCache, MeterRejected, Resolver, SourceUnavailable, StaticSource, StripeSource
 from entitlegate._meters import MeterEvent
 from entitlegate.usage import calendar_month
 from tests.fake_stripe import SUBSCRIPTIONS, FakeStripe
@@ -305,3 +305,23 @@ def test_a_cache_that_keeps_no_usage_is_a_type_error_at_first_use() -> None:
         resolver.usage("cus_1", METER)
     with pytest.raises(TypeError, match="UsageStore"):
         resolver.consume_usage("cus_1", METER, 5)
+
+
+def test_a_meter_stripe_does_not_have_is_a_meter_rejected_naming_it(metered: FakeStripe, closing: Closing) -> None:
+    resolver = closing(Resolver(_stripe(metered), MemoryCache()))
+    with pytest.raises(MeterRejected) as raised:
+        resolver.usage("cus_1", "ghost")
+    assert raised.value.event_name == "ghost"
+    with pytest.raises(MeterRejected):
+        resolver.consume_usage("cus_1", "ghost", 10)
+    resolver.record_usage("cus_1", "ghost", identifier="g-1")  # kept, to send once the meter exists
+    metered.add_meter("ghost")
+    assert resolver.flush_usage() == 1
+    assert metered.identifiers("ghost") == {"g-1"}
+
+
+def test_close_without_usage_is_a_no_op_and_may_be_repeated() -> None:
+    resolver = Resolver(_FeaturesOnly())
+    resolver.close()
+    resolver.close()
+    assert resolver.has_feature("cus_1", "pro")
