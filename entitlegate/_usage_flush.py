@@ -91,6 +91,7 @@ class Flusher:
         self._resume_at = 0.0  # time.monotonic(): the thread sends nothing before (backing off)
         self._skipped: dict[tuple[str, str], float] = {}  # (meter, customer) → left alone until (clock)
         self._logged: set[str] = set()
+        self._unreachable: list[Claiming] = []  # stores whose claim failed (logged once until one succeeds)
         self._pool: ThreadPoolExecutor | None = None  # the senders, made at the first batch of two
 
     def __repr__(self) -> str:
@@ -202,8 +203,13 @@ class Flusher:
                 except CacheUnavailable as error:
                     if background:
                         self._backoff()
-                    logger.warning("entitlegate: cannot claim pending usage events (%s); retrying later", error)
+                    if store not in self._unreachable:  # once per outage of that store
+                        self._unreachable.append(store)
+                        logger.warning("entitlegate: cannot claim pending usage events (%s); retrying later", error)
                     break
+                if store in self._unreachable:
+                    self._unreachable.remove(store)
+                    logger.info("entitlegate: pending usage events can be claimed again")
                 if not batch:
                     break
                 sent, down = self._send(store, batch, self._clock(), deadline)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from entitlegate import CacheUnavailable, MemoryCache, Resolver, StaticSource, StripeSource
+from entitlegate import CacheUnavailable, MemoryCache, MeterEvent, Resolver, StaticSource, StripeSource
 from entitlegate._usage_flush import REJECTED_RETRY_SECONDS
 from tests.doubles import Clock
 from tests.fake_stripe import METER_EVENTS, FakeStripe
@@ -275,6 +275,11 @@ class _SwitchedStore(MemoryCache):
             raise CacheUnavailable("the usage store is down")
         return super().usage_total(customer, meter, period)
 
+    def claim(self, n: int, lease_seconds: float) -> list[MeterEvent]:
+        if self.down:
+            raise CacheUnavailable("the usage store is down")
+        return super().claim(n, lease_seconds)
+
 
 def test_with_the_store_down_record_usage_counts_here_sends_from_here_and_logs_once(
     caplog: pytest.LogCaptureFixture,
@@ -293,8 +298,14 @@ def test_with_the_store_down_record_usage_counts_here_sends_from_here_and_logs_o
     assert type(raised.value).__name__ == "SourceUnavailable"
     with pytest.raises(Exception, match="shared cache is down"):
         resolver.consume_usage("cus_1", METER, 100)
-    assert resolver.flush_usage() == 5
-    assert {f"down-{number}" for number in range(4)} <= {e.identifier for e in source.meter_events}
+    with caplog.at_level(logging.WARNING, logger="entitlegate"):
+        assert resolver.flush_usage() == 4  # from this process, while the store is down
+        assert resolver.flush_usage() == 0
+    assert {e.identifier for e in source.meter_events} == {f"down-{number}" for number in range(4)}
+    assert len([r for r in caplog.records if "cannot claim" in r.getMessage()]) == 1
+    cache.down = False
+    assert resolver.flush_usage() == 1  # the one the store kept
+    assert len(source.meter_events) == 5
 
 
 def test_no_secret_in_reprs_or_logs(metered: FakeStripe, closing: Closing, caplog: pytest.LogCaptureFixture) -> None:
