@@ -288,7 +288,15 @@ class Flusher:
                 pass
             else:
                 return [future.result() for future in futures]
-        return [self._send_one(event) for event in chunk]
+        # One at a time: stop at the first outage (the rest are not tried, so they are held too).
+        results: list[Exception | None] = []
+        for event in chunk:
+            error = self._send_one(event)
+            results.append(error)
+            if error is not None and not isinstance(error, MeterRejected):
+                results.extend(error for _ in range(len(chunk) - len(results)))
+                break
+        return results
 
     def _send_one(self, event: MeterEvent) -> Exception | None:
         try:

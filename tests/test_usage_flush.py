@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from entitlegate import CacheUnavailable, MemoryCache, MeterEvent, Resolver, StaticSource, StripeSource
-from entitlegate._usage_flush import REJECTED_RETRY_SECONDS
+from entitlegate._usage_flush import EXIT_SECONDS, REJECTED_RETRY_SECONDS
+from entitlegate.sources import DEFAULT_TIMEOUT
 from tests.doubles import Clock
 from tests.fake_stripe import METER_EVENTS, FakeStripe
 from tests.polling import wait_for
@@ -227,6 +228,24 @@ def test_the_interpreter_exit_sends_what_is_pending(metered: FakeStripe) -> None
     assert done.returncode == 0, done.stderr
     assert metered.identifiers(METER) == {f"exit-{number}" for number in range(5)}
     assert metered.api_key not in done.stderr
+
+
+def test_the_exit_waits_a_bounded_time_when_stripe_hangs(metered: FakeStripe) -> None:
+    metered.latency = 30.0  # every request hangs past the source's timeout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _AT_EXIT, metered.api_key, metered.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # The period's read (the source's timeout), then the exit's few seconds plus one send in
+    # flight; not a timeout per pending event, nor the fake's 30 s.
+    assert time.monotonic() - began < DEFAULT_TIMEOUT + EXIT_SECONDS + DEFAULT_TIMEOUT + 4
 
 
 def test_the_exit_hook_and_the_thread_keep_no_resolver_alive() -> None:
