@@ -17,8 +17,9 @@ can be lost, and when:
   here, so it is lost only if this process also ends before Stripe takes it; Redis's counter
   does not include it (Stripe's total does, once a cold counter is seeded).
 - A cold counter that Stripe cannot seed (Stripe down, or no such meter yet): the event is queued
-  uncounted in this process and sent; the counter, seeded later from Stripe's total, has it once
-  Stripe has aggregated it (its summaries lag behind the events).
+  uncounted in this process and sent; the counter, seeded later here, adds what is still unsent
+  here to Stripe's total, so it has the event either way (unless Stripe took it but has not
+  aggregated it yet: its summaries lag behind the events).
 - A fresh counter's seed misses what Stripe has taken but not yet aggregated (its summaries lag).
 """
 
@@ -398,22 +399,30 @@ class UsageEngine:
         raise _still_cold(customer, meter)
 
     def _seed(self, store: UsageStore | MemoryUsage, customer: str, meter: str, start: int, end: int) -> int:
-        """Seed a cold counter from the source's total; one source call per counter in this process."""
+        """Seed a cold counter from the source's total; one source call per counter in this process.
+
+        Plus the events this process holds unsent (queued while the counter could not be
+        seeded, or while the store was down): Stripe's total cannot have them yet. They are read
+        before Stripe's total, so one sent in between is in both only if Stripe aggregates it
+        at once, which its summaries' lag makes unlikely; read after, it would be in neither.
+        """
         with self._seed_locks[hash((customer, meter)) % _SEED_LOCKS]:
             held = store.usage_total(customer, meter, start)  # another thread may have seeded it meanwhile
             if held is not None:
                 return held
             self._may_read(customer, meter)
+            unsent = self.fallback.pending_value(customer, meter, start, end)  # see _unsent
             try:
                 total = self.source.meter_total(customer, meter, start, end)
             except SourceUnavailable as error:
                 self._reads.failed(error)
                 raise _cold(customer, meter, error) from None
             self._reads.succeeded()
-            return store.seed_usage(customer, meter, start, total)
+            return store.seed_usage(customer, meter, start, total + unsent)
 
     async def _aseed(self, store: UsageStore | MemoryUsage, customer: str, meter: str, start: int, end: int) -> int:
         self._may_read(customer, meter)
+        unsent = self.fallback.pending_value(customer, meter, start, end)
         try:
             if self._asource is not None:
                 total = await self._asource.ameter_total(customer, meter, start, end)
@@ -424,8 +433,8 @@ class UsageEngine:
             raise _cold(customer, meter, error) from None
         self._reads.succeeded()
         if isinstance(store, MemoryUsage):
-            return store.seed_usage(customer, meter, start, total)
-        return await store.aseed_usage(customer, meter, start, total)
+            return store.seed_usage(customer, meter, start, total + unsent)
+        return await store.aseed_usage(customer, meter, start, total + unsent)
 
     def _may_read(self, customer: str, meter: str) -> None:
         if not self._reads.allows():

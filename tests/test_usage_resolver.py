@@ -325,3 +325,17 @@ def test_close_without_usage_is_a_no_op_and_may_be_repeated() -> None:
     resolver.close()
     resolver.close()
     assert resolver.has_feature("cus_1", "pro")
+
+
+def test_events_kept_unsent_while_stripe_was_down_count_when_the_counter_is_seeded(
+    metered: FakeStripe, closing: Closing
+) -> None:
+    metered.always_fail = 503
+    resolver = closing(Resolver(_stripe(metered), MemoryCache(), retry_after=0, usage_interval=3600.0))
+    for _ in range(3):
+        resolver.record_usage("cus_1", METER, 2)  # uncounted: the counter cannot be seeded
+    metered.always_fail = None
+    resolver.record_usage("cus_1", METER)
+    assert resolver.usage("cus_1", METER) == 7  # Stripe's 0, the 6 not sent yet, and the last
+    assert resolver.flush_usage() == 4
+    assert resolver.usage("cus_1", METER) == 7  # sending them counts nothing twice
