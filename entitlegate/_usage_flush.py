@@ -91,6 +91,7 @@ class Flusher:
         self._resume_at = 0.0  # time.monotonic(): the thread sends nothing before (backing off)
         self._skipped: dict[tuple[str, str], float] = {}  # (meter, customer) → left alone until (clock)
         self._logged: set[str] = set()
+        self._unreachable: list[Claiming] = []  # stores whose claim failed (logged once until one succeeds)
         self._pool: ThreadPoolExecutor | None = None  # the senders, made at the first batch of two
 
     def __repr__(self) -> str:
@@ -132,8 +133,9 @@ class Flusher:
     def _run(self, stop: threading.Event) -> None:
         while True:
             wait = self.interval
-            if self._resume_at:
-                wait = max(self._resume_at - time.monotonic(), 0.0)
+            resume = self._resume_at - time.monotonic()
+            if resume > 0:  # backing off: no sooner (a past resume is no reason to hurry)
+                wait = resume
             self._wake.wait(wait)
             self._wake.clear()
             if stop.is_set():
@@ -184,12 +186,15 @@ class Flusher:
         # process may have claimed it since: it is claimed again when the lease lapses).
         held, self._held = self._held, []
         fresh = self._clock() - self.lease / 2
-        for store in self._stores:
-            mine = [event for owner, event, when in held if owner is store and when > fresh]
+        for number, store in enumerate(self._stores):
+            mine = [(event, when) for owner, event, when in held if owner is store and when > fresh]
             if mine:
-                sent, down = self._send(store, mine, self._clock(), deadline)
+                # Held again as of their first claim, never later: their lease runs from then.
+                sent, down = self._send(store, [event for event, _ in mine], min(w for _, w in mine), deadline)
                 taken += sent
                 if down:
+                    later = self._stores[number + 1 :]
+                    self._held.extend(entry for entry in held if any(entry[0] is other for other in later))
                     return taken
         for store in self._stores:
             while deadline is None or time.monotonic() < deadline:
@@ -198,8 +203,13 @@ class Flusher:
                 except CacheUnavailable as error:
                     if background:
                         self._backoff()
-                    logger.warning("entitlegate: cannot claim pending usage events (%s); retrying later", error)
+                    if store not in self._unreachable:  # once per outage of that store
+                        self._unreachable.append(store)
+                        logger.warning("entitlegate: cannot claim pending usage events (%s); retrying later", error)
                     break
+                if store in self._unreachable:
+                    self._unreachable.remove(store)
+                    logger.info("entitlegate: pending usage events can be claimed again")
                 if not batch:
                     break
                 sent, down = self._send(store, batch, self._clock(), deadline)
@@ -246,7 +256,11 @@ class Flusher:
             return len(taken), False
         finally:
             if taken:
-                store.ack(taken)
+                try:
+                    store.ack(taken)
+                except CacheUnavailable as error:
+                    # Sent but still pending there: sent again later, and Stripe takes each identifier once.
+                    logger.warning("entitlegate: cannot ack %d sent usage events (%s)", len(taken), error)
 
     def _skipping(self, event: MeterEvent) -> bool:
         skipped = self._skipped
@@ -274,7 +288,15 @@ class Flusher:
                 pass
             else:
                 return [future.result() for future in futures]
-        return [self._send_one(event) for event in chunk]
+        # One at a time: stop at the first outage (the rest are not tried, so they are held too).
+        results: list[Exception | None] = []
+        for event in chunk:
+            error = self._send_one(event)
+            results.append(error)
+            if error is not None and not isinstance(error, MeterRejected):
+                results.extend(error for _ in range(len(chunk) - len(results)))
+                break
+        return results
 
     def _send_one(self, event: MeterEvent) -> Exception | None:
         try:

@@ -755,8 +755,9 @@ class Resolver:
         Atomic: of concurrent calls (threads; processes on RedisCache) no more are admitted than
         ``limit`` allows. A denied call counts and sends nothing. ``limit`` is a whole number >= 0
         or ``math.inf``. Raises :class:`~entitlegate.SourceUnavailable` when no exact answer is
-        possible (a cold counter the source cannot seed, or the shared cache down), and as
-        :meth:`record_usage` for bad arguments.
+        possible (a cold counter the source cannot seed, or the shared cache down),
+        :class:`~entitlegate.MeterRejected` when Stripe has no meter ``meter_event_name`` to
+        seed a cold counter from, and as :meth:`record_usage` for bad arguments.
         """
         engine = self._usage or self._usage_engine()
         return engine.consume(
@@ -786,7 +787,8 @@ class Resolver:
         The period is the customer's billing period when the source reads one, else the calendar
         month in UTC (:func:`entitlegate.usage.period_of`). A cold counter (a fresh process, a
         flushed Redis) is seeded once from Stripe's event summaries. Raises
-        :class:`~entitlegate.SourceUnavailable` when that read fails or the shared cache is down.
+        :class:`~entitlegate.SourceUnavailable` when that read fails or the shared cache is down,
+        and :class:`~entitlegate.MeterRejected` when Stripe has no such meter to read.
         """
         engine = self._usage or self._usage_engine()
         return engine.usage(_check_customer(customer), check_meter(meter_event_name))

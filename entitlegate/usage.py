@@ -3,6 +3,24 @@
 The period is the customer's current billing period when the source can read it from their
 subscription (:class:`~entitlegate._meters.UsageSource`), else the calendar month in UTC. Its
 start (unix seconds) is part of every counter's key, so a new period starts a new counter.
+
+The engine (:class:`UsageEngine`, behind ``Resolver.record_usage``) counts in the cache and
+queues each meter event there; a thread sends the queue (:mod:`entitlegate._usage_flush`). What
+can be lost, and when:
+
+- Stripe down or refusing a meter: nothing; the events stay pending and are retried (a refused
+  meter every minute, logged once).
+- The process ends: on MemoryCache, what is still pending after the exit's few seconds of
+  sending (logged by ``close()``); on RedisCache nothing, another process claims the events once
+  their lease lapses.
+- Redis down while recording: the event is counted and queued in this process and sent from
+  here, so it is lost only if this process also ends before Stripe takes it; Redis's counter
+  does not include it (Stripe's total does, once a cold counter is seeded).
+- A cold counter that Stripe cannot seed (Stripe down, or no such meter yet): the event is queued
+  uncounted in this process and sent; the counter, seeded later here, adds what is still unsent
+  here to Stripe's total, so it has the event either way (unless Stripe took it but has not
+  aggregated it yet: its summaries lag behind the events).
+- A fresh counter's seed misses what Stripe has taken but not yet aggregated (its summaries lag).
 """
 
 from __future__ import annotations
@@ -206,12 +224,8 @@ class UsageEngine:
         self.fallback = MemoryUsage(clock)
         self._wall_clock = wall_clock
         self._periods: dict[str, tuple[int, int, float]] = {}  # customer → (start, end, trusted until)
-        self._reads = Breaker(
-            f"the usage source {source!r}",
-            retry_after=retry_after,
-            clock=clock,
-            meanwhile="cold usage counters raise SourceUnavailable and new events are queued uncounted",
-        )
+        self._retry_after, self._clock = retry_after, clock
+        self._reads = self._breaker()
         self._seed_locks = [threading.Lock() for _ in range(_SEED_LOCKS)]
         self._prefix = secrets.token_hex(8)
         self._serial = itertools.count()
@@ -235,11 +249,21 @@ class UsageEngine:
     def __repr__(self) -> str:
         return f"UsageEngine({self.source!r}, {self.store!r})"
 
+    def _breaker(self) -> Breaker:
+        return Breaker(
+            f"the usage source {self.source!r}",
+            retry_after=self._retry_after,
+            clock=self._clock,
+            meanwhile="cold usage counters raise SourceUnavailable and new events are queued uncounted",
+        )
+
     def _after_fork(self) -> None:
-        # A child must not make the parent's identifiers (each would be billed once for both).
+        # A child must not make the parent's identifiers (each would be billed once for both),
+        # nor wait on a lock a thread of the parent held at the fork.
         self._prefix = secrets.token_hex(8)
         self._serial = itertools.count()
         self._seed_locks = [threading.Lock() for _ in range(_SEED_LOCKS)]
+        self._reads = self._breaker()
 
     # -- the calls ----------------------------------------------------------------------------
 
@@ -340,7 +364,11 @@ class UsageEngine:
 
     def _add(self, store: UsageStore | MemoryUsage, event: MeterEvent, limit: int | None) -> tuple[bool, int]:
         customer, meter, value = event.customer, event.event_name, event.value
-        start, end = self._period(customer)
+        held = self._periods.get(customer)  # the warm path: the period remembered, one store call
+        if held is not None and event.timestamp < held[2]:
+            start, end = held[0], held[1]
+        else:
+            start, end = self._period(customer)
         answer = store.add_usage(customer, meter, start, value, event, limit=limit)
         for _ in range(_SEED_TRIES):
             if answer is not None:
@@ -371,22 +399,30 @@ class UsageEngine:
         raise _still_cold(customer, meter)
 
     def _seed(self, store: UsageStore | MemoryUsage, customer: str, meter: str, start: int, end: int) -> int:
-        """Seed a cold counter from the source's total; one source call per counter in this process."""
+        """Seed a cold counter from the source's total; one source call per counter in this process.
+
+        Plus the events this process holds unsent (queued while the counter could not be
+        seeded, or while the store was down): Stripe's total cannot have them yet. They are read
+        before Stripe's total, so one sent in between is in both only if Stripe aggregates it
+        at once, which its summaries' lag makes unlikely; read after, it would be in neither.
+        """
         with self._seed_locks[hash((customer, meter)) % _SEED_LOCKS]:
             held = store.usage_total(customer, meter, start)  # another thread may have seeded it meanwhile
             if held is not None:
                 return held
             self._may_read(customer, meter)
+            unsent = self.fallback.pending_value(customer, meter, start, end)  # see _unsent
             try:
                 total = self.source.meter_total(customer, meter, start, end)
             except SourceUnavailable as error:
                 self._reads.failed(error)
                 raise _cold(customer, meter, error) from None
             self._reads.succeeded()
-            return store.seed_usage(customer, meter, start, total)
+            return store.seed_usage(customer, meter, start, total + unsent)
 
     async def _aseed(self, store: UsageStore | MemoryUsage, customer: str, meter: str, start: int, end: int) -> int:
         self._may_read(customer, meter)
+        unsent = self.fallback.pending_value(customer, meter, start, end)
         try:
             if self._asource is not None:
                 total = await self._asource.ameter_total(customer, meter, start, end)
@@ -397,8 +433,8 @@ class UsageEngine:
             raise _cold(customer, meter, error) from None
         self._reads.succeeded()
         if isinstance(store, MemoryUsage):
-            return store.seed_usage(customer, meter, start, total)
-        return await store.aseed_usage(customer, meter, start, total)
+            return store.seed_usage(customer, meter, start, total + unsent)
+        return await store.aseed_usage(customer, meter, start, total + unsent)
 
     def _may_read(self, customer: str, meter: str) -> None:
         if not self._reads.allows():
@@ -461,8 +497,7 @@ class UsageEngine:
 
     def report_unsent(self) -> None:
         """Log what stays unsent in this process's memory (lost when it ends), if anything."""
-        stores = [self.fallback, getattr(self.store, "_usage", None)]
-        left = sum(store.pending for store in stores if isinstance(store, MemoryUsage))
+        left = self.fallback.pending + int(getattr(self.store, "pending_usage", 0))  # MemoryCache's
         if left:
             logger.warning(
                 "entitlegate: %d usage event(s) are still not sent to Stripe (down, or refusing their meter) and "

@@ -10,11 +10,13 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from entitlegate import CacheUnavailable, MemoryCache, Resolver, StaticSource, StripeSource
-from entitlegate._usage_flush import REJECTED_RETRY_SECONDS
+from entitlegate import CacheUnavailable, MemoryCache, MeterEvent, Resolver, StaticSource, StripeSource
+from entitlegate._usage_flush import EXIT_SECONDS, REJECTED_RETRY_SECONDS
+from entitlegate.sources import DEFAULT_TIMEOUT
 from tests.doubles import Clock
 from tests.fake_stripe import METER_EVENTS, FakeStripe
 from tests.polling import wait_for
@@ -26,6 +28,23 @@ QUIET = {"usage_interval": 3600.0, "usage_batch": 1_000_000}  # the thread never
 
 def _stripe(fake: FakeStripe, **options: object) -> StripeSource:
     return StripeSource(api_key=fake.api_key, api_base=fake.url, max_retries=0, **options)  # type: ignore[arg-type]
+
+
+Closing = Callable[[Resolver], Resolver]
+
+
+@pytest.fixture
+def closing() -> Iterator[Closing]:
+    """Hands back the resolver given, and closes it after the test (before the fake is emptied)."""
+    made: list[Resolver] = []
+
+    def keep(resolver: Resolver) -> Resolver:
+        made.append(resolver)
+        return resolver
+
+    yield keep
+    for resolver in made:
+        resolver.close()
 
 
 @pytest.fixture
@@ -77,10 +96,12 @@ def test_bad_flush_settings_are_refused_at_construction_naming_them(options: dic
         Resolver(StaticSource({}), **options)  # type: ignore[arg-type]
 
 
-def test_with_stripe_failing_30_percent_every_identifier_lands_exactly_once(metered: FakeStripe) -> None:
+def test_with_stripe_failing_30_percent_every_identifier_lands_exactly_once(
+    metered: FakeStripe, closing: Closing
+) -> None:
     metered.fail_rate[METER_EVENTS] = 0.3
     cache = MemoryCache()
-    resolver = Resolver(_stripe(metered), cache, **QUIET)  # type: ignore[arg-type]
+    resolver = closing(Resolver(_stripe(metered), cache, **QUIET))  # type: ignore[arg-type]
     for number in range(200):
         resolver.record_usage("cus_1", METER, identifier=f"ev-{number}")
     taken = 0
@@ -96,10 +117,10 @@ def test_with_stripe_failing_30_percent_every_identifier_lands_exactly_once(mete
     assert resolver.usage("cus_1", METER) == 200
 
 
-def test_the_background_thread_retries_through_failures(metered: FakeStripe) -> None:
+def test_the_background_thread_retries_through_failures(metered: FakeStripe, closing: Closing) -> None:
     metered.fail_rate[METER_EVENTS] = 0.3
     cache = MemoryCache()
-    resolver = Resolver(_stripe(metered), cache, usage_interval=0.01, usage_batch=20)
+    resolver = closing(Resolver(_stripe(metered), cache, usage_interval=0.01, usage_batch=20))
     for number in range(100):
         resolver.record_usage("cus_1", METER, identifier=f"ev-{number}")
     wait_for(lambda: len(metered.identifiers(METER)) == 100, timeout=60)
@@ -109,9 +130,9 @@ def test_the_background_thread_retries_through_failures(metered: FakeStripe) -> 
     resolver.close()
 
 
-def test_the_local_count_is_right_while_stripes_summary_lags(metered: FakeStripe) -> None:
+def test_the_local_count_is_right_while_stripes_summary_lags(metered: FakeStripe, closing: Closing) -> None:
     metered.summary_lag = 3600
-    resolver = Resolver(_stripe(metered), MemoryCache(), **QUIET)  # type: ignore[arg-type]
+    resolver = closing(Resolver(_stripe(metered), MemoryCache(), **QUIET))  # type: ignore[arg-type]
     for _ in range(5):
         resolver.record_usage("cus_1", METER, 2)
     assert resolver.flush_usage() == 5
@@ -122,11 +143,11 @@ def test_the_local_count_is_right_while_stripes_summary_lags(metered: FakeStripe
 
 
 def test_an_unknown_meter_is_logged_once_its_events_kept_and_sent_once_it_exists(
-    metered: FakeStripe, caplog: pytest.LogCaptureFixture
+    metered: FakeStripe, closing: Closing, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
     cache = MemoryCache(clock=clock)
-    resolver = Resolver(_stripe(metered), cache, clock=clock, **QUIET)  # type: ignore[arg-type]
+    resolver = closing(Resolver(_stripe(metered), cache, clock=clock, **QUIET))  # type: ignore[arg-type]
     for number in range(3):
         resolver.record_usage("cus_1", "ghost", identifier=f"ghost-{number}")
     with caplog.at_level(logging.ERROR, logger="entitlegate"):
@@ -209,6 +230,24 @@ def test_the_interpreter_exit_sends_what_is_pending(metered: FakeStripe) -> None
     assert metered.api_key not in done.stderr
 
 
+def test_the_exit_waits_a_bounded_time_when_stripe_hangs(metered: FakeStripe) -> None:
+    metered.latency = 30.0  # every request hangs past the source's timeout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _AT_EXIT, metered.api_key, metered.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # The period's read (the source's timeout), then the exit's few seconds plus one send in
+    # flight; not a timeout per pending event, nor the fake's 30 s.
+    assert time.monotonic() - began < DEFAULT_TIMEOUT + EXIT_SECONDS + DEFAULT_TIMEOUT + 4
+
+
 def test_the_exit_hook_and_the_thread_keep_no_resolver_alive() -> None:
     source = StaticSource({})
     resolver = Resolver(source, usage_interval=0.01)
@@ -220,26 +259,24 @@ def test_the_exit_hook_and_the_thread_keep_no_resolver_alive() -> None:
     wait_for(lambda: len(source.meter_events) == 1)  # what it queued is still sent
 
 
-def test_a_forked_child_records_and_flushes_its_own(metered: FakeStripe) -> None:
-    source = _stripe(metered)
-    resolver = Resolver(source, MemoryCache(), **QUIET)  # type: ignore[arg-type]
+def test_a_forked_child_records_and_flushes_its_own(metered: FakeStripe, closing: Closing) -> None:
+    # A batch of two wakes the thread; the parent queues one, so only a child's thread sends.
+    cache = MemoryCache()
+    resolver = closing(Resolver(_stripe(metered), cache, usage_interval=3600.0, usage_batch=2))
     resolver.record_usage("cus_1", METER, identifier="parent-1")
     assert resolver._usage is not None
     assert resolver._usage.flusher.running
 
-    def child() -> bool:
-        assert resolver._usage is not None
-        if resolver._usage.flusher.running:  # the parent's thread is not here
-            return False
+    def child() -> bool:  # (the fake's state lives in the parent: the child sees its own only)
         resolver.record_usage("cus_1", METER, identifier="child-1")
-        resolver.record_usage("cus_1", METER)
-        return resolver.flush_usage() == 2  # its own two, not the parent's
+        resolver.record_usage("cus_1", METER)  # the child's own identifier
+        wait_for(lambda: cache.pending_usage == 0)  # its own thread sent both
+        return resolver.usage("cus_1", METER) == 3 and resolver.flush_usage() == 0
 
     assert in_child(child) == 0
-    assert resolver.flush_usage() == 1  # the parent's own, sent once
-    identifiers = metered.identifiers(METER)
-    assert {"parent-1", "child-1"} <= identifiers
-    assert len(identifiers) == 3  # the child made an identifier of its own, no repeat of the parent's
+    assert resolver.flush_usage() == 1  # the parent's own, sent by the parent
+    assert len(metered.identifiers(METER)) == 3
+    assert metered.calls(METER_EVENTS) == 3  # no event was sent twice (by parent and child)
 
 
 class _SwitchedStore(MemoryCache):
@@ -256,6 +293,11 @@ class _SwitchedStore(MemoryCache):
         if self.down:
             raise CacheUnavailable("the usage store is down")
         return super().usage_total(customer, meter, period)
+
+    def claim(self, n: int, lease_seconds: float) -> list[MeterEvent]:
+        if self.down:
+            raise CacheUnavailable("the usage store is down")
+        return super().claim(n, lease_seconds)
 
 
 def test_with_the_store_down_record_usage_counts_here_sends_from_here_and_logs_once(
@@ -275,13 +317,19 @@ def test_with_the_store_down_record_usage_counts_here_sends_from_here_and_logs_o
     assert type(raised.value).__name__ == "SourceUnavailable"
     with pytest.raises(Exception, match="shared cache is down"):
         resolver.consume_usage("cus_1", METER, 100)
-    assert resolver.flush_usage() == 5
-    assert {f"down-{number}" for number in range(4)} <= {e.identifier for e in source.meter_events}
+    with caplog.at_level(logging.WARNING, logger="entitlegate"):
+        assert resolver.flush_usage() == 4  # from this process, while the store is down
+        assert resolver.flush_usage() == 0
+    assert {e.identifier for e in source.meter_events} == {f"down-{number}" for number in range(4)}
+    assert len([r for r in caplog.records if "cannot claim" in r.getMessage()]) == 1
+    cache.down = False
+    assert resolver.flush_usage() == 1  # the one the store kept
+    assert len(source.meter_events) == 5
 
 
-def test_no_secret_in_reprs_or_logs(metered: FakeStripe, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_in_reprs_or_logs(metered: FakeStripe, closing: Closing, caplog: pytest.LogCaptureFixture) -> None:
     metered.always_fail = 503
-    resolver = Resolver(_stripe(metered), MemoryCache(), retry_after=0, **QUIET)  # type: ignore[arg-type]
+    resolver = closing(Resolver(_stripe(metered), MemoryCache(), retry_after=0, **QUIET))  # type: ignore[arg-type]
     with caplog.at_level(logging.DEBUG, logger="entitlegate"):
         resolver.record_usage("cus_1", METER, identifier="s-1")
         resolver.flush_usage()

@@ -6,11 +6,11 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from entitlegate import Entry, MemoryCache, Resolver, SourceUnavailable, StaticSource, StripeSource
+from entitlegate import Entry, MemoryCache, MeterRejected, Resolver, SourceUnavailable, StaticSource, StripeSource
 from entitlegate._meters import MeterEvent
 from entitlegate.usage import calendar_month
 from tests.fake_stripe import SUBSCRIPTIONS, FakeStripe
@@ -21,6 +21,23 @@ SUMMARIES = "event_summaries"
 
 def _stripe(fake: FakeStripe) -> StripeSource:
     return StripeSource(api_key=fake.api_key, api_base=fake.url, max_retries=0)
+
+
+Closing = Callable[[Resolver], Resolver]
+
+
+@pytest.fixture
+def closing() -> Iterator[Closing]:
+    """Hands back the resolver given, and closes it after the test (before the fake is emptied)."""
+    made: list[Resolver] = []
+
+    def keep(resolver: Resolver) -> Resolver:
+        made.append(resolver)
+        return resolver
+
+    yield keep
+    for resolver in made:
+        resolver.close()
 
 
 @pytest.fixture
@@ -103,12 +120,12 @@ def test_record_usage_is_exact_under_100_threads() -> None:
     assert len({e.identifier for e in _sent(resolver, source)}) == 10_000
 
 
-def test_a_cold_counter_is_seeded_once_from_stripes_total(metered: FakeStripe) -> None:
+def test_a_cold_counter_is_seeded_once_from_stripes_total(metered: FakeStripe, closing: Closing) -> None:
     source = _stripe(metered)
     now = int(time.time())
     for number in range(3):
         source.send_meter_event(MeterEvent(METER, "cus_1", 5, f"old-{number}", now - 10))
-    resolver = Resolver(_stripe(metered), MemoryCache())
+    resolver = closing(Resolver(_stripe(metered), MemoryCache()))
     start = threading.Barrier(20)
 
     def work() -> None:
@@ -132,13 +149,13 @@ def _meter_id(fake: FakeStripe) -> str:
     return next(iter(fake.meters))
 
 
-def test_the_billing_period_from_the_subscription_keys_the_counter(metered: FakeStripe) -> None:
+def test_the_billing_period_from_the_subscription_keys_the_counter(metered: FakeStripe, closing: Closing) -> None:
     now = int(time.time())
     metered.set_subscription("cus_1", "sub_1", period=(now - 100, now + 3600))
     source = _stripe(metered)
     source.send_meter_event(MeterEvent(METER, "cus_1", 4, "before", now - 200))  # before this period
     source.send_meter_event(MeterEvent(METER, "cus_1", 3, "within", now - 50))
-    resolver = Resolver(_stripe(metered), MemoryCache())
+    resolver = closing(Resolver(_stripe(metered), MemoryCache()))
     assert resolver.usage("cus_1", METER) == 3
     assert resolver.usage("cus_1", METER) == 3
     assert metered.calls(SUBSCRIPTIONS) == 1
@@ -157,9 +174,9 @@ def test_a_new_period_starts_a_new_counter() -> None:
     assert [e.timestamp for e in _sent(resolver, source)] == [int(clock[0]) - 10, int(clock[0])]
 
 
-def test_a_cold_counter_with_stripe_down_raises_for_usage_and_consume(metered: FakeStripe) -> None:
+def test_a_cold_counter_with_stripe_down_raises_for_usage_and_consume(metered: FakeStripe, closing: Closing) -> None:
     metered.always_fail = 503
-    resolver = Resolver(_stripe(metered), MemoryCache())
+    resolver = closing(Resolver(_stripe(metered), MemoryCache()))
     with pytest.raises(SourceUnavailable) as raised:
         resolver.usage("cus_1", METER)
     assert "cus_1" in str(raised.value)
@@ -168,9 +185,11 @@ def test_a_cold_counter_with_stripe_down_raises_for_usage_and_consume(metered: F
     assert metered.api_key not in str(raised.value)
 
 
-def test_record_with_a_cold_counter_and_stripe_down_keeps_the_event_and_sends_it_later(metered: FakeStripe) -> None:
+def test_record_with_a_cold_counter_and_stripe_down_keeps_the_event_and_sends_it_later(
+    metered: FakeStripe, closing: Closing
+) -> None:
     metered.always_fail = 503
-    resolver = Resolver(_stripe(metered), MemoryCache(), retry_after=0)
+    resolver = closing(Resolver(_stripe(metered), MemoryCache(), retry_after=0))
     resolver.record_usage("cus_1", METER, 3, identifier="kept-1")  # no error: the event is kept
     assert resolver.flush_usage() == 0
     metered.always_fail = None
@@ -193,9 +212,9 @@ def test_async_twins_count_the_same() -> None:
     assert len(_sent(resolver, source)) == 2
 
 
-def test_async_twins_seed_from_stripe(metered: FakeStripe) -> None:
+def test_async_twins_seed_from_stripe(metered: FakeStripe, closing: Closing) -> None:
     _stripe(metered).send_meter_event(MeterEvent(METER, "cus_1", 6, "old", int(time.time()) - 10))
-    resolver = Resolver(_stripe(metered), MemoryCache())
+    resolver = closing(Resolver(_stripe(metered), MemoryCache()))
 
     async def main() -> int:
         await resolver.arecord_usage("cus_1", METER)
@@ -286,3 +305,37 @@ def test_a_cache_that_keeps_no_usage_is_a_type_error_at_first_use() -> None:
         resolver.usage("cus_1", METER)
     with pytest.raises(TypeError, match="UsageStore"):
         resolver.consume_usage("cus_1", METER, 5)
+
+
+def test_a_meter_stripe_does_not_have_is_a_meter_rejected_naming_it(metered: FakeStripe, closing: Closing) -> None:
+    resolver = closing(Resolver(_stripe(metered), MemoryCache()))
+    with pytest.raises(MeterRejected) as raised:
+        resolver.usage("cus_1", "ghost")
+    assert raised.value.event_name == "ghost"
+    with pytest.raises(MeterRejected):
+        resolver.consume_usage("cus_1", "ghost", 10)
+    resolver.record_usage("cus_1", "ghost", identifier="g-1")  # kept, to send once the meter exists
+    metered.add_meter("ghost")
+    assert resolver.flush_usage() == 1
+    assert metered.identifiers("ghost") == {"g-1"}
+
+
+def test_close_without_usage_is_a_no_op_and_may_be_repeated() -> None:
+    resolver = Resolver(_FeaturesOnly())
+    resolver.close()
+    resolver.close()
+    assert resolver.has_feature("cus_1", "pro")
+
+
+def test_events_kept_unsent_while_stripe_was_down_count_when_the_counter_is_seeded(
+    metered: FakeStripe, closing: Closing
+) -> None:
+    metered.always_fail = 503
+    resolver = closing(Resolver(_stripe(metered), MemoryCache(), retry_after=0, usage_interval=3600.0))
+    for _ in range(3):
+        resolver.record_usage("cus_1", METER, 2)  # uncounted: the counter cannot be seeded
+    metered.always_fail = None
+    resolver.record_usage("cus_1", METER)
+    assert resolver.usage("cus_1", METER) == 7  # Stripe's 0, the 6 not sent yet, and the last
+    assert resolver.flush_usage() == 4
+    assert resolver.usage("cus_1", METER) == 7  # sending them counts nothing twice

@@ -93,6 +93,14 @@ class MemoryUsage:
 
     # -- pending events ---------------------------------------------------------------------
 
+    def pending_value(self, customer: str, meter: str, start: int, end: int) -> int:
+        """The sum of the pending events of ``customer`` on ``meter`` stamped in ``[start, end)``."""
+        with self._lock:
+            events = [*self._ready.values(), *(event for event, _ in self._leased.values())]
+        return sum(
+            e.value for e in events if e.customer == customer and e.event_name == meter and start <= e.timestamp < end
+        )
+
     def claim(self, n: int, lease_seconds: float) -> list[MeterEvent]:
         """Up to ``n`` pending events not leased now, oldest first, leased for ``lease_seconds``."""
         now = self._clock()
