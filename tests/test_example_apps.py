@@ -156,6 +156,13 @@ def test_make_demo_shows_a_limit_denial_then_the_higher_limit_after_the_upgrade_
     assert steps == ["3 seats: 403", "25 seats: 200"] * 3, demo.stdout
 
 
+def test_make_demo_shows_the_usage_limit_admitting_three_exports_then_refusing_the_fourth(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    steps = re.findall(r"^  ok   POST /exports/run/? four times \(3 a month\): (.*)$", demo.stdout, re.MULTILINE)
+    assert steps == ["200 200 200 403"] * 3, demo.stdout
+
+
 def test_make_demo_stops_every_server_it_started(demo: subprocess.CompletedProcess[str]) -> None:
     ports = [int(port) for port in re.findall(r" at http://127\.0\.0\.1:(\d+)", demo.stdout)]
     assert len(ports) == 3, demo.stdout
