@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from entitlegate._meters import MeterEvent, MeterRejected
 from entitlegate.cache import Cache, Entry, MemoryCache
 from entitlegate.catalog import Catalog, CatalogSource, Feature
 from entitlegate.errors import (
@@ -37,6 +38,8 @@ __all__ = [
     "InvalidPayload",
     "InvalidSignature",
     "MemoryCache",
+    "MeterEvent",
+    "MeterRejected",
     "PortalSessions",
     "RedisCache",
     "Resolver",

@@ -17,8 +17,17 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from entitlegate.catalog import Limit
 from entitlegate.errors import SourceUnavailable
-from entitlegate.gate import Outcome, Requirement, Verdict, customer_failed, judge, judge_limit, read_customer
-from entitlegate.limits import LimitRequirement
+from entitlegate.gate import (
+    Outcome,
+    Requirement,
+    Verdict,
+    customer_failed,
+    judge,
+    judge_limit,
+    judge_usage,
+    read_customer,
+)
+from entitlegate.limits import LimitRequirement, UsageRequirement
 from entitlegate.resolver import Resolver, answer_in_outage
 
 __all__ = ["Entitlements"]
@@ -325,6 +334,58 @@ class Entitlements:
             _log_denial(self.resolver, customer, verdict)
         return verdict
 
+    # -- usage against a meter (entitlegate.usage) ------------------------------------------------
+
+    def check_usage(self, requirement: UsageRequirement) -> Verdict:
+        """The gate's verdict on this request using ``requirement.value`` of ``requirement.meter``.
+
+        Allowed only when :meth:`Resolver.consume_usage` admits the use under the customer's limit
+        (a named one read once per request, with the features); the use is counted at admission,
+        so each call is one use. A denial names the meter with its
+        :class:`~entitlegate.gate.UsageShortfall`; an outage (the limit or the counter cannot be
+        read) follows ``on_unavailable``, and a use that ``"allow"`` lets through is recorded all
+        the same (:meth:`Resolver.record_usage`), so it is billed.
+        """
+        customer = self.customer
+        if customer is None:
+            return _NO_CUSTOMER
+        resolver = self.resolver
+        named = requirement.limit
+        limit = named if isinstance(named, int) else _limit_in(requirement, self.limits_answer())
+        consumed: tuple[bool, int] | SourceUnavailable
+        if isinstance(limit, SourceUnavailable):
+            consumed = limit
+        else:
+            try:
+                consumed = resolver.consume_usage(customer, requirement.meter, limit, requirement.value)
+            except SourceUnavailable as error:
+                consumed = error
+        verdict = _judge_usage(resolver, customer, requirement, limit, consumed)
+        if verdict.allowed and isinstance(consumed, SourceUnavailable):
+            resolver.record_usage(customer, requirement.meter, requirement.value)  # never loses the event
+        return verdict
+
+    async def acheck_usage(self, requirement: UsageRequirement) -> Verdict:
+        """Async twin of :meth:`check_usage`."""
+        customer = await self.acustomer()
+        if customer is None:
+            return _NO_CUSTOMER
+        resolver = self.resolver
+        named = requirement.limit
+        limit = named if isinstance(named, int) else _limit_in(requirement, await self.alimits_answer())
+        consumed: tuple[bool, int] | SourceUnavailable
+        if isinstance(limit, SourceUnavailable):
+            consumed = limit
+        else:
+            try:
+                consumed = await resolver.aconsume_usage(customer, requirement.meter, limit, requirement.value)
+            except SourceUnavailable as error:
+                consumed = error
+        verdict = _judge_usage(resolver, customer, requirement, limit, consumed)
+        if verdict.allowed and isinstance(consumed, SourceUnavailable):
+            await resolver.arecord_usage(customer, requirement.meter, requirement.value)
+        return verdict
+
     def safe_limit(self, name: str, default: Limit = 0) -> Limit:
         """:meth:`limit` for a template: ``default`` without a customer, in an outage, or when the
         source has no feature catalog to read limits from (a page is never broken by a limit)."""
@@ -350,12 +411,33 @@ class Entitlements:
         return _EMPTY if isinstance(answer, SourceUnavailable) else answer
 
 
+def _limit_in(
+    requirement: UsageRequirement, limits: Mapping[str, Limit] | SourceUnavailable
+) -> Limit | SourceUnavailable:
+    return limits if isinstance(limits, SourceUnavailable) else requirement.limit_in(limits)
+
+
+def _judge_usage(
+    resolver: Resolver,
+    customer: str,
+    requirement: UsageRequirement,
+    limit: Limit | SourceUnavailable,
+    consumed: tuple[bool, int] | SourceUnavailable,
+) -> Verdict:
+    # The twins' shared step after their I/O: judge, and log a denial.
+    known = 0 if isinstance(limit, SourceUnavailable) else limit  # unused by judge_usage in an outage
+    verdict = judge_usage(requirement, consumed, known, resolver.on_unavailable)
+    if verdict.outcome is _DENIED:
+        _log_denial(resolver, customer, verdict)
+    return verdict
+
+
 def _log_denial(resolver: Resolver, customer: str, verdict: Verdict) -> None:
     """Log a denial at INFO with the decision behind it, once a minute per customer and name.
 
-    So "why was cus_123 denied?" is one grep. The line names the customer id, the feature or
-    limit, the cause and where the answer came from (:meth:`Resolver.recall`): no key, and nothing
-    else about the customer.
+    So "why was cus_123 denied?" is one grep. The line names the customer id, the feature, limit
+    or meter (with the period's usage), the cause and where the answer came from
+    (:meth:`Resolver.recall`): no key, and nothing else about the customer.
     """
     name = str(verdict.feature)
     now = time.monotonic()
@@ -367,6 +449,17 @@ def _log_denial(resolver: Resolver, customer: str, verdict: Verdict) -> None:
         if len(_logged_denials) >= _DENIALS_KEPT:
             _logged_denials.pop(next(iter(_logged_denials)))
         _logged_denials[(customer, name)] = now
+    usage = verdict.usage
+    if usage is not None:  # the counter decided, not the features: no Decision to recall
+        logger.info(
+            "entitlegate denied %s: needs %s more of meter %r; used %s of %s this period",
+            customer,
+            usage.value,
+            usage.meter,
+            usage.usage,
+            usage.limit,
+        )
+        return
     decision = resolver.recall(customer, name)
     shortfall = verdict.shortfall
     needs = f"{shortfall.need} of {name!r} (the plan allows {shortfall.allowed})" if shortfall else repr(name)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from entitlegate import registry
 from entitlegate.catalog import Limit
 from entitlegate.errors import SourceUnavailable
-from entitlegate.limits import LimitRequirement
+from entitlegate.limits import LimitRequirement, UsageRequirement
 from entitlegate.resolver import OnUnavailable, Resolver, answer_in_outage
 from entitlegate.sources import PortalFlow, PortalSessions
 
@@ -33,6 +33,7 @@ __all__ = [
     "Requirement",
     "Rules",
     "Shortfall",
+    "UsageShortfall",
     "Verdict",
     "acheck",
     "aportal_url",
@@ -41,8 +42,10 @@ __all__ = [
     "denial_body",
     "denial_cause",
     "denial_shortfall",
+    "denial_usage",
     "judge",
     "judge_limit",
+    "judge_usage",
     "portal_url",
     "prefers_json",
     "read_customer",
@@ -171,6 +174,17 @@ class Shortfall:
     need: int
 
 
+@dataclass(frozen=True, slots=True)
+class UsageShortfall:
+    """What a usage denial names: the meter, this period's total so far, the customer's limit, and
+    the value the request would have added (``usage + value`` would pass ``limit``)."""
+
+    meter: str
+    usage: int
+    limit: int
+    value: int = 1
+
+
 class DeniedFeature(str):
     """The lookup_key a denial names, as every denied handler receives it: a ``str`` that knows why.
 
@@ -178,25 +192,38 @@ class DeniedFeature(str):
     Django's ``exception.feature``), so the cause travels inside the one value they all get. It
     compares, hashes and prints as the plain lookup_key; read its cause with :func:`denial_cause`.
     A limit denial names the limit (``"seats"``) and carries its :class:`Shortfall`
-    (:func:`denial_shortfall`).
+    (:func:`denial_shortfall`); a usage denial names the meter (``"exports"``) and carries its
+    :class:`UsageShortfall` in ``usage`` (:func:`denial_usage`), with ``shortfall`` None.
     """
 
     cause: Cause
     shortfall: Shortfall | None
+    usage: UsageShortfall | None
 
-    def __new__(cls, lookup_key: str, cause: Cause, shortfall: Shortfall | None = None) -> DeniedFeature:
+    def __new__(
+        cls, lookup_key: str, cause: Cause, shortfall: Shortfall | UsageShortfall | None = None
+    ) -> DeniedFeature:
         feature = super().__new__(cls, lookup_key)
         feature.cause = cause
-        feature.shortfall = shortfall
+        # Kept apart: every reader of ``shortfall`` (denied handlers, messages) expects a limit's.
+        if isinstance(shortfall, UsageShortfall):
+            feature.shortfall, feature.usage = None, shortfall
+        else:
+            feature.shortfall, feature.usage = shortfall, None
         return feature
 
-    def __reduce__(self) -> tuple[type[DeniedFeature], tuple[str, Cause, Shortfall | None]]:
-        return (DeniedFeature, (str(self), self.cause, self.shortfall))
+    def __reduce__(self) -> tuple[type[DeniedFeature], tuple[str, Cause, Shortfall | UsageShortfall | None]]:
+        return (DeniedFeature, (str(self), self.cause, self.shortfall or self.usage))
 
 
 def denial_shortfall(feature: str) -> Shortfall | None:
-    """The limit a denial naming ``feature`` is about, or None when it is about a feature."""
+    """The limit a denial naming ``feature`` is about, or None when it is about a feature or a meter."""
     return feature.shortfall if isinstance(feature, DeniedFeature) else None
+
+
+def denial_usage(feature: str) -> UsageShortfall | None:
+    """The usage a denial naming the meter ``feature`` is about, or None when it is about a feature or a limit."""
+    return feature.usage if isinstance(feature, DeniedFeature) else None
 
 
 def denial_body(feature: str) -> dict[str, object]:
@@ -204,10 +231,15 @@ def denial_body(feature: str) -> dict[str, object]:
 
     ``{"error": "feature_required", "feature": ...}`` for a feature; for a limit
     ``{"error": "limit_exceeded", "limit": ..., "allowed": ..., "need": ...}`` (``allowed`` is the
-    customer's limit; never infinite here, since ``"unlimited"`` is never exceeded).
+    customer's limit; never infinite here, since ``"unlimited"`` is never exceeded); for a meter
+    ``{"error": "usage_exceeded", "meter": ..., "usage": ..., "limit": ...}`` (``usage`` is the
+    period's total so far, ``limit`` the customer's limit).
     """
     shortfall = denial_shortfall(feature)
     if shortfall is None:
+        usage = denial_usage(feature)
+        if usage is not None:
+            return {"error": "usage_exceeded", "meter": usage.meter, "usage": usage.usage, "limit": usage.limit}
         return {"error": "feature_required", "feature": str(feature)}
     return {"error": "limit_exceeded", "limit": shortfall.limit, "allowed": shortfall.allowed, "need": shortfall.need}
 
@@ -248,6 +280,11 @@ class Verdict:
     def shortfall(self) -> Shortfall | None:
         """For a limit denial, the limit, the customer's value and the need; None otherwise."""
         return denial_shortfall(self.feature) if self.feature is not None else None
+
+    @property
+    def usage(self) -> UsageShortfall | None:
+        """For a usage denial, the meter, the period's total, the limit and the value; None otherwise."""
+        return denial_usage(self.feature) if self.feature is not None else None
 
 
 _ALLOWED_OUTCOME = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns
@@ -306,6 +343,32 @@ def judge_limit(
         return _ALLOWED
     shortfall = Shortfall(name, answer.get(name, 0), need)
     return Verdict(Outcome.DENIED, DeniedFeature(name, Cause.MISSING, shortfall))
+
+
+def judge_usage(
+    requirement: UsageRequirement,
+    consumed: tuple[bool, int] | SourceUnavailable,
+    limit: Limit,
+    on_unavailable: OnUnavailable,
+) -> Verdict:
+    """The verdict on a use of ``requirement.meter`` that :meth:`Resolver.consume_usage` answered.
+
+    ``consumed`` is its (admitted, total) under the customer's ``limit``, or the outage met
+    reading the limit or counting the use, which follows ``on_unavailable`` as :func:`judge` does.
+    A denial names the meter and carries its :class:`UsageShortfall`.
+    """
+    if isinstance(consumed, SourceUnavailable):
+        if on_unavailable == "raise":
+            return Verdict(Outcome.UNAVAILABLE, None, consumed)
+        if on_unavailable == "allow":
+            return _ALLOWED
+        return Verdict(Outcome.DENIED, DeniedFeature(requirement.meter, Cause.UNAVAILABLE), consumed)
+    admitted, total = consumed
+    if admitted:
+        return _ALLOWED
+    # A denied consume never happens under math.inf: the limit here is a whole number.
+    shortfall = UsageShortfall(requirement.meter, total, int(limit), requirement.value)
+    return Verdict(Outcome.DENIED, DeniedFeature(requirement.meter, Cause.MISSING, shortfall))
 
 
 def check(resolver: Answers, customer: str | None, requirement: Requirement) -> Verdict:

@@ -1,7 +1,8 @@
-"""A limit a request needs, for the adapters' ``requires_limit`` and ``RequiresLimit``.
+"""A limit a request needs (``requires_limit``), or a use it counts against one (``requires_usage``).
 
-The adapters build a :class:`LimitRequirement` once, at decoration, and judge each request's
-customer with :func:`judge_limit` (or ask :meth:`Resolver.within_limit` directly).
+The adapters build a :class:`LimitRequirement` or a :class:`UsageRequirement` once, at decoration,
+and judge each request's customer with :func:`~entitlegate.gate.judge_limit` /
+:func:`~entitlegate.gate.judge_usage` (through :class:`~entitlegate.entitlements.Entitlements`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from entitlegate import registry
 from entitlegate.catalog import Limit
 
-__all__ = ["LimitRequirement"]
+__all__ = ["LimitRequirement", "UsageRequirement"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,42 @@ class LimitRequirement:
     def missing(self, limits: Mapping[str, Limit], need: int) -> bool:
         """Whether ``need`` exceeds the limit in ``limits`` (absent: 0)."""
         return need > limits.get(self.name, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRequirement:
+    """A request uses ``value`` of the meter ``meter``, allowed while the period's total stays within ``limit``.
+
+    ``meter`` is a Stripe meter's ``event_name``. ``limit`` names the customer's limit in Feature
+    metadata (``"exports"``: the highest ``metadata["exports"]`` over the features they hold, 0 when
+    none carries it), or is a whole number >= 0 that holds for every customer. ``value`` is a whole
+    number >= 1. Building one registers a named ``limit`` in :mod:`entitlegate.registry`. Raises
+    ``ValueError`` for a blank meter or limit name, a limit that is no whole number >= 0, or a bad value.
+    """
+
+    meter: str
+    limit: str | int
+    value: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.meter, str) or not self.meter.strip():
+            raise ValueError(f"a usage meter must be a non-blank string (a meter's event_name), got {self.meter!r}")
+        if isinstance(self.limit, str):
+            if not self.limit.strip():
+                raise ValueError(f"a usage limit name must be a non-blank string, got {self.limit!r}")
+        elif isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 0:
+            raise ValueError(
+                f"a usage limit must be a limit name (a string) or a whole number >= 0, got {self.limit!r}"
+            )
+        if isinstance(self.value, bool) or not isinstance(self.value, int) or self.value < 1:
+            raise ValueError(f"a usage value must be a whole number >= 1, got {self.value!r}")
+        if isinstance(self.limit, str):
+            registry.register_limit(self.limit)
+
+    def limit_in(self, limits: Mapping[str, Limit]) -> Limit:
+        """The customer's limit: ``limit`` itself when it is a number, else its value in ``limits`` (absent: 0)."""
+        limit = self.limit
+        return limits.get(limit, 0) if isinstance(limit, str) else limit
 
 
 def _whole(need: object) -> int:

@@ -29,6 +29,7 @@ from entitlegate.catalog import (
 )
 from entitlegate.errors import SourceUnavailable
 from entitlegate.sources import AsyncSource, RefusedAnswer, Source
+from entitlegate.usage import UsageEngine, check_identifier, check_limit, check_meter, check_value
 
 _observe_metrics: Callable[[Resolver], None] | None
 try:  # the otel extra: every resolver's counters, read when metrics are collected
@@ -138,6 +139,9 @@ class Resolver:
     sharing a cache (see :class:`~entitlegate.cache.Entry`).
     ``clock`` (monotonic seconds) and ``wall_clock`` (epoch seconds, comparable with Stripe's
     event times) can be replaced in tests.
+    Usage (:meth:`record_usage`) is reported to Stripe from a background thread that sends the
+    queued meter events every ``usage_interval`` seconds (default 1), or as soon as
+    ``usage_batch`` events (default 100) are waiting; :meth:`close` sends what is left.
     """
 
     def __init__(
@@ -152,6 +156,8 @@ class Resolver:
         retry_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        usage_batch: int = 100,
+        usage_interval: float = 1.0,
     ) -> None:
         if not isinstance(source, Source) or not callable(source.fetch):
             raise TypeError(
@@ -167,6 +173,16 @@ class Resolver:
             raise ValueError(f"Resolver stale_ttl ({stale_ttl!r}) must be at least ttl ({ttl!r})")
         if on_unavailable not in _POLICIES:
             raise ValueError(f"Resolver on_unavailable must be one of {_POLICIES}, got {on_unavailable!r}")
+        if isinstance(usage_batch, bool) or not isinstance(usage_batch, int) or usage_batch < 1:
+            raise ValueError(f"Resolver usage_batch must be a whole number of events >= 1, got {usage_batch!r}")
+        if (
+            isinstance(usage_interval, bool)
+            or not isinstance(usage_interval, (int, float))
+            or not 0 < usage_interval < math.inf
+        ):
+            raise ValueError(f"Resolver usage_interval must be a number of seconds > 0, got {usage_interval!r}")
+        self.usage_batch = usage_batch
+        self.usage_interval = float(usage_interval)
         self._source = source
         # Read once: they name what the cache and the webhooks serve, which must not drift.
         self._livemode: bool | None = source.livemode
@@ -679,6 +695,146 @@ class Resolver:
         finally:
             timer(time.perf_counter() - began)
 
+    # -- usage against Stripe Billing Meters (entitlegate.usage) --------------------------------
+    #
+    # Counted in the cache (a UsageStore: MemoryCache, RedisCache), reported to Stripe as meter
+    # events from the queue the cache keeps. The engine is made at the first usage call, so a
+    # resolver whose source or cache cannot keep usage still answers features.
+
+    _usage: UsageEngine | None = None
+
+    def _usage_engine(self) -> UsageEngine:
+        engine = self._usage
+        if engine is not None:
+            return engine
+        with self._lock:
+            if self._usage is None:
+                self._usage = UsageEngine(
+                    self._source,
+                    self._cache,
+                    clock=self._clock,
+                    wall_clock=self._wall_clock,
+                    retry_after=self.retry_after,
+                    batch=self.usage_batch,
+                    interval=self.usage_interval,
+                )
+            return self._usage
+
+    def record_usage(
+        self, customer: str, meter_event_name: str, value: int = 1, *, identifier: str | None = None
+    ) -> None:
+        """Count ``value`` of the meter ``meter_event_name`` for ``customer`` now, and report it to Stripe.
+
+        The count is at once (exact across threads, and across processes on RedisCache); the meter
+        event is queued and sent in the background, with ``identifier`` (one is made when ``None``)
+        so a retry is billed once. Never loses the event: with the cache down, or a cold counter
+        the source cannot seed, it is queued in this process and sent from here (logged once).
+        Raises ``ValueError`` for a bad customer, meter name, value (a whole number >= 1) or
+        identifier, and ``TypeError`` when the source cannot report meter events or the cache
+        cannot keep usage.
+        """
+        engine = self._usage or self._usage_engine()
+        engine.record(
+            _check_customer(customer), check_meter(meter_event_name), check_value(value), check_identifier(identifier)
+        )
+
+    async def arecord_usage(
+        self, customer: str, meter_event_name: str, value: int = 1, *, identifier: str | None = None
+    ) -> None:
+        """Async twin of :meth:`record_usage`."""
+        engine = self._usage or self._usage_engine()
+        await engine.arecord(
+            _check_customer(customer), check_meter(meter_event_name), check_value(value), check_identifier(identifier)
+        )
+
+    def consume_usage(
+        self, customer: str, meter_event_name: str, limit: Limit, value: int = 1, *, identifier: str | None = None
+    ) -> tuple[bool, int]:
+        """Record ``value`` only if this period's total stays within ``limit``: (admitted, total after).
+
+        Atomic: of concurrent calls (threads; processes on RedisCache) no more are admitted than
+        ``limit`` allows. A denied call counts and sends nothing. ``limit`` is a whole number >= 0
+        or ``math.inf``. Raises :class:`~entitlegate.SourceUnavailable` when no exact answer is
+        possible (a cold counter the source cannot seed, or the shared cache down),
+        :class:`~entitlegate.MeterRejected` when Stripe has no meter ``meter_event_name`` to
+        seed a cold counter from, and as :meth:`record_usage` for bad arguments.
+        """
+        engine = self._usage or self._usage_engine()
+        return engine.consume(
+            _check_customer(customer),
+            check_meter(meter_event_name),
+            check_limit(limit),
+            check_value(value),
+            check_identifier(identifier),
+        )
+
+    async def aconsume_usage(
+        self, customer: str, meter_event_name: str, limit: Limit, value: int = 1, *, identifier: str | None = None
+    ) -> tuple[bool, int]:
+        """Async twin of :meth:`consume_usage`."""
+        engine = self._usage or self._usage_engine()
+        return await engine.aconsume(
+            _check_customer(customer),
+            check_meter(meter_event_name),
+            check_limit(limit),
+            check_value(value),
+            check_identifier(identifier),
+        )
+
+    def usage(self, customer: str, meter_event_name: str) -> int:
+        """This period's total of ``meter_event_name`` for ``customer``.
+
+        The period is the customer's billing period when the source reads one, else the calendar
+        month in UTC (:func:`entitlegate.usage.period_of`). A cold counter (a fresh process, a
+        flushed Redis) is seeded once from Stripe's event summaries. Raises
+        :class:`~entitlegate.SourceUnavailable` when that read fails or the shared cache is down,
+        and :class:`~entitlegate.MeterRejected` when Stripe has no such meter to read.
+        """
+        engine = self._usage or self._usage_engine()
+        return engine.usage(_check_customer(customer), check_meter(meter_event_name))
+
+    async def ausage(self, customer: str, meter_event_name: str) -> int:
+        """Async twin of :meth:`usage`."""
+        engine = self._usage or self._usage_engine()
+        return await engine.ausage(_check_customer(customer), check_meter(meter_event_name))
+
+    def flush_usage(self) -> int:
+        """Send the pending meter events now, in this thread; answer how many Stripe took.
+
+        Stops at the first outage (the rest stay pending, retried in the background with
+        back-off). Events of a meter Stripe refused stay pending and are retried every minute
+        (the refusal is logged once). Raises ``TypeError`` as :meth:`record_usage`.
+        """
+        engine = self._usage or self._usage_engine()
+        return engine.flusher.flush()
+
+    async def aflush_usage(self) -> int:
+        """Async twin of :meth:`flush_usage` (the sends run in a worker thread)."""
+        engine = self._usage or self._usage_engine()
+        return await asyncio.to_thread(engine.flusher.flush)
+
+    def close(self) -> None:
+        """Send the pending meter events (as :meth:`flush_usage`), then stop the thread sending them.
+
+        Also run at interpreter exit, which gives the pending events a few seconds. What is still
+        pending after it (Stripe down, a refused meter) is kept in a RedisCache for another
+        process to send, and lost with this process on a MemoryCache (logged). Recording again
+        starts the thread again.
+        """
+        engine = self._usage
+        if engine is None:
+            return
+        engine.flusher.flush()
+        engine.flusher.stop(timeout=_STOP_SECONDS)
+        engine.report_unsent()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`; also closes the source's async connections on this loop."""
+        await asyncio.to_thread(self.close)
+        close_source = getattr(self._source, "aclose", None)
+        if close_source is not None:
+            await close_source()
+
     # -- overrides (entitlegate.testing) -------------------------------------------------------
 
     def _set_overrides(self, overrides: Mapping[str, frozenset[str]]) -> None:
@@ -949,6 +1105,7 @@ class Decision:
 
 
 _INTERNED_SETS_MAX = 10_000
+_STOP_SECONDS = 5.0  # how long close() waits for the sending thread to end
 _REFUSALS_KEPT = 10_000  # customers whose refused answer is remembered; the oldest is forgotten first
 
 

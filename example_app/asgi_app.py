@@ -25,11 +25,19 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
 from entitlegate import SourceUnavailable, WebhookHandler, testing, upgrade
-from entitlegate.gate import aportal_url, denial_shortfall
-from entitlegate_asgi import EntitlementMiddleware, Entitlements, requires_feature, requires_limit, webhook_app
+from entitlegate.gate import aportal_url, denial_shortfall, denial_usage
+from entitlegate_asgi import (
+    EntitlementMiddleware,
+    Entitlements,
+    requires_feature,
+    requires_limit,
+    requires_usage,
+    webhook_app,
+)
 from example_app import environment, webhooks
 from example_app.catalog import (
     ADD_SEAT,
+    EXPORTS,
     PAGES,
     SEATS,
     TEAM,
@@ -56,6 +64,8 @@ URLS = {
     "api": "/api/features",
     "team": "/team",
     "add_seat": "/team/seats",
+    "exports": "/exports",
+    "run_export": "/exports/run",
     "webhook": "/stripe/webhook",
 }
 
@@ -76,6 +86,8 @@ def create_app() -> Starlette:
             Route("/analytics", analytics),
             Route("/team", team),
             Route("/team/seats", add_seat, methods=["POST"]),
+            Route("/exports", exports),
+            Route("/exports/run", run_export, methods=["POST"]),
             Route("/api/features", features_json),
             Route("/upgrade", grant, methods=["POST"]),
             Route("/reread", reread, methods=["POST"]),
@@ -111,7 +123,8 @@ def upgrade_offer(scope: Scope, feature: str) -> Response:
     request = Request(scope)
     shortfall = denial_shortfall(feature)  # set when the denial is a limit's: "seats", 3 allowed, 4 needed
     upgrade = upgrade_for(feature, None if shortfall is None else shortfall.need)
-    context = {"feature": feature, "shortfall": shortfall, "upgrade": upgrade}
+    usage = denial_usage(feature)  # set when the denial is a meter's: "exports", 3 used of 3
+    context = {"feature": feature, "shortfall": shortfall, "usage": usage, "upgrade": upgrade}
     return TEMPLATES.TemplateResponse(request, "upgrade.html", _context(request, **context), status_code=403)
 
 
@@ -177,6 +190,27 @@ async def add_seat(request: Request) -> Response:
     seats = shown(request.state.entitlements.limit(SEATS))  # loaded by requires_limit
     context = _context(request, team=TEAM, seat_limit=seats, added=ADD_SEAT.needed())
     return TEMPLATES.TemplateResponse(request, "team.html", context)
+
+
+@requires("authenticated", redirect="signin")
+async def exports(request: Request) -> Response:
+    """How many exports the plan allows this month, how many are used, and a button to run one."""
+    return await _exports_page(request)
+
+
+@requires("authenticated", redirect="signin")
+@requires_usage(EXPORTS, limit=EXPORTS)  # one use counted per export let through; 403 past the plan's limit
+async def run_export(request: Request) -> Response:
+    """ "Export a report": allowed while this month's exports stay within the plan's limit."""
+    return await _exports_page(request, exported=True)
+
+
+async def _exports_page(request: Request, exported: bool = False) -> Response:
+    entitlements: Entitlements = await request.state.entitlements.load()
+    limit = shown(await entitlements.alimit(EXPORTS))  # an outage: SourceUnavailable, answered 503
+    used = await entitlements.resolver.ausage(entitlements.customer or "", EXPORTS)
+    context = _context(request, limit=limit, used=used, exported=exported)
+    return TEMPLATES.TemplateResponse(request, "exports.html", context)
 
 
 async def features_json(request: Request) -> Response:

@@ -15,6 +15,7 @@ from entitlegate.limits import LimitRequirement
 __all__ = [
     "ADD_SEAT",
     "CUSTOMERS_FILE",
+    "EXPORTS",
     "PAGES",
     "PLANS",
     "SEATS",
@@ -40,6 +41,9 @@ SEATS = "seats"
 TEAM = ("Ada", "Grace", "Linus")
 #: "Add a seat" needs one seat more than the team has: 4, which Starter (3) refuses and Pro (25) allows.
 ADD_SEAT = LimitRequirement(SEATS, len(TEAM) + 1)
+#: The meter the exports page counts against, and the limit (the plan's Feature metadata) it is
+#: allowed while within: Starter 3 exports a period, Pro 100, Enterprise unlimited.
+EXPORTS = "exports"
 #: The plans, cheapest first: a plan is a Feature whose metadata says how many seats it gives.
 PLANS = ("starter-plan", "pro-plan", "enterprise-plan")
 

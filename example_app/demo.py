@@ -8,7 +8,8 @@ demo customer ``cus_demo_starter`` (who holds ``seats-feature`` and ``starter-pl
 1. asks for ``/analytics``: 403, the customer lacks ``analytics``;
 2. sends the app's webhook a summary event signed with the wrong secret: 400, nothing changes;
 3. opens the team page, which shows the plan's 3 seats, and adds a seat (the fourth): 403, the
-   limit denial;
+   limit denial; then runs four exports on the exports page, whose ``requires_usage`` allows
+   Starter 3 a month: 200, 200, 200, 403, the usage denial;
 4. sends the webhook a correctly signed ``entitlements.active_entitlement_summary.updated`` event
    upgrading the customer to Pro (``analytics``, ``pro-plan``), as Stripe would: 200, ``applied``;
 5. asks for ``/analytics`` again: 200; the team page shows Pro's 25 seats and adding one: 200.
@@ -58,6 +59,7 @@ class Walk:
     before: str = "-"
     forged: str = "-"
     seats_before: str = "-"
+    exports: str = "-"
     webhook: str = "-"
     after: str = "-"
     seats_after: str = "-"
@@ -107,6 +109,9 @@ def _steps(result: Walk, held: set[str], webhook_url: str) -> None:
         result.seats_before = _add_a_seat(result, client)
         result.expect(f"POST {app.path('team/seats')} (a fourth seat)", result.seats_before, "3 seats: 403")
 
+        result.exports = _export_four_times(result, client)
+        result.expect(f"POST {app.path('exports/run')} four times (3 a month)", result.exports, "200 200 200 403")
+
         upgraded = granted(held | {FEATURE}, UPGRADE)
         event = testing.summary_event(CUSTOMER, upgraded)
         upgrade = f"POST {app.path('stripe/webhook')} summary event upgrading to {UPGRADE} with {FEATURE}"
@@ -135,6 +140,17 @@ def _add_a_seat(result: Walk, client: httpx.Client) -> str:
     form = {"csrfmiddlewaretoken": token[1]} if token else {}
     added = client.post(app.path("team/seats"), data=form)
     return f"{limit[1] if limit else '?'} seats: {added.status_code}"
+
+
+def _export_four_times(result: Walk, client: httpx.Client) -> str:
+    # Each export the gate lets through counts one use of the "exports" meter: Starter allows 3.
+    app = result.server.app
+    statuses = []
+    for _ in range(4):
+        token = _CSRF_TOKEN.search(client.get(app.path("exports")).text)
+        form = {"csrfmiddlewaretoken": token[1]} if token else {}
+        statuses.append(str(client.post(app.path("exports/run"), data=form).status_code))
+    return " ".join(statuses)
 
 
 def table(walks: list[Walk]) -> str:

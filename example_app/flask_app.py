@@ -15,12 +15,13 @@ from flask import Blueprint, Flask, abort, current_app, redirect, render_templat
 from flask.typing import ResponseReturnValue
 
 from entitlegate import Resolver, SourceUnavailable, testing, upgrade
-from entitlegate.gate import Outcome, denial_shortfall, portal_url
-from entitlegate_flask import Entitlements, requires_feature
+from entitlegate.gate import Outcome, denial_shortfall, denial_usage, portal_url
+from entitlegate_flask import Entitlements, requires_feature, requires_usage
 from entitlegate_flask.current import request_entitlements
 from example_app import environment, webhooks
 from example_app.catalog import (
     ADD_SEAT,
+    EXPORTS,
     PAGES,
     SEATS,
     TEAM,
@@ -79,7 +80,8 @@ def upgrade_offer(feature: str) -> ResponseReturnValue:
     """The denied handler: a 403 page that names the feature (or the limit) and offers the upgrade webhook."""
     shortfall = denial_shortfall(feature)  # set when the denial is a limit's: "seats", 3 allowed, 4 needed
     upgrade = upgrade_for(feature, None if shortfall is None else shortfall.need)
-    return render_template("upgrade.html", feature=feature, shortfall=shortfall, upgrade=upgrade), 403
+    usage = denial_usage(feature)  # set when the denial is a meter's: "exports", 3 used of 3
+    return render_template("upgrade.html", feature=feature, shortfall=shortfall, usage=usage, upgrade=upgrade), 403
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -102,6 +104,7 @@ def _layout() -> dict[str, Any]:
             "api": url_for("demo.features_json"),
             "team": url_for("demo.team"),
             "add_seat": url_for("demo.add_seat"),
+            "run_export": url_for("demo.run_export"),
             "webhook": url_for("entitlegate.webhook"),
         },
     }
@@ -155,6 +158,28 @@ def add_seat() -> ResponseReturnValue:
         return upgrade_offer(verdict.feature or SEATS)
     seats = shown(entitlements.limit(SEATS))
     return render_template("team.html", team=TEAM, seat_limit=seats, added=ADD_SEAT.needed())
+
+
+@demo.get("/exports")
+def exports() -> ResponseReturnValue:
+    """How many exports the plan allows this month, how many are used, and a button to run one."""
+    customer = demo_customer()
+    if customer is None:
+        return redirect(url_for("demo.signin"), 303)
+    return _exports_page(customer)
+
+
+@demo.post("/exports/run")
+@requires_usage(EXPORTS, limit=EXPORTS)  # one use counted per export let through; 403 past the plan's limit
+def run_export() -> ResponseReturnValue:
+    """ "Export a report": allowed while this month's exports stay within the plan's limit."""
+    return _exports_page(demo_customer() or "", exported=True)
+
+
+def _exports_page(customer: str, exported: bool = False) -> ResponseReturnValue:
+    limit = shown(request_entitlements().limit(EXPORTS))  # an outage: SourceUnavailable, answered 503
+    used = _resolver().usage(customer, EXPORTS)
+    return render_template("exports.html", limit=limit, used=used, exported=exported)
 
 
 @demo.get("/api/features")

@@ -7,11 +7,12 @@ import math
 
 import pytest
 
-from entitlegate import Resolver, StaticSource
+from entitlegate import MemoryCache, Resolver, SourceUnavailable, StaticSource, StripeSource
 from entitlegate.entitlements import Entitlements
-from entitlegate.gate import Cause, Outcome, Requirement, Shortfall, denial_body
-from entitlegate.limits import LimitRequirement
+from entitlegate.gate import Cause, Outcome, Requirement, Shortfall, UsageShortfall, denial_body
+from entitlegate.limits import LimitRequirement, UsageRequirement
 from tests.doubles import CountingSource, outage
+from tests.fake_stripe import FakeStripe
 
 SEATS = Requirement.of("seats-feature")
 
@@ -268,3 +269,149 @@ def test_a_limit_denial_and_an_outage_denial_say_so(denials: pytest.LogCaptureFi
     limit_line, outage_line = denial_lines(denials)
     assert "needs 4 of 'seats' (the plan allows 3); cause=missing" in limit_line
     assert "cause=unavailable source=policy" in outage_line
+
+
+# -- usage against a meter: check_usage / acheck_usage ---------------------------------------------
+
+EXPORT_LIMITS = {"starter": {"exports": "3"}, "pro": {"exports": "unlimited"}}
+EXPORTS = UsageRequirement("exports", "exports")
+
+
+def metered() -> tuple[Resolver, StaticSource]:
+    source = StaticSource({"cus_starter": ["starter"], "cus_pro": ["pro"], "cus_none": []}, features=EXPORT_LIMITS)
+    return Resolver(source, MemoryCache()), source
+
+
+def test_check_usage_admits_exactly_the_customers_limit_then_denies_naming_meter_usage_and_limit() -> None:
+    resolver, source = metered()
+    verdicts = [Entitlements(resolver, Lookups("cus_starter")).check_usage(EXPORTS) for _ in range(5)]
+
+    assert [v.allowed for v in verdicts] == [True, True, True, False, False]
+    denied = verdicts[3]
+    assert (denied.outcome, denied.cause, denied.feature) == (Outcome.DENIED, Cause.MISSING, "exports")
+    assert denied.feature is not None
+    assert denial_body(denied.feature) == {"error": "usage_exceeded", "meter": "exports", "usage": 3, "limit": 3}
+    assert resolver.usage("cus_starter", "exports") == 3  # denials counted nothing
+    resolver.flush_usage()
+    assert [e.value for e in source.meter_events] == [1, 1, 1]
+
+
+def test_each_check_of_one_request_is_one_use_and_the_limit_is_read_once() -> None:
+    resolver, _ = metered()
+    entitlements = Entitlements(resolver, Lookups("cus_starter"))
+    assert entitlements.has_feature("starter")
+    calls = resolver.stats.source_calls
+
+    assert [entitlements.check_usage(EXPORTS).allowed for _ in range(4)] == [True, True, True, False]
+    assert resolver.stats.source_calls == calls  # the features, and so the limit, came from the memo
+    assert resolver.usage("cus_starter", "exports") == 3
+
+
+def test_unlimited_admits_every_use_and_counts_each() -> None:
+    resolver, _ = metered()
+    assert all(Entitlements(resolver, Lookups("cus_pro")).check_usage(EXPORTS).allowed for _ in range(50))
+    assert resolver.usage("cus_pro", "exports") == 50
+
+
+def test_a_customer_whose_features_carry_no_limit_gets_no_use() -> None:
+    resolver, _ = metered()
+    verdict = Entitlements(resolver, Lookups("cus_none")).check_usage(EXPORTS)
+    assert verdict.usage == UsageShortfall("exports", 0, 0, 1)
+
+
+def test_a_number_limit_holds_for_every_customer_and_a_value_counts_that_much() -> None:
+    resolver, _ = metered()
+    five_by_two = UsageRequirement("exports", 5, value=2)
+    verdicts = [Entitlements(resolver, Lookups("cus_none")).check_usage(five_by_two) for _ in range(3)]
+    assert [v.allowed for v in verdicts] == [True, True, False]
+    assert verdicts[2].usage == UsageShortfall("exports", 4, 5, 2)
+
+
+def test_no_customer_is_no_customer_and_counts_nothing() -> None:
+    resolver, _ = metered()
+    assert Entitlements(resolver, Lookups(None)).check_usage(EXPORTS).outcome is Outcome.NO_CUSTOMER
+    assert resolver.usage("cus_starter", "exports") == 0
+
+
+@pytest.mark.asyncio
+async def test_acheck_usage_counts_as_check_usage_does() -> None:
+    resolver, _ = metered()
+    lookups = Lookups("cus_starter")
+    verdicts = [
+        await Entitlements(resolver, None, acustomer=lookups.asynchronously).acheck_usage(EXPORTS) for _ in range(4)
+    ]
+    assert [v.allowed for v in verdicts] == [True, True, True, False]
+    assert verdicts[3].usage == UsageShortfall("exports", 3, 3, 1)
+    assert await resolver.ausage("cus_starter", "exports") == 3
+
+
+def test_a_usage_denial_is_logged_with_the_periods_usage(denials: pytest.LogCaptureFixture) -> None:
+    resolver, _ = metered()
+    Entitlements(resolver, Lookups("cus_none")).check_usage(EXPORTS)
+    (line,) = denial_lines(denials)
+    assert line == "entitlegate denied cus_none: needs 1 more of meter 'exports'; used 0 of 0 this period"
+
+
+# An outage: the counter is cold (a fresh resolver) and Stripe fails, so no exact answer exists.
+
+
+@pytest.fixture
+def stripe_down(fake_stripe: FakeStripe) -> FakeStripe:
+    fake_stripe.set_feature("starter", {"exports": "3"})
+    fake_stripe.set_customer("cus_1", ["starter"])
+    fake_stripe.add_meter("exports")
+    return fake_stripe
+
+
+def stripe_resolver(fake: FakeStripe, policy: str) -> Resolver:
+    source = StripeSource(api_key=fake.api_key, api_base=fake.url, max_retries=0)
+    return Resolver(source, MemoryCache(), on_unavailable=policy, retry_after=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("limit", ["exports", 3])
+@pytest.mark.parametrize(
+    ("policy", "outcome", "cause"),
+    [
+        ("raise", Outcome.UNAVAILABLE, None),
+        ("deny", Outcome.DENIED, Cause.UNAVAILABLE),
+        ("allow", Outcome.ALLOWED, None),
+    ],
+)
+def test_a_cold_counter_with_stripe_down_follows_the_policy(
+    stripe_down: FakeStripe, limit: str | int, policy: str, outcome: Outcome, cause: Cause | None
+) -> None:
+    resolver = stripe_resolver(stripe_down, policy)
+    assert resolver.features("cus_1") == {"starter"}  # the features are cached: only the counter is cold
+    resolver.catalog.limits_for(frozenset({"starter"}))
+    stripe_down.always_fail = 500
+
+    verdict = Entitlements(resolver, Lookups()).check_usage(UsageRequirement("exports", limit))
+
+    assert (verdict.outcome, verdict.cause) == (outcome, cause)
+    assert isinstance(verdict.error, SourceUnavailable) or policy == "allow"
+    resolver.close()
+
+
+def test_a_use_the_allow_policy_lets_through_an_outage_is_still_reported_to_stripe(stripe_down: FakeStripe) -> None:
+    stripe_down.always_fail = 500
+    resolver = stripe_resolver(stripe_down, "allow")
+
+    assert Entitlements(resolver, Lookups()).check_usage(EXPORTS).allowed  # features and counter unreadable
+
+    stripe_down.always_fail = None
+    assert resolver.flush_usage() == 1
+    assert len(stripe_down.identifiers("exports")) == 1
+    resolver.close()
+
+
+@pytest.mark.parametrize("policy", ["raise", "deny"])
+def test_a_use_refused_in_an_outage_is_not_reported(stripe_down: FakeStripe, policy: str) -> None:
+    stripe_down.always_fail = 500
+    resolver = stripe_resolver(stripe_down, policy)
+
+    assert not Entitlements(resolver, Lookups()).check_usage(EXPORTS).allowed
+
+    stripe_down.always_fail = None
+    assert resolver.flush_usage() == 0
+    assert stripe_down.identifiers("exports") == set()
+    resolver.close()

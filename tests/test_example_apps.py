@@ -156,6 +156,13 @@ def test_make_demo_shows_a_limit_denial_then_the_higher_limit_after_the_upgrade_
     assert steps == ["3 seats: 403", "25 seats: 200"] * 3, demo.stdout
 
 
+def test_make_demo_shows_the_usage_limit_admitting_three_exports_then_refusing_the_fourth(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    steps = re.findall(r"^  ok   POST /exports/run/? four times \(3 a month\): (.*)$", demo.stdout, re.MULTILINE)
+    assert steps == ["200 200 200 403"] * 3, demo.stdout
+
+
 def test_make_demo_stops_every_server_it_started(demo: subprocess.CompletedProcess[str]) -> None:
     ports = [int(port) for port in re.findall(r" at http://127\.0\.0\.1:(\d+)", demo.stdout)]
     assert len(ports) == 3, demo.stdout
@@ -307,6 +314,33 @@ def test_anonymous_visitor_on_the_team_page_is_sent_to_sign_in(visitor: Visitor)
     answer = visitor.get("team")
     assert answer.status_code in (302, 303)
     assert urlsplit(answer.headers["location"]).path == visitor.path("signin")
+
+
+# -- the exports page: a usage limit (Starter 3 exports a month), counted at each export let through --
+
+
+def test_exports_are_allowed_up_to_the_plans_limit_then_refused_naming_the_usage(visitor: Visitor) -> None:
+    visitor.sign_in(new_customer())  # a fresh customer: a counter no other test has used
+    assert visitor.submit("", "upgrade", feature="starter-plan").status_code in (302, 303)
+    page = visitor.get("exports")
+    assert page.status_code == 200
+    assert 'data-exports-limit="3"' in page.text
+    assert 'data-exports-used="0"' in page.text
+
+    answers = [visitor.submit("exports", "exports/run") for _ in range(4)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 403]
+    assert 'data-exports-used="3"' in answers[2].text
+    assert "your plan allows 3 exports this month, and 3 are used" in answers[3].text
+    assert 'data-exports-used="3"' in visitor.get("exports").text  # the refused export counted nothing
+
+
+def test_a_customer_whose_plan_has_no_exports_is_refused_the_first(visitor: Visitor) -> None:
+    visitor.sign_in(new_customer())
+    assert 'data-exports-limit="0"' in visitor.get("exports").text
+    answer = visitor.submit("exports", "exports/run")
+    assert answer.status_code == 403
+    assert "your plan allows 0 exports this month, and 0 are used" in answer.text
 
 
 def test_webhook_with_a_wrong_signature_is_refused_and_changes_nothing(server: Server, visitor: Visitor) -> None:

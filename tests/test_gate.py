@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from entitlegate import Resolver, StaticSource
+from entitlegate import Resolver, StaticSource, registry
 from entitlegate.gate import (
     Cause,
+    DeniedFeature,
     Outcome,
     Requirement,
     Rules,
+    Shortfall,
+    UsageShortfall,
     acheck,
     aportal_url,
     check,
     customer_failed,
+    denial_body,
     denial_cause,
+    denial_usage,
+    judge_usage,
     portal_url,
     read_customer,
     safe_features,
     safe_has_feature,
 )
+from entitlegate.limits import UsageRequirement
 from tests.doubles import CountingSource, outage
 
 
@@ -278,3 +286,86 @@ def test_rules_match_the_longest_prefix_of_whole_path_segments(prefixes: list[st
 
     expected = _oracle(prefixes, path)
     assert (found.all_of[0][3:] if found else None) == expected
+
+
+# -- usage: UsageRequirement and judge_usage --------------------------------------------------------
+
+EXPORTS = UsageRequirement("exports", "exports")
+
+
+@pytest.mark.parametrize(
+    ("meter", "limit", "value", "says"),
+    [
+        (" ", "exports", 1, "usage meter"),
+        (None, "exports", 1, "usage meter"),
+        ("exports", " ", 1, "limit name"),
+        ("exports", -1, 1, "whole number >= 0"),
+        ("exports", True, 1, "whole number >= 0"),
+        ("exports", 2.5, 1, "whole number >= 0"),
+        ("exports", "exports", 0, "value"),
+        ("exports", "exports", True, "value"),
+    ],
+)
+def test_a_usage_requirement_refuses_bad_arguments_naming_them(
+    meter: object, limit: object, value: object, says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        UsageRequirement(meter, limit, value)  # type: ignore[arg-type]
+
+
+def test_a_usage_requirement_registers_its_limit_name_and_not_its_meter() -> None:
+    UsageRequirement("meter-not-a-limit-1", "limit-of-usage-1")
+    UsageRequirement("meter-not-a-limit-2", 5)
+    assert "limit-of-usage-1" in registry.limit_names()
+    assert not {"meter-not-a-limit-1", "meter-not-a-limit-2"} & (registry.limit_names() | registry.lookup_keys())
+
+
+def test_a_usage_requirement_reads_a_named_limit_or_keeps_its_number() -> None:
+    assert EXPORTS.limit_in({"exports": 10, "seats": 3}) == 10
+    assert EXPORTS.limit_in({"seats": 3}) == 0  # no feature carries it: no use allowed
+    assert UsageRequirement("exports", 7).limit_in({"exports": 10}) == 7
+
+
+def test_an_admitted_use_is_allowed() -> None:
+    assert judge_usage(EXPORTS, (True, 10), 10, "raise").allowed
+
+
+def test_a_refused_use_is_a_denial_naming_the_meter_with_usage_and_limit() -> None:
+    verdict = judge_usage(UsageRequirement("exports", "exports", 3), (False, 9), 10, "raise")
+
+    assert (verdict.outcome, verdict.cause, verdict.feature) == (Outcome.DENIED, Cause.MISSING, "exports")
+    assert verdict.usage == UsageShortfall("exports", 9, 10, 3)
+    assert verdict.shortfall is None  # a limit's shortfall is another thing: handlers reading it see None
+    assert verdict.feature is not None
+    assert denial_usage(verdict.feature) == UsageShortfall("exports", 9, 10, 3)
+    assert denial_body(verdict.feature) == {"error": "usage_exceeded", "meter": "exports", "usage": 9, "limit": 10}
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome", "cause"),
+    [
+        ("raise", Outcome.UNAVAILABLE, None),
+        ("deny", Outcome.DENIED, Cause.UNAVAILABLE),
+        ("allow", Outcome.ALLOWED, None),
+    ],
+)
+def test_an_outage_of_the_counter_follows_the_policy(policy: str, outcome: Outcome, cause: Cause | None) -> None:
+    error = outage()
+    verdict = judge_usage(EXPORTS, error, 0, policy)  # type: ignore[arg-type]
+    assert (verdict.outcome, verdict.cause) == (outcome, cause)
+    assert verdict.error is (None if policy == "allow" else error)
+    assert verdict.usage is None
+
+
+def test_the_feature_and_limit_bodies_are_unchanged_beside_the_usage_one() -> None:
+    assert denial_body("analytics") == {"error": "feature_required", "feature": "analytics"}
+    limit = DeniedFeature("seats", Cause.MISSING, Shortfall("seats", 3, 4))
+    assert denial_body(limit) == {"error": "limit_exceeded", "limit": "seats", "allowed": 3, "need": 4}
+    assert denial_usage(limit) is None
+    assert denial_usage("analytics") is None
+
+
+def test_a_usage_denial_survives_pickling_with_its_usage() -> None:
+    feature = DeniedFeature("exports", Cause.MISSING, UsageShortfall("exports", 5, 5))
+    copy = pickle.loads(pickle.dumps(feature))
+    assert (copy, copy.cause, copy.usage, copy.shortfall) == ("exports", Cause.MISSING, feature.usage, None)

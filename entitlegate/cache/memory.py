@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import cachetools
 
+from entitlegate._meters import MeterEvent
 from entitlegate.cache._base import Entry, invalidated, replacement
+from entitlegate.cache._memory_usage import MemoryUsage
 
 __all__ = ["MemoryCache"]
 
@@ -32,11 +35,15 @@ class MemoryCache:
     locking, makes that read atomic). Writes take a lock and evict the least recently *written*
     customer when full: recency is not tracked on reads, which keeps bookkeeping off the hot
     path; every entry is rewritten once per TTL anyway while its customer is active.
+
+    It is also a :class:`~entitlegate.usage.UsageStore`: usage counters and the meter events not
+    yet sent, exact across threads, kept for this process only (see
+    :class:`~entitlegate.cache._memory_usage.MemoryUsage`); :meth:`clear` leaves them alone.
     """
 
     peek: Callable[[str], Entry | None]
 
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(self, maxsize: int = 100_000, *, clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
             raise ValueError(f"MemoryCache maxsize must be a positive integer, got {maxsize!r}")
         self.maxsize = maxsize
@@ -45,9 +52,53 @@ class MemoryCache:
         self._lock = threading.Lock()
         # The hot path: a bound dict.get, no Python frame in between.
         self.peek = self._entries.get
+        self._usage = MemoryUsage(clock)  # clock: monotonic seconds, for the leases of claimed events
 
     def __repr__(self) -> str:
         return f"MemoryCache(maxsize={self.maxsize}, size={len(self._entries)})"
+
+    # -- usage (entitlegate.usage.UsageStore), kept in this process -----------------------------
+
+    def add_usage(
+        self, customer: str, meter: str, period: int, value: int, event: MeterEvent, *, limit: int | None = None
+    ) -> tuple[bool, int] | None:
+        """Add ``value`` and queue ``event`` unless that passes ``limit``: (admitted, total); ``None`` when cold."""
+        return self._usage.add_usage(customer, meter, period, value, event, limit=limit)
+
+    async def aadd_usage(
+        self, customer: str, meter: str, period: int, value: int, event: MeterEvent, *, limit: int | None = None
+    ) -> tuple[bool, int] | None:
+        """Async twin of :meth:`add_usage` (no I/O, so no thread)."""
+        return self._usage.add_usage(customer, meter, period, value, event, limit=limit)
+
+    def usage_total(self, customer: str, meter: str, period: int) -> int | None:
+        """The counter's total, or ``None`` when it is cold (never seeded or counted here)."""
+        return self._usage.usage_total(customer, meter, period)
+
+    async def ausage_total(self, customer: str, meter: str, period: int) -> int | None:
+        """Async twin of :meth:`usage_total`."""
+        return self._usage.usage_total(customer, meter, period)
+
+    def seed_usage(self, customer: str, meter: str, period: int, total: int) -> int:
+        """Set the counter to ``total`` if it is cold; answer the counter's total."""
+        return self._usage.seed_usage(customer, meter, period, total)
+
+    async def aseed_usage(self, customer: str, meter: str, period: int, total: int) -> int:
+        """Async twin of :meth:`seed_usage`."""
+        return self._usage.seed_usage(customer, meter, period, total)
+
+    @property
+    def pending_usage(self) -> int:
+        """How many meter events wait here to be sent to Stripe."""
+        return self._usage.pending
+
+    def claim(self, n: int, lease_seconds: float) -> list[MeterEvent]:
+        """Up to ``n`` pending events not leased now, leased for ``lease_seconds``."""
+        return self._usage.claim(n, lease_seconds)
+
+    def ack(self, events: list[MeterEvent]) -> None:
+        """Forget ``events``: Stripe has taken them."""
+        self._usage.ack(events)
 
     def __len__(self) -> int:
         return len(self._entries)

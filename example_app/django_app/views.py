@@ -11,10 +11,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from entitlegate import SourceUnavailable, testing, upgrade
 from entitlegate.gate import Outcome, denial_shortfall, portal_url
-from entitlegate_django import FeatureDenied, get_resolver, requires_feature
+from entitlegate_django import FeatureDenied, get_resolver, requires_feature, requires_usage
 from example_app import webhooks
 from example_app.catalog import (
     ADD_SEAT,
+    EXPORTS,
     PAGES,
     SEATS,
     TEAM,
@@ -41,7 +42,7 @@ def upgrade_offer(request: HttpRequest, exception: FeatureDenied) -> HttpRespons
         raise exception  # no customer at all: the plain 403
     shortfall = denial_shortfall(feature)  # set when the denial is a limit's: "seats", 3 allowed, 4 needed
     upgrade = upgrade_for(feature, None if shortfall is None else shortfall.need)
-    context = {"feature": feature, "shortfall": shortfall, "upgrade": upgrade}
+    context = {"feature": feature, "shortfall": shortfall, "usage": exception.usage, "upgrade": upgrade}
     return render(request, "upgrade.html", context, status=403)
 
 
@@ -104,6 +105,28 @@ def add_seat(request: HttpRequest) -> HttpResponse:
         return upgrade_offer(request, FeatureDenied(verdict.feature or SEATS, customer))
     context = {"team": TEAM, "seat_limit": shown(entitlements.limit(SEATS)), "added": ADD_SEAT.needed()}
     return render(request, "team.html", context)
+
+
+@require_GET
+def exports(request: HttpRequest) -> HttpResponse:
+    """How many exports the plan allows this month, how many are used, and a button to run one."""
+    if demo_customer(request) is None:
+        return redirect("signin")
+    return _exports_page(request)
+
+
+@require_POST
+@requires_usage(EXPORTS, limit=EXPORTS)  # one use counted per export let through; 403 past the plan's limit
+def run_export(request: HttpRequest) -> HttpResponse:
+    """ "Export a report": allowed while this month's exports stay within the plan's limit."""
+    return _exports_page(request, exported=True)
+
+
+def _exports_page(request: HttpRequest, exported: bool = False) -> HttpResponse:
+    entitlements = request.entitlements  # type: ignore[attr-defined]
+    limit = shown(entitlements.limit(EXPORTS))  # an outage: SourceUnavailable, answered 503
+    used = get_resolver().usage(entitlements.customer, EXPORTS)
+    return render(request, "exports.html", {"limit": limit, "used": used, "exported": exported})
 
 
 @require_GET

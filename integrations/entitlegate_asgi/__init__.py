@@ -1,7 +1,8 @@
 """entitlegate for ASGI: pure middleware for any ASGI app, and Starlette/FastAPI helpers.
 
 ``EntitlementMiddleware``, ``Entitlements`` and ``webhook_app`` need nothing beyond entitlegate;
-``requires_feature``, ``requires_limit``, ``RequiresFeature`` and ``RequiresLimit`` need Starlette
+``requires_feature``, ``requires_limit``, ``requires_usage``, ``RequiresFeature``, ``RequiresLimit``
+and ``RequiresUsage`` need Starlette
 (``pip install "entitlegate[asgi]"``) and are imported when first used, so a plain ASGI app can do
 without it.
 """
@@ -16,17 +17,19 @@ from entitlegate_asgi.portal import portal_upgrade
 from entitlegate_asgi.webhooks import webhook_app
 
 if TYPE_CHECKING:
-    from entitlegate_asgi.decorators import requires_feature, requires_limit
-    from entitlegate_asgi.dependencies import RequiresFeature, RequiresLimit
+    from entitlegate_asgi.decorators import requires_feature, requires_limit, requires_usage
+    from entitlegate_asgi.dependencies import RequiresFeature, RequiresLimit, RequiresUsage
 
 __all__ = [
     "EntitlementMiddleware",
     "Entitlements",
     "RequiresFeature",
     "RequiresLimit",
+    "RequiresUsage",
     "portal_upgrade",
     "requires_feature",
     "requires_limit",
+    "requires_usage",
     "webhook_app",
 ]
 
@@ -35,6 +38,8 @@ _NEED_STARLETTE = {
     "requires_limit": "entitlegate_asgi.decorators",
     "RequiresFeature": "entitlegate_asgi.dependencies",
     "RequiresLimit": "entitlegate_asgi.dependencies",
+    "requires_usage": "entitlegate_asgi.decorators",
+    "RequiresUsage": "entitlegate_asgi.dependencies",
 }
 
 

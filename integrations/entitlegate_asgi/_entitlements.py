@@ -27,7 +27,7 @@ _NOT_LOADED = (
 )
 _LIMITS_NOT_LOADED = (
     "the request's limits are not loaded: `await request.state.entitlements.alimit(name)` (or alimits()) "
-    "reads them; requires_limit and RequiresLimit load them too"
+    "reads them; requires_limit, RequiresLimit and requires_usage (with a limit name) load them too"
 )
 _T = TypeVar("_T")
 _OVER = "the request's entitlements can be loaded only while the request is being handled"

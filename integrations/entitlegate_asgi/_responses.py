@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from entitlegate.gate import denial_body, denial_shortfall, prefers_json
+from entitlegate.gate import denial_body, denial_shortfall, denial_usage, prefers_json
 from entitlegate_asgi._types import Receive, Scope, Send
 
 __all__ = ["NO_CUSTOMER", "UNAVAILABLE", "Refusal", "denied"]
@@ -63,13 +63,16 @@ def _accepts_json(scope: Scope) -> bool:
 
 
 def denied(feature: str) -> Refusal:
-    """403 for the denial naming ``feature``: a lookup_key the customer lacks, or a limit they exceed.
+    """403 for the denial naming ``feature``: a lookup_key the customer lacks, a limit or a meter they exceed.
 
     The JSON body is :func:`entitlegate.gate.denial_body`'s, as in every adapter.
     """
     body = denial_body(feature)
     shortfall = denial_shortfall(feature)
-    if shortfall is None:
+    usage = denial_usage(feature)
+    if usage is not None:
+        text = f"Forbidden: the plan allows {usage.limit} {usage.meter} this period, and {usage.usage} are used.\n"
+    elif shortfall is None:
         text = f"Forbidden: this needs the feature {feature}.\n"
     else:
         text = f"Forbidden: this needs {shortfall.need} {shortfall.limit}; the plan allows {shortfall.allowed}.\n"

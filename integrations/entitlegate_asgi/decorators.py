@@ -1,4 +1,4 @@
-"""``@requires_feature`` and ``@requires_limit``: gate a Starlette endpoint, as Starlette's ``@requires`` does."""
+"""``@requires_feature``, ``@requires_limit``, ``@requires_usage``: gate a Starlette endpoint, as ``@requires`` does."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ try:
     from starlette.websockets import WebSocket
 except ImportError as error:  # pragma: no cover - exercised in a subprocess without Starlette
     raise ImportError(
-        'entitlegate_asgi.requires_feature and requires_limit need Starlette: pip install "entitlegate[asgi]"'
+        "entitlegate_asgi.requires_feature, requires_limit and requires_usage need Starlette: "
+        'pip install "entitlegate[asgi]"'
     ) from error
 
 from entitlegate.gate import Requirement, Verdict
-from entitlegate.limits import LimitRequirement
+from entitlegate.limits import LimitRequirement, UsageRequirement
 from entitlegate_asgi._entitlements import Entitlements, entitlements_of
 from entitlegate_asgi._types import ASGIApp
 from entitlegate_asgi._utils import is_async_callable
 
-__all__ = ["requires_feature", "requires_limit"]
+__all__ = ["requires_feature", "requires_limit", "requires_usage"]
 
 _P = ParamSpec("_P")
 # The gate a decorator runs on a request's entitlements: its verdict, given the connection. A plain
@@ -69,6 +70,27 @@ def requires_limit(
         return entitlements.acheck_limit(requirement, requirement.needed(connection))
 
     return _gate("requires_limit", judge)
+
+
+def requires_usage(meter: str, limit: str | int, value: int = 1) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]:
+    """Let a Starlette endpoint run while the customer's use of the meter ``meter`` stays within their limit.
+
+    ``limit`` names the customer's limit in Feature metadata (``@requires_usage("exports",
+    limit="exports")``: the highest ``metadata["exports"]`` of the features they hold, 0 without
+    one), or is a whole number for everyone. Each request let through counts ``value`` at once
+    (:meth:`entitlegate.Resolver.aconsume_usage`, atomic: concurrent requests never pass the
+    limit) and reports it to Stripe, before the endpoint runs. Endpoints as for
+    :func:`requires_feature`; a request over the limit is refused as a missing feature is: 403
+    (JSON ``{"error": "usage_exceeded", "meter", "usage", "limit"}``) or ``on_denied(scope, meter)``,
+    401 without a customer, 503 when the counter cannot be read. Raises ``ValueError`` at
+    decoration for a blank meter or limit name, or a bad limit or value.
+    """
+    requirement = UsageRequirement(meter, limit, value)
+
+    def judge(entitlements: Entitlements, connection: HTTPConnection) -> Awaitable[Verdict]:
+        return entitlements.acheck_usage(requirement)
+
+    return _gate("requires_usage", judge)
 
 
 def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]:

@@ -1,4 +1,4 @@
-"""``RequiresFeature`` and ``RequiresLimit``: the FastAPI dependencies that gate a path operation."""
+"""``RequiresFeature``, ``RequiresLimit``, ``RequiresUsage``: the FastAPI dependencies that gate a path operation."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ try:
     from starlette.requests import HTTPConnection
 except ImportError as error:  # pragma: no cover - exercised in a subprocess without Starlette
     raise ImportError(
-        'entitlegate_asgi.RequiresFeature and RequiresLimit need Starlette: pip install "entitlegate[asgi]"'
+        "entitlegate_asgi.RequiresFeature, RequiresLimit and RequiresUsage need Starlette: "
+        'pip install "entitlegate[asgi]"'
     ) from error
 
 from entitlegate.gate import Requirement, Verdict
-from entitlegate.limits import LimitRequirement
+from entitlegate.limits import LimitRequirement, UsageRequirement
 from entitlegate_asgi._entitlements import Entitlements, entitlements_of
 from entitlegate_asgi._utils import RequestRefused
 
-__all__ = ["RequiresFeature", "RequiresLimit"]
+__all__ = ["RequiresFeature", "RequiresLimit", "RequiresUsage"]
 
 
 class RequiresFeature:
@@ -68,6 +69,32 @@ class RequiresLimit:
         entitlements = entitlements_of(connection.scope, "RequiresLimit")
         need = self.requirement.needed(connection)
         return _through(entitlements, await entitlements.acheck_limit(self.requirement, need))
+
+
+class RequiresUsage:
+    """A FastAPI dependency: ``Depends(RequiresUsage("exports", limit="exports"))``.
+
+    Lets the request through while the customer's use of the meter ``meter`` stays within their
+    limit: ``limit`` names it in Feature metadata (0 for a customer none of whose features
+    carries it), or is a whole number for everyone. Each request let through counts ``value`` at
+    once (atomic: concurrent requests never pass the limit) and reports it to Stripe. Gives the
+    endpoint the request's :class:`~entitlegate_asgi.Entitlements`. Otherwise the middleware
+    answers as for a missing feature: 403 (JSON ``{"error": "usage_exceeded", "meter", "usage",
+    "limit"}``) or its ``on_denied(scope, meter)``, 401, 503 when the counter cannot be read. An
+    instance, for ``app.dependency_overrides``, like :class:`RequiresFeature`. Raises
+    ``ValueError`` for a blank meter or limit name, or a bad limit or value.
+    """
+
+    def __init__(self, meter: str, limit: str | int, value: int = 1) -> None:
+        self.requirement = UsageRequirement(meter, limit, value)
+
+    def __repr__(self) -> str:
+        requirement = self.requirement
+        return f"RequiresUsage({requirement.meter!r}, limit={requirement.limit!r}, value={requirement.value!r})"
+
+    async def __call__(self, connection: HTTPConnection) -> Entitlements:
+        entitlements = entitlements_of(connection.scope, "RequiresUsage")
+        return _through(entitlements, await entitlements.acheck_usage(self.requirement))
 
 
 def _through(entitlements: Entitlements, verdict: Verdict) -> Entitlements:

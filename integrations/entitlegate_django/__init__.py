@@ -1,8 +1,8 @@
 """Gate Django views on the Stripe entitlements a customer holds.
 
 Add ``"entitlegate_django"`` to ``INSTALLED_APPS``, configure the ``ENTITLEGATE`` settings dict,
-and decorate views with :func:`requires_feature` (or use :class:`FeatureRequiredMixin`) and
-:func:`requires_limit`.
+and decorate views with :func:`requires_feature` (or use :class:`FeatureRequiredMixin`),
+:func:`requires_limit` and :func:`requires_usage`.
 """
 
 try:
@@ -13,8 +13,15 @@ except ImportError as error:  # pragma: no cover - exercised in a Django-less en
     ) from error
 
 from entitlegate_django.conf import get_resolver
-from entitlegate_django.decorators import requires_feature, requires_limit
+from entitlegate_django.decorators import requires_feature, requires_limit, requires_usage
 from entitlegate_django.denied import FeatureDenied
 from entitlegate_django.mixins import FeatureRequiredMixin
 
-__all__ = ["FeatureDenied", "FeatureRequiredMixin", "get_resolver", "requires_feature", "requires_limit"]
+__all__ = [
+    "FeatureDenied",
+    "FeatureRequiredMixin",
+    "get_resolver",
+    "requires_feature",
+    "requires_limit",
+    "requires_usage",
+]

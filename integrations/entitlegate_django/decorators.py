@@ -1,4 +1,4 @@
-"""``@requires_feature`` and ``@requires_limit``: gate a function view, like ``permission_required``."""
+"""``@requires_feature``, ``@requires_limit``, ``@requires_usage``: gate a function view (``permission_required``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest
 
 from entitlegate.gate import Requirement
-from entitlegate.limits import LimitRequirement
-from entitlegate_django.responses import aenforce, aenforce_limit, enforce, enforce_limit
+from entitlegate.limits import LimitRequirement, UsageRequirement
+from entitlegate_django.responses import (
+    aenforce,
+    aenforce_limit,
+    aenforce_usage,
+    enforce,
+    enforce_limit,
+    enforce_usage,
+)
 
-__all__ = ["requires_feature", "requires_limit"]
+__all__ = ["requires_feature", "requires_limit", "requires_usage"]
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 
@@ -91,5 +98,48 @@ def requires_limit(name: str, need: int | Callable[[HttpRequest], int] = 1) -> C
 
         limited.required_limit = requirement  # type: ignore[attr-defined]
         return limited  # type: ignore[return-value]
+
+    return decorator
+
+
+def requires_usage(meter: str, limit: str | int, value: int = 1) -> Callable[[_View], _View]:
+    """Let a view run while the customer's use of the meter ``meter`` stays within their limit.
+
+    ``limit`` names the customer's limit in Feature metadata (``@requires_usage("exports",
+    limit="exports")``: the highest ``metadata["exports"]`` of the features they hold, 0 without
+    one), or is a whole number for everyone. Each request let through counts ``value`` at once
+    (:meth:`entitlegate.Resolver.consume_usage`, atomic: concurrent requests never pass the limit)
+    and reports it to Stripe, before the view runs. A denial behaves as for :func:`requires_feature`
+    and names the meter: ``FeatureDenied.feature`` is ``meter`` and ``FeatureDenied.usage`` the
+    period's total and the limit (JSON clients of the denied handlers get
+    ``{"error": "usage_exceeded", "meter", "usage", "limit"}``). A counter that cannot be read (the
+    shared cache down, a cold counter with Stripe down) is an outage: 503, or ``ON_UNAVAILABLE``.
+    Works on sync and async views, and on methods through ``method_decorator``. Raises
+    ``ValueError`` at decoration for a blank meter or limit name, or a bad limit or value.
+    """
+    requirement = UsageRequirement(meter, limit, value)
+
+    def decorator(view: _View) -> _View:
+        if iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def async_metered(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                denial = await aenforce_usage(request, requirement)
+                if denial is not None:
+                    return denial
+                return await view(request, *args, **kwargs)
+
+            async_metered.required_usage = requirement  # type: ignore[attr-defined]
+            return async_metered  # type: ignore[return-value]
+
+        @functools.wraps(view)
+        def metered(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            denial = enforce_usage(request, requirement)
+            if denial is not None:
+                return denial
+            return view(request, *args, **kwargs)
+
+        metered.required_usage = requirement  # type: ignore[attr-defined]
+        return metered  # type: ignore[return-value]
 
     return decorator

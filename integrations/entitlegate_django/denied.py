@@ -14,9 +14,11 @@ from entitlegate.errors import SourceUnavailable
 from entitlegate.gate import (
     Cause,
     Shortfall,
+    UsageShortfall,
     denial_body,
     denial_cause,
     denial_shortfall,
+    denial_usage,
     portal_url,
     prefers_json,
     upgrade_body,
@@ -39,22 +41,29 @@ class FeatureDenied(PermissionDenied):
     ``DENIED`` handler otherwise. ``customer`` is the request's Stripe customer id, or None. A
     limit denial names the limit (``feature == "seats"``) and ``shortfall`` says by how much
     (:class:`entitlegate.gate.Shortfall`: ``limit``, ``allowed``, ``need``); it is None otherwise.
+    A usage denial names the meter (``feature == "exports"``) and ``usage`` says how much of it
+    the period has used (:class:`entitlegate.gate.UsageShortfall`: ``meter``, ``usage``,
+    ``limit``, ``value``); it is None otherwise.
     ``entitlegate.gate.denial_body(exception.feature)`` is the JSON body the other adapters
     answer an API client with.
     """
 
     def __init__(self, feature: str | None, customer: str | None) -> None:
         shortfall = None if feature is None else denial_shortfall(feature)
+        usage = None if feature is None else denial_usage(feature)
         if feature is None:
             message = "This page needs a Stripe customer account."
         elif shortfall is not None:
             message = f"This page needs {shortfall.need} of {feature!r}; your plan allows {shortfall.allowed}."
+        elif usage is not None:
+            message = f"Your plan allows {usage.limit} of {feature!r} this period, and {usage.usage} are used."
         else:
             message = f"This page needs the {feature!r} feature."
         super().__init__(message)
         self.feature = feature
         self.customer = customer
         self.shortfall: Shortfall | None = shortfall
+        self.usage: UsageShortfall | None = usage
 
 
 _Handler = Callable[[HttpRequest, FeatureDenied], HttpResponse]

@@ -14,13 +14,22 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponseBase
 
 from entitlegate.gate import Outcome, Requirement, Verdict
-from entitlegate.limits import LimitRequirement
+from entitlegate.limits import LimitRequirement, UsageRequirement
 from entitlegate_django._http import UNAVAILABLE_MESSAGE, unavailable
 from entitlegate_django.conf import Config, current
 from entitlegate_django.denied import FeatureDenied
 from entitlegate_django.entitlements import Entitlements, entitlements_of
 
-__all__ = ["UNAVAILABLE_MESSAGE", "aenforce", "aenforce_limit", "enforce", "enforce_limit", "unavailable"]
+__all__ = [
+    "UNAVAILABLE_MESSAGE",
+    "aenforce",
+    "aenforce_limit",
+    "aenforce_usage",
+    "enforce",
+    "enforce_limit",
+    "enforce_usage",
+    "unavailable",
+]
 
 _ALLOWED = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns: read it once
 _NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
@@ -93,6 +102,35 @@ async def aenforce_limit(
         except SynchronousOnlyOperation:
             need = await sync_to_async(requirement.needed)(request)
         verdict = await entitlements.acheck_limit(requirement, need)
+    if verdict.outcome is _ALLOWED:
+        return None
+    return await _arefuse(request, verdict, entitlements, config)
+
+
+def enforce_usage(
+    request: HttpRequest, requirement: UsageRequirement, config: Config | None = None
+) -> HttpResponseBase | None:
+    """None when the customer's use of ``requirement.meter`` is admitted (and so counted), else the denial.
+
+    A denial takes the path of :func:`enforce`'s, naming the meter.
+    """
+    if config is None:
+        config = current()
+    entitlements = entitlements_of(request, config)
+    verdict = entitlements.check_usage(requirement)
+    if verdict.outcome is _ALLOWED:
+        return None
+    return _refuse(request, verdict, entitlements, config)
+
+
+async def aenforce_usage(
+    request: HttpRequest, requirement: UsageRequirement, config: Config | None = None
+) -> HttpResponseBase | None:
+    """Async twin of :func:`enforce_usage`."""
+    if config is None:
+        config = current()
+    entitlements = entitlements_of(request, config)
+    verdict = await entitlements.acheck_usage(requirement)
     if verdict.outcome is _ALLOWED:
         return None
     return await _arefuse(request, verdict, entitlements, config)

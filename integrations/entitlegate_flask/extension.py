@@ -148,10 +148,10 @@ class Entitlements:
         """Register ``handler(feature) -> response`` for a customer lacking a feature (sync or async).
 
         ``feature`` is the lookup_key the denial names (``"a | b"`` for an ``any_of`` requirement), or
-        the limit's name for ``@requires_limit``: an ``entitlegate.gate.DeniedFeature``, whose
-        ``entitlegate.gate.denial_body(feature)`` is the JSON an API client gets without a handler.
-        ``entitlegate_flask.portal_redirect`` is the built-in upgrade redirect. Without a handler a
-        denial is a 403. Usable as a decorator.
+        the limit's name for ``@requires_limit``, or the meter's for ``@requires_usage``: an
+        ``entitlegate.gate.DeniedFeature``, whose ``entitlegate.gate.denial_body(feature)`` is the
+        JSON an API client gets without a handler. ``entitlegate_flask.portal_redirect`` is the
+        built-in upgrade redirect. Without a handler a denial is a 403. Usable as a decorator.
         """
         if not callable(handler):
             raise TypeError(f"denied_handler needs a callable, got {type(handler).__name__}")

@@ -1,7 +1,7 @@
-"""``@requires_feature`` and ``@requires_limit``: a request's verdict, rendered the Flask way.
+"""``@requires_feature``, ``@requires_limit``, ``@requires_usage``: a request's verdict, rendered the Flask way.
 
 The decision is the request's :class:`entitlegate.entitlements.Entitlements`' (``check`` /
-``check_limit``); this module only turns the verdict into what Flask expects. Denials raise
+``check_limit`` / ``check_usage``); this module only turns the verdict into what Flask expects. Denials raise
 werkzeug HTTP exceptions, so the app's own error handlers render them.
 """
 
@@ -22,11 +22,11 @@ from werkzeug.routing import BuildError
 
 from entitlegate.entitlements import Entitlements
 from entitlegate.gate import Outcome, Requirement, Verdict, denial_body, prefers_json
-from entitlegate.limits import LimitRequirement
+from entitlegate.limits import LimitRequirement, UsageRequirement
 from entitlegate_flask._state import state_of
 from entitlegate_flask.current import request_entitlements
 
-__all__ = ["requires_feature", "requires_limit", "watch_decorator_order"]
+__all__ = ["requires_feature", "requires_limit", "requires_usage", "watch_decorator_order"]
 
 logger = logging.getLogger("entitlegate")
 
@@ -74,7 +74,24 @@ def _check_limit(entitlements: Entitlements, requirement: LimitRequirement) -> V
     return entitlements.check_limit(requirement, requirement.needed())
 
 
-_Requirement = TypeVar("_Requirement", Requirement, LimitRequirement)
+def requires_usage(meter: str, limit: str | int, value: int = 1) -> Callable[[_View], _View]:
+    """Let a view run while the customer's use of the meter ``meter`` stays within their limit.
+
+    ``limit`` names the customer's limit in Feature metadata (``@requires_usage("exports",
+    limit="exports")``: the highest ``metadata["exports"]`` of the features they hold, 0 without
+    one), or is a whole number for everyone. Each request let through counts ``value`` at once
+    (``Resolver.consume_usage``, atomic: concurrent requests never pass the limit) and reports it
+    to Stripe, before the view runs. Everything else is as :func:`requires_feature`: sync and
+    async views, the same denial path (the denied handler receives the meter's name, a JSON
+    client gets ``{"error": "usage_exceeded", "meter": ..., "usage": ..., "limit": ...}``),
+    401/login without a customer, 503 when the counter cannot be read (or the
+    ``ENTITLEGATE_ON_UNAVAILABLE`` policy). Raises ``ValueError`` at decoration for a blank meter
+    or limit name, or a bad limit or value.
+    """
+    return _gate(Entitlements.check_usage, UsageRequirement(meter, limit, value))
+
+
+_Requirement = TypeVar("_Requirement", Requirement, LimitRequirement, UsageRequirement)
 
 
 def _gate(
@@ -108,7 +125,7 @@ def _gate(
     return decorate
 
 
-# -- @requires_feature (or @requires_limit) above @app.route ----------------------------------------
+# -- @requires_feature (or @requires_limit, @requires_usage) above @app.route ----------------------------------------
 # The route decorator registers the function it is given, so a @requires_feature above it wraps a
 # function that is never called, and the page is served to everyone. Each wrapped view carries its
 # wrapper (an attribute: it lives exactly as long as the view, in an app factory too); at an app's

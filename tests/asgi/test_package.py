@@ -17,9 +17,11 @@ def test_public_names_are_pinned() -> None:
         "Entitlements",
         "RequiresFeature",
         "RequiresLimit",
+        "RequiresUsage",
         "portal_upgrade",
         "requires_feature",
         "requires_limit",
+        "requires_usage",
         "webhook_app",
     ]
     for name in entitlegate_asgi.__all__:
@@ -48,7 +50,9 @@ def test_middleware_and_webhook_app_work_without_starlette() -> None:
 def test_starlette_helpers_without_starlette_say_what_to_install() -> None:
     result = run_without_starlette(
         """
-        for name in ("requires_feature", "RequiresFeature", "requires_limit", "RequiresLimit"):
+        for name in (
+            "requires_feature", "RequiresFeature", "requires_limit", "RequiresLimit", "requires_usage", "RequiresUsage"
+        ):
             try:
                 getattr(__import__("entitlegate_asgi"), name)
             except ImportError as error:

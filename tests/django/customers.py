@@ -59,3 +59,8 @@ def not_found(request: HttpRequest) -> str:
     from django.http import Http404
 
     raise Http404("no billing profile")
+
+
+def header_customer(request: HttpRequest) -> str | None:
+    """The ``X-Customer`` header: who is asking, said per request, with no user in the database."""
+    return request.headers.get("X-Customer")

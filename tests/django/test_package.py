@@ -23,6 +23,7 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
         "get_resolver",
         "requires_feature",
         "requires_limit",
+        "requires_usage",
     ]
 
 

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from entitlegate_django import FeatureRequiredMixin, requires_feature, requires_limit
+from entitlegate_django import FeatureRequiredMixin, requires_feature, requires_limit, requires_usage
 
 
 @requires_feature("seats-feature")
@@ -155,3 +155,25 @@ async def achecks(request: HttpRequest) -> HttpResponse:
     entitlements = request.entitlements  # type: ignore[attr-defined]
     found = [await entitlements.ahas_feature("analytics"), await entitlements.ahas_feature("export")]
     return HttpResponse(f"checked {found}")
+
+
+@requires_usage("exports", limit="exports")
+def export(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("exported")
+
+
+@requires_usage("exports", limit="exports")
+async def aexport(request: HttpRequest) -> HttpResponse:
+    asyncio.get_running_loop()
+    return HttpResponse("async exported")
+
+
+@requires_usage("exports", limit=4, value=2)
+def big_export(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("exported twice over")
+
+
+class ExportView(View):
+    @method_decorator(requires_usage("exports", limit="exports"))
+    def post(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("class exported")

@@ -166,4 +166,5 @@ def test_public_names_are_pinned() -> None:
         "portal_redirect",
         "requires_feature",
         "requires_limit",
+        "requires_usage",
     ]

@@ -34,7 +34,9 @@ def test_denied_customer_is_sent_to_a_portal_session(portal_app: Flask, fake_str
 def test_portal_returns_the_customer_to_the_page_they_asked_for(portal_app: Flask, fake_stripe: FakeStripe) -> None:
     fake_stripe.set_customer("cus_1", [])
     portal_app.test_client().get("/seats?from=menu", headers={"X-Customer": "cus_1"})
-    assert portal_requests(fake_stripe) == [{"customer": "cus_1", "return_url": "http://localhost/seats?from=menu&entitlegate_return=1"}]
+    assert portal_requests(fake_stripe) == [
+        {"customer": "cus_1", "return_url": "http://localhost/seats?from=menu&entitlegate_return=1"}
+    ]
 
 
 def test_async_view_denial_goes_to_the_portal_too(portal_app: Flask, fake_stripe: FakeStripe) -> None:
