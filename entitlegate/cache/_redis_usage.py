@@ -17,8 +17,9 @@ The keys, under ``prefix:usage:livemode:account:`` (beside the entries' namespac
 
 On a Redis Cluster the customer is a hash tag, ``{customer}``, so a customer's counters, events
 and leases share a slot and each script runs on one node; the index is one key on one node, so it
-is written by a command of its own before the ADD script, and the warm path costs two round trips
-there (one on a single Redis, where the ADD script writes the index itself).
+is written by a command of its own before the ADD script; a process skips that command for a
+customer it indexed less than half the grace ago (the member cannot be dropped meanwhile), so the
+warm path is one round trip there too, as on a single Redis, where the ADD script writes the index.
 
 Every time a script compares (a lease's end, an index member's age) is read from Redis (``TIME``),
 so the hosts' clocks do not matter; scripts that write after ``TIME`` need Redis 5 or later.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,6 +48,8 @@ _INDEX_PAGE = 500
 # On a cluster a customer leaves the index only once it has been idle this long (seconds, Redis
 # time): its ADD script may still be on its way after its index command (see INDEX).
 _INDEX_GRACE = 60
+_INDEX_SKIPPED_FOR = _INDEX_GRACE / 2  # seconds after indexing a customer that its adds skip INDEX
+_INDEXED_KEPT = 100_000  # customers remembered as indexed; past that the memory starts afresh
 
 # KEYS: counter, events, leases[, index on a single Redis]; ARGV: value, limit ('' = none),
 # packed event, identifier, customer. Cold: nil, nothing written. Else {1, total} or {0, total}.
@@ -86,9 +90,10 @@ return 1
 
 # KEYS: the index; ARGV: customer, grace (s). Drops the customer if it has not queued an event
 # for ``grace`` seconds. On a cluster its events live on another node, so "nothing pending there"
-# and "drop it here" cannot be one atomic step; an adder indexes itself before it queues, so the
-# grace covers an adder between its two commands (a process stalled longer than the grace there
-# leaves its event unindexed until the customer's next event indexes it again).
+# and "drop it here" cannot be one atomic step; an adder indexes itself before it queues (or
+# indexed itself less than half the grace ago), so the grace covers an adder between the two (a
+# process stalled longer than that there leaves its event unindexed until the customer's next
+# index command).
 DROP = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) < tonumber(redis.call('TIME')[1]) - tonumber(ARGV[2]) then
@@ -177,6 +182,9 @@ class RedisUsage:
     def __init__(self, commands: RedisCommands) -> None:
         self._commands = commands
         self._named = ("\0", "", "")  # (the commands' namespace, usage prefix, index key)
+        # On a cluster: customer -> monotonic time until which its adds need not index it again.
+        # Real time, not an injected clock: it stands for Redis's TIME, which the grace is measured in.
+        self._indexed: dict[str, float] = {}
 
     @property
     def namespace(self) -> str:
@@ -195,6 +203,7 @@ class RedisUsage:
             prefix = self._commands.prefix
             tail = namespace[len(prefix) + 1 :]
             named = self._named = (namespace, f"{prefix}:usage:{tail}", f"{prefix}:usage-pending:{tail}")
+            self._indexed = {}  # another index key
         return named[1], named[2]
 
     def _customer(self, customer: str) -> str:
@@ -217,9 +226,15 @@ class RedisUsage:
         index = self.index_key
         keys = [f"{base}:n:{period}:{meter}", base + ":events", base + ":leases"]
         if self._commands.tagged:
-            reply = yield _script(index, INDEX, [index], [customer])
-            if reply is DOWN:
-                raise self._down("the usage counters")
+            now = time.monotonic()
+            indexed = self._indexed
+            if indexed.get(customer, 0.0) <= now:
+                reply = yield _script(index, INDEX, [index], [customer])
+                if reply is DOWN:
+                    raise self._down("the usage counters")
+                if len(indexed) >= _INDEXED_KEPT:
+                    indexed.clear()
+                indexed[customer] = now + _INDEX_SKIPPED_FOR
         else:
             keys.append(index)
         args = [value, "" if limit is None else limit, pack(event), event.identifier, customer]

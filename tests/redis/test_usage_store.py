@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -141,6 +142,94 @@ def test_clearing_the_cache_keeps_counters_and_pending_events(make_cache: MakeCa
 
     assert cache.usage_total(customer, METER, PERIOD) == 1
     assert cache.claim(10, 60) == [event]
+
+
+# -- the warm path's cost --------------------------------------------------------------------------
+
+
+def _sent(ports: list[int], act: Callable[[], object]) -> list[str]:
+    """The commands clients sent to the servers at ``ports`` (not a script's own) while ``act`` ran."""
+    marker = f"usage-marker-{uuid.uuid4().hex}"
+    seen: list[str] = []
+    ready = threading.Barrier(len(ports) + 1)
+
+    def watch(port: int) -> None:
+        with redis.Redis(port=port, socket_timeout=10) as client, client.monitor() as monitor:
+            ready.wait()
+            while marker not in (command := monitor.next_command())["command"]:
+                if command["client_type"] != "lua":
+                    seen.append(command["command"].split()[0])
+
+    markers = [redis.Redis(port=port) for port in ports]
+    for client in markers:
+        client.ping()  # connected before watching: its handshake is no command of act's
+    threads = [threading.Thread(target=watch, args=(port,)) for port in ports]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    act()
+    for client in markers:
+        client.echo(marker)
+        client.close()
+    for thread in threads:
+        thread.join(10)
+    return seen
+
+
+def _ports(redis_kind: str, request: pytest.FixtureRequest) -> list[int]:
+    if redis_kind == "cluster":
+        return [node.port for node in request.getfixturevalue("redis_cluster").nodes]
+    return [request.getfixturevalue("redis_server").port]
+
+
+@both_kinds
+def test_a_warm_add_is_one_round_trip(make_cache: MakeCache, redis_kind: str, request: pytest.FixtureRequest) -> None:
+    cache, customer = make_cache(local_ttl=0), _customer()
+    cache.seed_usage(customer, METER, PERIOD, 0)
+    cache.add_usage(customer, METER, PERIOD, 1, _event(customer))  # the scripts are loaded now
+    ports = _ports(redis_kind, request)
+
+    sent = _sent(ports, lambda: cache.add_usage(customer, METER, PERIOD, 1, _event(customer), limit=10))
+
+    assert sent == ["EVALSHA"]
+    assert _sent(ports, lambda: cache.usage_total(customer, METER, PERIOD)) == ["GET"]
+
+
+@pytest.mark.parametrize("redis_kind", ["cluster"], indirect=True)
+def test_on_a_cluster_the_first_add_indexes_the_customer_first(
+    make_cache: MakeCache, redis_kind: str, request: pytest.FixtureRequest, admin: redis.Redis
+) -> None:
+    cache, customers = make_cache(local_ttl=0), [_customer(), _customer()]
+    for customer in customers:
+        cache.seed_usage(customer, METER, PERIOD, 0)
+    cache.add_usage(customers[0], METER, PERIOD, 1, _event(customers[0]))  # the scripts are loaded now
+
+    sent = _sent(_ports(redis_kind, request), lambda: cache.add_usage(customers[1], METER, PERIOD, 1, _event("x")))
+
+    assert sent == ["EVALSHA", "EVALSHA"]  # the index's node, then the customer's (maybe one node)
+    assert sorted(admin.zrange(cache._usage.index_key, 0, -1)) == sorted(c.encode() for c in customers)
+
+
+@both_kinds
+@pytest.mark.asyncio
+async def test_a_warm_async_add_is_one_round_trip_on_the_loops_client(
+    make_cache: MakeCache, redis_kind: str, request: pytest.FixtureRequest
+) -> None:
+    cache, customer = make_cache(local_ttl=0), _customer()
+    await cache.aseed_usage(customer, METER, PERIOD, 0)
+    await cache.aadd_usage(customer, METER, PERIOD, 1, _event(customer))
+    loop = asyncio.get_running_loop()
+
+    def add() -> object:
+        return asyncio.run_coroutine_threadsafe(
+            cache.aadd_usage(customer, METER, PERIOD, 1, _event(customer)), loop
+        ).result(10)
+
+    sent = await asyncio.to_thread(_sent, _ports(redis_kind, request), add)
+
+    assert sent == ["EVALSHA"]
+    assert len(cache._loops) == 1
+    await cache.aclose()
 
 
 # -- limits --------------------------------------------------------------------------------------
