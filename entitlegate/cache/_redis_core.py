@@ -36,19 +36,6 @@ class _Scripts:
         self.invalidate = client.register_script(stored.INVALIDATE)
         self.lease = client.register_script(stored.LEASE)
         self.release = client.register_script(stored.RELEASE)
-        self._client = client
-        self._more: dict[str, Any] = {}
-
-    def of(self, source: str) -> Any:
-        """The script ``source`` registered on this client (the first call registers it).
-
-        For the scripts of the cache's other stores (:mod:`._redis_usage`), which this module
-        need not know. Thread-safe: two threads registering one source get equal scripts.
-        """
-        script = self._more.get(source)
-        if script is None:
-            script = self._more.setdefault(source, self._client.register_script(source))
-        return script
 
 
 @dataclass(eq=False)

@@ -27,11 +27,15 @@ so the hosts' clocks do not matter; scripts that write after ``TIME`` need Redis
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from entitlegate._meters import MeterEvent
 from entitlegate.cache._flow import DOWN, Flow
@@ -330,10 +334,34 @@ class RedisUsage:
 
 
 def _script(key: str, source: str, keys: list[str], args: list[Any]) -> Keyed:
+    """Run the script ``source``: EVALSHA, and EVAL where the node lacks it (which caches it there).
+
+    Not redis-py's ``Script``, whose fallback is a SCRIPT LOAD that a cluster client sends to every
+    master: with one master down, that would fail the script on all the others too.
+    """
+    sha = _SHAS[source]
+
     def send(connection: Connection) -> Any:
-        return connection.scripts.of(source)(keys=keys, args=args)
+        client = connection.redis
+        try:
+            reply = client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(source, len(keys), *keys, *args)
+        if inspect.isawaitable(reply):
+            return _aeval(reply, client, source, keys, args)
+        return reply
 
     return Keyed(key, send)
+
+
+async def _aeval(sent: Awaitable[Any], client: Any, source: str, keys: list[str], args: list[Any]) -> Any:
+    try:
+        return await sent
+    except NoScriptError:
+        return await client.eval(source, len(keys), *keys, *args)
+
+
+_SHAS = {source: hashlib.sha1(source.encode()).hexdigest() for source in (ADD, SEED, INDEX, DROP, CLAIM, ACK)}
 
 
 def _range(key: str, start: int, stop: int) -> Keyed:

@@ -25,6 +25,7 @@ from entitlegate.cache._redis_usage import pack, unpack
 from entitlegate.usage import UsageStore
 from tests.polling import wait_for
 from tests.redis.conftest import MakeCache, both_kinds
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -323,6 +324,27 @@ def test_on_a_cluster_an_idle_customer_leaves_the_index_only_after_the_grace(
     assert cache.claim(10, 60) == []
 
     assert admin.exists(index) == 0
+
+
+@pytest.mark.parametrize("redis_kind", ["cluster"], indirect=True)
+def test_on_a_cluster_a_node_down_leaves_the_other_nodes_events_claimable(
+    make_cache: MakeCache, redis_cluster: RedisCluster
+) -> None:
+    cache = make_cache(local_ttl=0, retry_after=0.1)
+    customers = [_customer() for _ in range(30)]
+    index_node = redis_cluster.node_of(cache._usage.index_key)
+    down = next(node for node in redis_cluster.nodes if node is not index_node)
+    node_of = {c: redis_cluster.node_of(cache._usage.counter_key(c, METER, PERIOD)) for c in customers}
+    elsewhere = [c for c in customers if node_of[c] is not down]
+    for customer in customers:
+        cache.seed_usage(customer, METER, PERIOD, 0)
+        cache.add_usage(customer, METER, PERIOD, 1, _event(customer))
+
+    down.stop()
+    claimed = cache.claim(100, 60)
+
+    assert sorted(event.customer for event in claimed) == sorted(elsewhere)
+    assert 0 < len(elsewhere) < len(customers)
 
 
 def test_an_expired_lease_makes_an_event_claimable_again(make_cache: MakeCache) -> None:
