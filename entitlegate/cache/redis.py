@@ -86,6 +86,12 @@ class RedisCache:
     ``clock``/``wall_clock`` (monotonic and epoch seconds) keep time for a cache used on its own;
     a :class:`~entitlegate.Resolver` binding the cache brings its own (one cache, one resolver's
     clocks). Thread-safe, and usable from any number of event loops.
+
+    It is also a :class:`~entitlegate.usage.UsageStore`: usage counters and the meter events not
+    yet sent live in Redis under ``prefix:usage:livemode:account:`` (see :mod:`._redis_usage`), so
+    counts are exact across processes and a crashed process's events are sent by another; those
+    calls raise :class:`~entitlegate.CacheUnavailable` while Redis is unavailable, and
+    :meth:`clear` keeps them.
     """
 
     peek: Callable[[str], Entry | None]
