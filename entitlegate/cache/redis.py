@@ -30,6 +30,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
     raise ImportError('RedisCache needs the redis package: pip install "entitlegate[redis]"') from error
 
 from entitlegate._fork import reset_after_fork
+from entitlegate._meters import MeterEvent
 from entitlegate.cache import _redis_format as stored
 from entitlegate.cache._base import Binding, Entry, invalidated, replacement
 from entitlegate.cache._breaker import Breaker
@@ -39,6 +40,7 @@ from entitlegate.cache._redis_catalog import RedisCatalogStore
 from entitlegate.cache._redis_clients import LoopClients, LoopConnection, build
 from entitlegate.cache._redis_core import Keyed, RedisCommands
 from entitlegate.cache._redis_listener import Invalidations, alisten, listen
+from entitlegate.cache._redis_usage import RedisUsage
 from entitlegate.errors import CacheUnavailable
 
 __all__ = ["RedisCache"]
@@ -84,6 +86,12 @@ class RedisCache:
     ``clock``/``wall_clock`` (monotonic and epoch seconds) keep time for a cache used on its own;
     a :class:`~entitlegate.Resolver` binding the cache brings its own (one cache, one resolver's
     clocks). Thread-safe, and usable from any number of event loops.
+
+    It is also a :class:`~entitlegate.usage.UsageStore`: usage counters and the meter events not
+    yet sent live in Redis under ``prefix:usage:livemode:account:`` (see :mod:`._redis_usage`), so
+    counts are exact across processes and a crashed process's events are sent by another; those
+    calls raise :class:`~entitlegate.CacheUnavailable` while Redis is unavailable, and
+    :meth:`clear` keeps them.
     """
 
     peek: Callable[[str], Entry | None]
@@ -140,6 +148,7 @@ class RedisCache:
         self._wall_clock = wall_clock
         self._binding: Binding | None = None
         self._redis = RedisCommands(prefix, tagged=self.cluster)
+        self._usage = RedisUsage(self._redis)
         self._local = LocalTier(float(local_ttl), local_maxsize, self._now)
         self.peek = self._local.peek  # the hot path: a bound dict.get
         self._breaker = self._new_breaker(f"Redis at {self.location}", float(retry_after))
@@ -281,6 +290,52 @@ class RedisCache:
             self._redis.clear()(self._sync)
         except _ERRORS as error:
             self._breaker.failed(error)
+
+    # -- usage (entitlegate.usage.UsageStore): the flows are in ._redis_usage --------------------
+
+    def add_usage(
+        self, customer: str, meter: str, period: int, value: int, event: MeterEvent, *, limit: int | None = None
+    ) -> tuple[bool, int] | None:
+        """Count ``value`` and queue ``event`` in one script unless that passes ``limit``: (admitted, total).
+
+        ``None`` when the counter is cold (nothing changed). Atomic across processes; raises
+        :class:`~entitlegate.CacheUnavailable` when Redis does not answer.
+        """
+        return self.call(self._usage.add(customer, meter, period, value, event, limit))
+
+    async def aadd_usage(
+        self, customer: str, meter: str, period: int, value: int, event: MeterEvent, *, limit: int | None = None
+    ) -> tuple[bool, int] | None:
+        """Async twin of :meth:`add_usage`."""
+        return await self.acall(self._usage.add(customer, meter, period, value, event, limit))
+
+    def usage_total(self, customer: str, meter: str, period: int) -> int | None:
+        """The counter's total, or ``None`` when it is cold; CacheUnavailable when Redis does not answer."""
+        return self.call(self._usage.total(customer, meter, period))
+
+    async def ausage_total(self, customer: str, meter: str, period: int) -> int | None:
+        """Async twin of :meth:`usage_total`."""
+        return await self.acall(self._usage.total(customer, meter, period))
+
+    def seed_usage(self, customer: str, meter: str, period: int, total: int) -> int:
+        """Set the counter to ``total`` if it is cold (kept a year and a week from ``period``); the counter."""
+        return self.call(self._usage.seed(customer, meter, period, total))
+
+    async def aseed_usage(self, customer: str, meter: str, period: int, total: int) -> int:
+        """Async twin of :meth:`seed_usage`."""
+        return await self.acall(self._usage.seed(customer, meter, period, total))
+
+    def claim(self, n: int, lease_seconds: float) -> list[MeterEvent]:
+        """Up to ``n`` pending events of any process, leased for ``lease_seconds`` (by Redis's clock)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"claim n must be a whole number >= 0, got {n!r}")
+        if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float)) or not lease_seconds > 0:
+            raise ValueError(f"claim lease_seconds must be a number of seconds > 0, got {lease_seconds!r}")
+        return self.call(self._usage.claim(n, lease_seconds)) if n else []
+
+    def ack(self, events: list[MeterEvent]) -> None:
+        """Forget ``events`` (Stripe took them); CacheUnavailable when some could not be forgotten."""
+        self.call(self._usage.ack(events))
 
     # -- the one guarded call, sync and async -----------------------------------------------------
 
