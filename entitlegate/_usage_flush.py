@@ -34,6 +34,9 @@ EXIT_SECONDS = 3.0  # what the interpreter's exit waits for pending events, at m
 REJECTED_RETRY_SECONDS = 60.0  # how long a (meter, customer) Stripe refused is left alone
 SENDERS = 8  # meter events sent at once (Stripe takes one per request)
 _BACKOFF_FIRST = 0.1
+# An event refused this many times in a row while others got through is held and backed off for,
+# as in an outage: what always fails must not be retried in a tight loop.
+_RETRIES_IN_A_ROW = 3
 _BACKOFF_CAP = 30.0
 _LOGGED_MAX = 1000  # meters whose refusal was logged; past that the set starts again
 
@@ -225,6 +228,7 @@ class Flusher:
     ) -> tuple[int, bool]:
         """Send ``batch``, ``SENDERS`` at a time; ack what Stripe took. (taken, whether Stripe is down)."""
         taken: list[MeterEvent] = []
+        tries: dict[str, int] = {}  # identifier → failed sends in this batch, when others got through
         try:
             todo = [event for event in batch if not self._skipping(event)]  # the skipped stay leased
             position = 0
@@ -233,8 +237,9 @@ class Flusher:
                     self._held.extend((store, rest, claimed) for rest in todo[position:])
                     return len(taken), False
                 # Not those whose meter Stripe refused earlier in this batch.
-                chunk = [event for event in todo[position : position + SENDERS] if not self._skipping(event)]
-                position += SENDERS
+                window = todo[position : position + SENDERS]
+                position += len(window)  # not SENDERS: retries appended to todo start right after it
+                chunk = [event for event in window if not self._skipping(event)]
                 failed: list[MeterEvent] = []
                 outage: Exception | None = None
                 for event, error in zip(chunk, self._send_all(chunk), strict=True):
@@ -245,14 +250,24 @@ class Flusher:
                     else:
                         failed.append(event)
                         outage = outage or error
+                if self._failures and len(failed) < len(chunk):
+                    self._recovered()  # Stripe took some: up again, so the next outage backs off from the start
+                if outage is not None and len(failed) < len(chunk):
+                    # Stripe took some of the chunk: it is up, refusing a few calls (a 500 here, a
+                    # 429 there). Those go to the back of this batch and are tried again at once;
+                    # backing off for each would cut the throughput to a chunk per back-off.
+                    again = [event for event in failed if tries.get(event.identifier, 0) < _RETRIES_IN_A_ROW]
+                    if len(again) == len(failed):
+                        for event in again:
+                            tries[event.identifier] = tries.get(event.identifier, 0) + 1
+                        todo.extend(again)
+                        continue
                 if outage is not None:
                     # The failed and the rest are tried again after the back-off (a chunk that got
                     # some through backs off the least: Stripe is up, refusing some calls).
                     self._outage(outage, grow=len(failed) == len(chunk))
                     self._held.extend((store, rest, claimed) for rest in (*failed, *todo[position:]))
                     return len(taken), True
-                if self._failures and chunk:
-                    self._recovered()
             return len(taken), False
         finally:
             if taken:

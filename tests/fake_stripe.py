@@ -84,6 +84,9 @@ class FakeStripe:
     # order, de-duplicated), and how long an event takes to show in the summaries.
     meters: dict[str, dict[str, Any]] = field(default_factory=dict)
     meter_events: list[dict[str, Any]] = field(default_factory=list)
+    # identifier → when its event was taken: the 24 h de-duplication looks one up, not every event
+    # (a scan per post made a 10,000-event run quadratic, and held the lock while it scanned).
+    meter_event_taken: dict[str, int] = field(default_factory=dict)
     summary_lag: float = 0.0
     # path prefix → fraction of its requests answered 500, drawn from `rng` (seeded: repeatable).
     fail_rate: dict[str, float] = field(default_factory=dict)
@@ -106,6 +109,7 @@ class FakeStripe:
             self.portal_configured = True
             self.meters.clear()
             self.meter_events.clear()
+            self.meter_event_taken.clear()
             self.summary_lag = 0.0
             self.fail_rate.clear()
             self.rng.seed(14)
@@ -652,11 +656,13 @@ def _meter_event(fake: FakeStripe, customers: dict[str, list[Any]], params: dict
         "timestamp": stamp,
     }
     with fake.lock:
-        if any(e["identifier"] == identifier and now - e["created"] < _DEDUPE_SECONDS for e in fake.meter_events):
+        taken = fake.meter_event_taken.get(identifier)
+        if taken is not None and now - taken < _DEDUPE_SECONDS:
             error = _error(400, f"An event already exists with identifier {identifier}.", param="identifier")
             error["error"]["code"] = "duplicate_meter_event"
             raise _Answer(400, error)
         fake.meter_events.append(event)
+        fake.meter_event_taken[identifier] = now
     return dict(event)
 
 

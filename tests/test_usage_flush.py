@@ -96,6 +96,23 @@ def test_bad_flush_settings_are_refused_at_construction_naming_them(options: dic
         Resolver(StaticSource({}), **options)  # type: ignore[arg-type]
 
 
+def test_a_few_refused_sends_among_taken_ones_are_retried_at_once_not_after_a_back_off(
+    metered: FakeStripe, closing: Closing
+) -> None:
+    cache = MemoryCache()
+    resolver = closing(Resolver(_stripe(metered), cache, **QUIET))  # type: ignore[arg-type]
+    for number in range(20):
+        resolver.record_usage("cus_1", METER, identifier=f"ev-{number}")
+    # Two 500s in the first chunk of sends, and one in the last (the 17th request: the chunks are
+    # 8, 8 and 4), while Stripe takes every other call: Stripe is up, refusing a few.
+    with metered.lock:
+        metered.failures[:] = [500, 500, *[None] * 14, 500]  # type: ignore[list-item]
+
+    assert resolver.flush_usage() == 20  # one flush: the refused went to the back and were taken
+    assert cache.pending_usage == 0
+    assert metered.identifiers(METER) == {f"ev-{number}" for number in range(20)}
+
+
 def test_with_stripe_failing_30_percent_every_identifier_lands_exactly_once(
     metered: FakeStripe, closing: Closing
 ) -> None:
@@ -159,7 +176,8 @@ def test_an_unknown_meter_is_logged_once_its_events_kept_and_sent_once_it_exists
         clock.advance(REJECTED_RETRY_SECONDS / 2)
         assert resolver.flush_usage() == 0
     assert metered.calls(METER_EVENTS) == calls  # not hammered
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # One from the flusher's first send (the seed's "counting from 0" line came before this block).
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "refused usage events" in r.getMessage()]
     assert len(errors) == 1
     assert "'ghost'" in errors[0].getMessage()
     assert "cus_1" in errors[0].getMessage()
