@@ -41,6 +41,50 @@ class _State:
         self.resolver = Resolver(source, self.cache)
         self.handler = WebhookHandler(self.resolver, SECRET)
 
+    def configure_usage(self, *, timeout: float = 1.0, **resolver_options: Any) -> None:
+        """A resolver that counts usage in the shared Redis and sends meter events to the fake Stripe."""
+        if self.resolver is not None:
+            self.resolver.close()
+        if self.cache is not None:
+            self.cache.close()
+        source = StripeSource(api_key=self.api_key, api_base=self.stripe_url, max_network_retries=0, timeout=timeout)
+        self.cache = RedisCache(self.redis_url)
+        self.resolver = Resolver(source, self.cache, **resolver_options)
+        self.handler = None
+
+    def record(self, customer: str, meter: str, identifiers: list[str], threads: int, start_at: float) -> int:
+        """``threads`` threads recording one use per identifier, from ``start_at``; how many were recorded."""
+        resolver = self.resolver
+        assert resolver is not None
+        _sleep_until(start_at)
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(
+                lambda identifier: resolver.record_usage(customer, meter, identifier=identifier), identifiers
+            ):
+                pass
+        return len(identifiers)
+
+    def consume(self, customer: str, meter: str, limit: int, threads: int, start_at: float) -> int:
+        """``threads`` threads each asking to use one of ``limit`` at once; how many were let through."""
+        resolver = self.resolver
+        assert resolver is not None
+
+        def consume_one(_: int) -> bool:
+            _sleep_until(start_at)
+            admitted, _total = resolver.consume_usage(customer, meter, limit)
+            return admitted
+
+        with ThreadPoolExecutor(threads) as pool:
+            return sum(pool.map(consume_one, range(threads)))
+
+    def usage(self, customer: str, meter: str) -> int:
+        assert self.resolver is not None
+        return self.resolver.usage(customer, meter)
+
+    def flush_usage(self) -> int:
+        assert self.resolver is not None
+        return self.resolver.flush_usage()
+
     def features(self, customer: str) -> list[str]:
         assert self.resolver is not None
         return sorted(self.resolver.features(customer))
@@ -155,6 +199,8 @@ def serve(conn: Connection, redis_url: str, stripe_url: str, api_key: str) -> No
             conn.send(("error", "".join(traceback.format_exception(error))))
         else:
             conn.send(("ok", result))
+    if state.resolver is not None:
+        state.resolver.close()
     if state.cache is not None:
         state.cache.close()
 
