@@ -231,6 +231,7 @@ class UsageEngine:
         self._serial = itertools.count()
         self._store_down = False
         self._uncounted_logged = False
+        self._refused_logged: set[str] = set()  # meters whose total Stripe refused, said once each
         # A lease outlasts a send (the source's timeout covers its retries), so no other process
         # claims an event while this one is still sending it.
         lease = _LEASE_SENDS * float(getattr(source, "_timeout", DEFAULT_TIMEOUT))
@@ -417,6 +418,8 @@ class UsageEngine:
             except SourceUnavailable as error:
                 self._reads.failed(error)
                 raise _cold(customer, meter, error) from None
+            except MeterRejected as error:
+                total = self._refused_total(customer, meter, error)
             self._reads.succeeded()
             return store.seed_usage(customer, meter, start, total + unsent)
 
@@ -431,10 +434,30 @@ class UsageEngine:
         except SourceUnavailable as error:
             self._reads.failed(error)
             raise _cold(customer, meter, error) from None
+        except MeterRejected as error:
+            total = self._refused_total(customer, meter, error)
         self._reads.succeeded()
         if isinstance(store, MemoryUsage):
             return store.seed_usage(customer, meter, start, total + unsent)
         return await store.aseed_usage(customer, meter, start, total + unsent)
+
+    def _refused_total(self, customer: str, meter: str, error: MeterRejected) -> int:
+        """Stripe's total of a meter it has no such meter (or customer) for: none, said once per meter.
+
+        Stripe cannot hold events of a meter that does not exist, so the counter starts at 0 and
+        the gate goes on counting; the events stay pending, and the flusher says why at its first
+        send. A request is never answered with an error for a meter set up wrong.
+        """
+        if meter not in self._refused_logged:
+            self._refused_logged.add(meter)
+            logger.error(
+                "entitlegate: Stripe refused to total meter %r for customer %r (%s): counting from 0 in the "
+                "cache; its events are kept until Stripe takes them (create the meter in the Stripe Dashboard)",
+                meter,
+                customer,
+                error,
+            )
+        return 0
 
     def _may_read(self, customer: str, meter: str) -> None:
         if not self._reads.allows():

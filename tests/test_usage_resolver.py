@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from entitlegate import Entry, MemoryCache, MeterRejected, Resolver, SourceUnavailable, StaticSource, StripeSource
+from entitlegate import Entry, MemoryCache, Resolver, SourceUnavailable, StaticSource, StripeSource
 from entitlegate._meters import MeterEvent
 from entitlegate.usage import calendar_month
 from tests.fake_stripe import SUBSCRIPTIONS, FakeStripe
@@ -307,16 +308,24 @@ def test_a_cache_that_keeps_no_usage_is_a_type_error_at_first_use() -> None:
         resolver.consume_usage("cus_1", METER, 5)
 
 
-def test_a_meter_stripe_does_not_have_is_a_meter_rejected_naming_it(metered: FakeStripe, closing: Closing) -> None:
+def test_a_meter_stripe_does_not_have_counts_from_zero_logs_its_name_once_and_keeps_the_events(
+    metered: FakeStripe, closing: Closing, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Stripe holds no events of a meter it does not have: the counter starts at 0 and the gate
+    # goes on (a request never gets an error for a meter set up wrong), and it is said loudly.
     resolver = closing(Resolver(_stripe(metered), MemoryCache()))
-    with pytest.raises(MeterRejected) as raised:
-        resolver.usage("cus_1", "ghost")
-    assert raised.value.event_name == "ghost"
-    with pytest.raises(MeterRejected):
-        resolver.consume_usage("cus_1", "ghost", 10)
-    resolver.record_usage("cus_1", "ghost", identifier="g-1")  # kept, to send once the meter exists
+    with caplog.at_level(logging.ERROR, logger="entitlegate"):
+        assert resolver.usage("cus_1", "ghost") == 0
+        assert resolver.consume_usage("cus_1", "ghost", 1, identifier="g-1") == (True, 1)
+        assert resolver.consume_usage("cus_1", "ghost", 1) == (False, 1)  # the limit still holds
+        assert resolver.usage("cus_2", "ghost") == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1  # once per meter, not per customer or call
+    assert "'ghost'" in errors[0]
+    assert "cus_1" in errors[0]
+    assert metered.api_key not in caplog.text
     metered.add_meter("ghost")
-    assert resolver.flush_usage() == 1
+    assert resolver.flush_usage() == 1  # kept, and sent once the meter exists
     assert metered.identifiers("ghost") == {"g-1"}
 
 
