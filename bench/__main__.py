@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
-from bench import asgi_views, cold, core, flask_views, limits, memory, otel, redis_rows, scale
+from bench import asgi_views, cold, core, flask_views, limits, memory, otel, redis_rows, scale, usage
 from bench._timing import Row, machine, table
 from tests import fake_stripe
 from tests.redis_server import RedisServer
@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("7 scale: Redis memory", lambda: scale.redis_memory(redis_url, quick=quick)),
             ("7 scale: webhooks per second", lambda: scale.webhooks_per_second(redis_url, fake, quick=quick)),
             ("7 scale: Redis Cluster", lambda: _cluster_rows(fake, quick)),
+            ("8 usage meters", lambda: usage.run(fake, redis_url, quick=quick)),
             # Last: it sets the process's meter provider, which the other sections run without.
             ("1 has_feature on a hit, OpenTelemetry on", lambda: otel.run(quick=quick)),
         ]

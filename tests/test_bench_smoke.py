@@ -20,7 +20,16 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.mark.parametrize(
-    "section", ["| 1 hit |", "| 2 view |", "| 3 cold miss |", "| 4 propagation |", "| 5 memory |", "| 6 Redis outage |"]
+    "section",
+    [
+        "| 1 hit |",
+        "| 2 view |",
+        "| 3 cold miss |",
+        "| 4 propagation |",
+        "| 5 memory |",
+        "| 6 Redis outage |",
+        "| 8 usage |",
+    ],
 )
 def test_every_section_reports_rows(report: str, section: str) -> None:
     assert section in report
