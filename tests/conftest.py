@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import stripe
 
+from entitlegate import Resolver
 from tests.fake_stripe import FakeStripe, start
 from tests.redis_server import RedisServer
 
@@ -40,3 +41,20 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+Closing = Callable[[Resolver], Resolver]
+
+
+@pytest.fixture
+def closing() -> Iterator[Closing]:
+    """Hands back the resolver given, and closes it after the test (before the fake is emptied)."""
+    made: list[Resolver] = []
+
+    def keep(resolver: Resolver) -> Resolver:
+        made.append(resolver)
+        return resolver
+
+    yield keep
+    for resolver in made:
+        resolver.close()

@@ -10,13 +10,13 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
 
 import pytest
 
 from entitlegate import CacheUnavailable, MemoryCache, MeterEvent, Resolver, StaticSource, StripeSource
 from entitlegate._usage_flush import EXIT_SECONDS, REJECTED_RETRY_SECONDS
 from entitlegate.sources import DEFAULT_TIMEOUT
+from tests.conftest import Closing
 from tests.doubles import Clock
 from tests.fake_stripe import METER_EVENTS, FakeStripe
 from tests.polling import wait_for
@@ -28,23 +28,6 @@ QUIET = {"usage_interval": 3600.0, "usage_batch": 1_000_000}  # the thread never
 
 def _stripe(fake: FakeStripe, **options: object) -> StripeSource:
     return StripeSource(api_key=fake.api_key, api_base=fake.url, max_retries=0, **options)  # type: ignore[arg-type]
-
-
-Closing = Callable[[Resolver], Resolver]
-
-
-@pytest.fixture
-def closing() -> Iterator[Closing]:
-    """Hands back the resolver given, and closes it after the test (before the fake is emptied)."""
-    made: list[Resolver] = []
-
-    def keep(resolver: Resolver) -> Resolver:
-        made.append(resolver)
-        return resolver
-
-    yield keep
-    for resolver in made:
-        resolver.close()
 
 
 @pytest.fixture

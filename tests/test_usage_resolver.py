@@ -7,13 +7,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 
 import pytest
 
 from entitlegate import Entry, MemoryCache, Resolver, SourceUnavailable, StaticSource, StripeSource
 from entitlegate._meters import MeterEvent
 from entitlegate.usage import calendar_month
+from tests.conftest import Closing
 from tests.fake_stripe import SUBSCRIPTIONS, FakeStripe
 
 METER = "exports"
@@ -22,23 +23,6 @@ SUMMARIES = "event_summaries"
 
 def _stripe(fake: FakeStripe) -> StripeSource:
     return StripeSource(api_key=fake.api_key, api_base=fake.url, max_retries=0)
-
-
-Closing = Callable[[Resolver], Resolver]
-
-
-@pytest.fixture
-def closing() -> Iterator[Closing]:
-    """Hands back the resolver given, and closes it after the test (before the fake is emptied)."""
-    made: list[Resolver] = []
-
-    def keep(resolver: Resolver) -> Resolver:
-        made.append(resolver)
-        return resolver
-
-    yield keep
-    for resolver in made:
-        resolver.close()
 
 
 @pytest.fixture
