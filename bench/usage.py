@@ -11,6 +11,7 @@ the fake Stripe over HTTP through the real ``stripe`` SDK: one POST per event, a
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 import timeit
 import uuid
@@ -142,14 +143,19 @@ def _round_trips(work: Callable[[], object]) -> int:
     """How many times redis-py wrote to a Redis connection while ``work`` ran: its round trips.
 
     Counted at the client, where a pipeline is one write and one reply; Redis's own
-    ``INFO commandstats`` would also count the commands a script runs inside the server.
+    ``INFO commandstats`` would also count the commands a script runs inside the server. Only
+    the calling thread's writes count: the request path's. The flusher thread, started by the
+    first queued event, claims what earlier processes left pending (one write), and that is not
+    the request's round trip.
     """
     original = redis.connection.AbstractConnection.send_packed_command
     writes = 0
+    caller = threading.get_ident()
 
     def counting(self: redis.connection.AbstractConnection, command: object, check_health: bool = True) -> None:
         nonlocal writes
-        writes += 1
+        if threading.get_ident() == caller:
+            writes += 1
         original(self, command, check_health)  # type: ignore[arg-type]
 
     redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]

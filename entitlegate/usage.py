@@ -227,7 +227,7 @@ class UsageEngine:
         self._retry_after, self._clock = retry_after, clock
         self._reads = self._breaker()
         self._seed_locks = [threading.Lock() for _ in range(_SEED_LOCKS)]
-        self._prefix = secrets.token_hex(8)
+        self._stem = f"eg_{secrets.token_hex(8)}_"  # of made identifiers: see _event
         self._serial = itertools.count()
         self._store_down = False
         self._uncounted_logged = False
@@ -261,7 +261,7 @@ class UsageEngine:
     def _after_fork(self) -> None:
         # A child must not make the parent's identifiers (each would be billed once for both),
         # nor wait on a lock a thread of the parent held at the fork.
-        self._prefix = secrets.token_hex(8)
+        self._stem = f"eg_{secrets.token_hex(8)}_"  # of made identifiers: see _event
         self._serial = itertools.count()
         self._seed_locks = [threading.Lock() for _ in range(_SEED_LOCKS)]
         self._reads = self._breaker()
@@ -360,7 +360,7 @@ class UsageEngine:
         if identifier is None:
             # A random prefix per process (made again in a forked child) and a serial: unique
             # without a uuid4 per event, whose urandom read costs more than the rest of the call.
-            identifier = f"eg_{self._prefix}_{next(self._serial)}"
+            identifier = f"{self._stem}{next(self._serial)}"
         return MeterEvent(meter, customer, value, identifier, int(self._wall_clock()))
 
     def _add(self, store: UsageStore | MemoryUsage, event: MeterEvent, limit: int | None) -> tuple[bool, int]:
