@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from entitlegate import Resolver, StaticSource, registry
+from entitlegate.entitlements import Entitlements
 from entitlegate.gate import (
     Cause,
     DeniedFeature,
@@ -369,3 +370,32 @@ def test_a_usage_denial_survives_pickling_with_its_usage() -> None:
     feature = DeniedFeature("exports", Cause.MISSING, UsageShortfall("exports", 5, 5))
     copy = pickle.loads(pickle.dumps(feature))
     assert (copy, copy.cause, copy.usage, copy.shortfall) == ("exports", Cause.MISSING, feature.usage, None)
+
+
+_KEYS = st.sampled_from(["a", "b", "c", "d"])
+
+
+@given(st.lists(_KEYS, max_size=3), st.lists(_KEYS, max_size=3), st.frozensets(_KEYS))
+def test_allows_agrees_with_missing_and_with_the_check(
+    all_of: list[str], any_of: list[str], held: frozenset[str]
+) -> None:
+    # The subset fast path (a gate with no any_of) answers exactly what missing() does, and so
+    # does the per-request check that inlines it.
+    if not all_of and not any_of:
+        return
+    requirement = Requirement.of(*all_of, any_of=any_of)
+    assert requirement.allows(held) is (requirement.missing(held) is None)
+    resolver = Resolver(StaticSource({"cus_1": held}))
+    verdict = Entitlements(resolver, lambda: "cus_1").check(requirement)
+    assert (verdict.outcome is Outcome.ALLOWED) is (requirement.missing(held) is None)
+    assert verdict.feature == requirement.missing(held)
+
+
+def test_a_requirement_survives_pickling_and_compares_by_its_keys() -> None:
+    requirement = Requirement.of("a", "b")
+    copy = pickle.loads(pickle.dumps(requirement))
+    assert copy == requirement
+    assert hash(copy) == hash(requirement)
+    assert copy.allows(frozenset({"a", "b"}))
+    assert not copy.allows(frozenset({"a"}))
+    assert repr(requirement) == "Requirement(all_of=('a', 'b'), any_of=())"
