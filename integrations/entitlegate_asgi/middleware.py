@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
@@ -121,7 +121,9 @@ class EntitlementMiddleware:
             # the refusal or the 503 if the exception reaches us, sent as it was otherwise.
             held: list[Message] = []
 
-            async def send_noting_start(message: Message) -> None:
+            # Not a coroutine function: it hands back send's own awaitable (or one already done),
+            # so passing a message through costs no coroutine of ours (two per request).
+            def send_noting_start(message: Message) -> Awaitable[None]:
                 nonlocal started
                 if held or (
                     not started
@@ -129,9 +131,9 @@ class EntitlementMiddleware:
                     and (entitlements.raised or message["status"] == 500)
                 ):
                     held.append(message)
-                    return
+                    return _DONE
                 started = True
-                await send(message)
+                return send(message)
 
             try:
                 await self.app(scope, receive, send_noting_start)
@@ -158,6 +160,21 @@ class EntitlementMiddleware:
             # The entitlements hold the scope that holds them: cut that loop, so that a request
             # leaves no garbage for the cycle collector.
             lookup.release()
+
+
+class _Done:
+    """An awaitable that is already over: what a held message's ``await send(...)`` gets."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return iter(())  # type: ignore[return-value]  # an empty iterator: done at the first step
+
+    def __repr__(self) -> str:
+        return "<done>"
+
+
+_DONE = _Done()
 
 
 async def _send_all(send: Send, messages: list[Message]) -> None:
