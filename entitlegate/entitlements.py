@@ -46,6 +46,10 @@ _DENIED = Outcome.DENIED  # read once: an enum member through its class costs ~7
 _UNSET: object = object()
 
 
+def _request_over() -> object:
+    raise RuntimeError("the request is over: its customer can be looked up only while it is being handled")
+
+
 class Entitlements:
     """The entitlements of one request's customer, looked up only when something asks.
 
@@ -104,6 +108,12 @@ class Entitlements:
     @property
     def customer(self) -> str | None:
         """The request's Stripe customer id, or None (nobody signed in, or no customer id)."""
+        return self._look_up()
+
+    def _look_up(self) -> str | None:
+        # The customer, found with the sync callable on first need: the property's body, apart so
+        # that the async reads use it too when there is no async callable (an adapter's property
+        # may refuse a sync read the async path is allowed to make).
         customer = self._customer
         if customer is _UNSET:
             if self._find is None:
@@ -131,7 +141,7 @@ class Entitlements:
         customer = self._customer
         if customer is _UNSET:
             if self._acustomer is None:
-                return self.customer
+                return self._look_up()
             of = self._of
             try:
                 customer = read_customer(
@@ -150,6 +160,16 @@ class Entitlements:
     def found(self) -> bool:
         """Whether the customer has been looked up (:attr:`customer` reads without calling anything)."""
         return self._customer is not _UNSET
+
+    def release(self) -> None:
+        """The request is over: let go of it and of the customer callables, if still held.
+
+        An adapter that hands ``of`` a request or scope which holds this object calls it when the
+        request ends, so no reference cycle is left for the collector. A lookup after it finds
+        no customer (logged as a failed lookup).
+        """
+        if self._customer is _UNSET:
+            self._find, self._acustomer, self._of = _request_over, None, _UNSET
 
     def _not_found(self) -> str:
         """The message when the customer is read before an async-only lookup ran (adapters may say more)."""
@@ -176,16 +196,20 @@ class Entitlements:
         """Async twin of :meth:`answer`."""
         answer = self._answer
         if answer is None:
+            # Each await of a coroutine costs the gated path time: with a sync customer callable,
+            # and on a hit, this is the only coroutine between the gate and the answer.
             customer = self._customer
-            if customer is _UNSET:  # acheck has looked it up already: skip a coroutine
-                customer = await self.acustomer()
+            if customer is _UNSET:
+                customer = self._look_up() if self._acustomer is None else await self.acustomer()
             if customer is None:
                 answer = _EMPTY
             else:
-                try:
-                    answer = await self.resolver.afeatures(customer)  # type: ignore[arg-type]  # a str once set
-                except SourceUnavailable as error:
-                    answer = error
+                answer = self.resolver.cached_features(customer)  # type: ignore[arg-type]  # a str once set
+                if answer is None:
+                    try:
+                        answer = await self.resolver.afeatures(customer)  # type: ignore[arg-type]
+                    except SourceUnavailable as error:
+                        answer = error
             self._answer = answer
         return answer
 

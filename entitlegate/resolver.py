@@ -340,6 +340,23 @@ class Resolver:
             return entry.features
         return self._resolve(customer)
 
+    def cached_features(self, customer: str) -> frozenset[str] | None:
+        """The lookup_keys ``customer`` holds if a fresh answer is at hand (a hit, counted), else None.
+
+        Never does I/O and never asks the source: for code in an event loop that would otherwise
+        await :meth:`afeatures` (a coroutine) for what is nearly always a hit. On None, await
+        :meth:`afeatures`. With RedisCache, "at hand" is its in-process tier.
+        """
+        peek, clock = self._peek, self._clock  # see "the hot path" above
+        try:
+            entry = peek(customer)
+        except TypeError:  # unhashable: not a customer id; afeatures says so
+            return None
+        if entry is not None and entry.expires > clock():
+            self._hits += 1
+            return entry.features
+        return None
+
     async def ahas_feature(self, customer: str, lookup_key: str) -> bool:
         """Async twin of :meth:`has_feature`."""
         peek, clock = self._peek, self._clock  # see "the hot path" above

@@ -415,3 +415,63 @@ def test_a_use_refused_in_an_outage_is_not_reported(stripe_down: FakeStripe, pol
     assert resolver.flush_usage() == 0
     assert stripe_down.identifiers("exports") == set()
     resolver.close()
+
+
+# -- the async fast path and the end of a request -------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_sync_customer_callable_serves_the_async_reads(source: CountingSource) -> None:
+    # No async callable: the async reads look the customer up with the sync one, once.
+    lookups = Lookups()
+    entitlements = Entitlements(Resolver(source), lookups)
+    assert (await entitlements.acheck(SEATS)).allowed
+    assert await entitlements.acustomer() == "cus_1"
+    assert await entitlements.ahas_feature("analytics")
+    assert (lookups.calls, source.calls) == (1, 1)
+
+
+@pytest.mark.asyncio
+async def test_the_async_reads_take_a_hit_from_the_cache_and_a_miss_from_the_source(source: CountingSource) -> None:
+    resolver = Resolver(source)
+    assert (await Entitlements(resolver, Lookups()).acheck(SEATS)).allowed  # a miss: the source
+    assert (await Entitlements(resolver, Lookups()).acheck(SEATS)).allowed  # a hit: cached_features
+    assert (resolver.stats.hits, resolver.stats.misses, source.calls) == (1, 1, 1)
+
+
+def test_cached_features_answers_a_fresh_hit_and_never_asks_the_source(source: CountingSource) -> None:
+    now = [1000.0]
+    resolver = Resolver(source, ttl=60, clock=lambda: now[0])
+    assert resolver.cached_features("cus_1") is None  # nothing cached: no source call either
+    assert source.calls == 0
+    resolver.features("cus_1")
+    assert resolver.cached_features("cus_1") == {"seats-feature", "analytics"}
+    assert resolver.stats.hits == 1
+    now[0] += 61  # expired: not at hand, however stale-servable
+    assert resolver.cached_features("cus_1") is None
+    assert resolver.cached_features(["not", "hashable"]) is None  # type: ignore[arg-type]
+    assert (resolver.stats.hits, source.calls) == (1, 1)
+
+
+def test_release_lets_go_of_the_request_and_a_later_lookup_means_no_customer(
+    source: CountingSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Request:
+        pass
+
+    request = Request()
+    entitlements = Entitlements(Resolver(source), lambda request: "cus_1", of=request)
+    entitlements.release()
+    with caplog.at_level(logging.ERROR, logger="entitlegate"):
+        assert entitlements.customer is None
+    assert "the request is over" in caplog.text
+    assert not entitlements.check(SEATS).allowed
+    assert source.calls == 0
+
+
+def test_release_after_the_lookup_keeps_what_was_found(source: CountingSource) -> None:
+    entitlements = Entitlements(Resolver(source), Lookups())
+    assert entitlements.check(SEATS).allowed
+    entitlements.release()
+    assert entitlements.customer == "cus_1"
+    assert entitlements.has_feature("analytics")

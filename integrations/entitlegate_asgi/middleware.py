@@ -10,7 +10,7 @@ from entitlegate.gate import Requirement, Rules
 from entitlegate.resolver import Resolver
 from entitlegate.upgrade import RETURN_MARKER
 from entitlegate_asgi import _responses
-from entitlegate_asgi._entitlements import CustomerLookup, Entitlements
+from entitlegate_asgi._entitlements import Entitlements
 from entitlegate_asgi._refusals import OnDenied, Refusals
 from entitlegate_asgi._types import ASGIApp, Message, Receive, Scope, Send
 from entitlegate_asgi._utils import RequestRefused, is_async_callable, qualified_name, route_path
@@ -96,8 +96,9 @@ class EntitlementMiddleware:
             return
         state = dict(scope.get("state") or ())
         scope = {**scope, "state": state}
-        lookup = CustomerLookup(self._customer, self._customer_is_async, scope)
-        entitlements = state["entitlements"] = Entitlements(self.resolver, lookup, self._refusals, self._customer_name)
+        entitlements = state["entitlements"] = Entitlements(
+            self.resolver, self._customer, self._customer_is_async, scope, self._refusals, self._customer_name
+        )
         # One method, not a helper coroutine per request: every await costs the gated path time.
         try:
             if _RETURN in scope.get("query_string", b""):
@@ -159,7 +160,7 @@ class EntitlementMiddleware:
         finally:
             # The entitlements hold the scope that holds them: cut that loop, so that a request
             # leaves no garbage for the cycle collector.
-            lookup.release()
+            entitlements.release()
 
 
 class _Done:
