@@ -111,9 +111,10 @@ class Entitlements:
         return self._look_up()
 
     def _look_up(self) -> str | None:
-        # The customer, found with the sync callable on first need: the property's body, apart so
-        # that the async reads use it too when there is no async callable (an adapter's property
-        # may refuse a sync read the async path is allowed to make).
+        # The customer, found with the sync callable on first need. answer() and the async reads
+        # (when there is no async callable) call it directly: a Python call fewer than through
+        # the property, which an adapter may also override to refuse a sync read that the async
+        # path is allowed to make.
         customer = self._customer
         if customer is _UNSET:
             if self._find is None:
@@ -181,7 +182,7 @@ class Entitlements:
         """The customer's features or the outage met asking for them, asked once (empty: no customer)."""
         answer = self._answer
         if answer is None:
-            customer = self.customer
+            customer = self._look_up()
             if customer is None:
                 answer = _EMPTY
             else:
