@@ -283,7 +283,8 @@ class UsageEngine:
         except (SourceUnavailable, MeterRejected):
             self._keep_uncounted(event)
             return
-        self._cache_answered()
+        if self._store_down:  # _cache_answered's test, inlined on the request path
+            self._cache_answered()
 
     def consume(
         self, customer: str, meter: str, limit: int | None, value: int, identifier: str | None
@@ -361,7 +362,8 @@ class UsageEngine:
             # A random prefix per process (made again in a forked child) and a serial: unique
             # without a uuid4 per event, whose urandom read costs more than the rest of the call.
             identifier = f"{self._stem}{next(self._serial)}"
-        return MeterEvent(meter, customer, value, identifier, int(self._wall_clock()))
+        # tuple.__new__ is what MeterEvent(...) calls, less the generated __new__'s Python frame.
+        return tuple.__new__(MeterEvent, (meter, customer, value, identifier, int(self._wall_clock())))
 
     def _add(self, store: UsageStore | MemoryUsage, event: MeterEvent, limit: int | None) -> tuple[bool, int]:
         customer, meter, value = event.customer, event.event_name, event.value
@@ -371,13 +373,17 @@ class UsageEngine:
         else:
             start, end = self._period(customer)
         answer = store.add_usage(customer, meter, start, value, event, limit=limit)
+        if answer is not None:  # a warm counter: the request path's case
+            if answer[0]:
+                self.queued()
+            return answer
         for _ in range(_SEED_TRIES):
+            self._seed(store, customer, meter, start, end)
+            answer = store.add_usage(customer, meter, start, value, event, limit=limit)
             if answer is not None:
                 if answer[0]:
                     self.queued()
                 return answer
-            self._seed(store, customer, meter, start, end)
-            answer = store.add_usage(customer, meter, start, value, event, limit=limit)
         raise _still_cold(customer, meter)
 
     async def _aadd(self, store: UsageStore | MemoryUsage, event: MeterEvent, limit: int | None) -> tuple[bool, int]:

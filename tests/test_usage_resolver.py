@@ -220,6 +220,9 @@ def test_async_twins_seed_from_stripe(metered: FakeStripe, closing: Closing) -> 
         (lambda r: r.record_usage("cus_1", METER, 1.5), "value"),
         (lambda r: r.record_usage("cus_1", METER, identifier=""), "identifier"),
         (lambda r: r.record_usage("cus_1", METER, identifier=7), "identifier"),
+        (lambda r: r.record_usage("cus_1", METER, identifier=" "), "identifier"),
+        (lambda r: r.record_usage(" ", METER), "customer"),
+        (lambda r: r.record_usage("cus_1", METER, -3), "value"),
         (lambda r: r.consume_usage("cus_1", METER, -1), "limit"),
         (lambda r: r.consume_usage("cus_1", METER, 2.5), "limit"),
         (lambda r: r.consume_usage("cus_1", METER, True), "limit"),
@@ -332,3 +335,19 @@ def test_events_kept_unsent_while_stripe_was_down_count_when_the_counter_is_seed
     assert resolver.usage("cus_1", METER) == 7  # Stripe's 0, the 6 not sent yet, and the last
     assert resolver.flush_usage() == 4
     assert resolver.usage("cus_1", METER) == 7  # sending them counts nothing twice
+
+
+def test_record_usage_takes_subclasses_of_str_and_int_as_the_checks_do() -> None:
+    # The common case is checked by exact type first; a subclass takes the full checks, and passes.
+    class Id(str):
+        pass
+
+    class Count(int):
+        pass
+
+    resolver = Resolver(StaticSource({"cus_1": ["exports-feature"]}), usage_interval=3600.0)
+    try:
+        resolver.record_usage(Id("cus_1"), Id(METER), Count(2), identifier=Id("sub-1"))
+        assert resolver.usage("cus_1", METER) == 2
+    finally:
+        resolver.close()
