@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bench._timing import Row
-from bench.overhead import CUSTOMER, FEATURE, FEATURES, added_cost_rows, overhead_rows
+from bench.overhead import CUSTOMER, FEATURE, FEATURES, NO_FEATURES, Memo, added_cost_rows, overhead_rows
 from entitlegate import MemoryCache, Resolver, StaticSource
 from entitlegate_asgi import EntitlementMiddleware, RequiresFeature, requires_feature
 
@@ -106,19 +106,6 @@ class HandWrittenGate:
         await self.app(scope, receive, send)
 
 
-class Memo:
-    """What a hand-written per-request memo holds: the request's customer and their features."""
-
-    __slots__ = ("customer", "features")
-
-    def __init__(self, customer: str | None, features: frozenset[str]) -> None:
-        self.customer = customer
-        self.features = features
-
-
-_NONE: frozenset[str] = frozenset()
-
-
 class HandWrittenMemoGate:
     """The middleware's check by hand, keeping entitlegate's per-request promise and none of its code.
 
@@ -138,7 +125,7 @@ class HandWrittenMemoGate:
             scope = {**scope, "state": state}
             if scope["path"].startswith(self.prefix):
                 found = customer(scope)
-                features = _NONE if found is None else self.resolver.cached_features(found)
+                features = NO_FEATURES if found is None else self.resolver.cached_features(found)
                 if features is None:
                     features = await self.resolver.afeatures(found)  # type: ignore[arg-type]  # a str here
                 state["memo"] = memo = Memo(found, features)

@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from bench.overhead import CUSTOMER, FEATURE, FEATURES
+from bench.overhead import CUSTOMER, FEATURE, FEATURES, NO_FEATURES, Memo
 from entitlegate import MemoryCache, Resolver, StaticSource
 from entitlegate_django import requires_feature
 
@@ -74,19 +74,6 @@ def hand_written_gate(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[
     return wrapper
 
 
-class Memo:
-    """What a hand-written per-request memo holds: the request's customer and their features."""
-
-    __slots__ = ("customer", "features")
-
-    def __init__(self, customer: str | None, features: frozenset[str]) -> None:
-        self.customer = customer
-        self.features = features
-
-
-_NONE: frozenset[str] = frozenset()
-
-
 def hand_written_memo_gate(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
     """The check written by hand with entitlegate's per-request promise, and none of its code.
 
@@ -100,7 +87,7 @@ def hand_written_memo_gate(func: Callable[[HttpRequest], HttpResponse]) -> Calla
         memo: Memo | None = request.__dict__.get("memo")
         if memo is None:
             found = customer(request)
-            memo = request.memo = Memo(found, _NONE if found is None else resolver.features(found))  # type: ignore[attr-defined]
+            memo = request.memo = Memo(found, NO_FEATURES if found is None else resolver.features(found))  # type: ignore[attr-defined]
         if memo.customer is None or FEATURE not in memo.features:
             raise PermissionDenied
         return func(request)

@@ -12,6 +12,20 @@ GOAL_PERCENT = 2.0  # gated-view overhead <= 2 % of the trivial request (Django 
 CUSTOMER = "cus_bench"
 FEATURES = ("seats-feature", "analytics", "export", "sso", "audit-log")
 FEATURE = "seats-feature"
+NO_FEATURES: frozenset[str] = frozenset()
+
+
+class Memo:
+    """What a hand-written per-request memo holds: the request's customer and their features.
+
+    The floors that keep their answer for the request (Django's, the ASGI middleware's) keep one.
+    """
+
+    __slots__ = ("customer", "features")
+
+    def __init__(self, customer: str | None, features: frozenset[str]) -> None:
+        self.customer = customer
+        self.features = features
 
 
 def overhead_rows(
