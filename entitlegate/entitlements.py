@@ -255,12 +255,9 @@ class Entitlements:
         customer = self._customer
         if customer is None:
             return _NO_CUSTOMER
-        # judge's allowed case, first: the one nearly every gated request takes (Requirement.allows,
-        # inlined: a gate with no any_of is one subset test).
-        if type(answer) is frozenset:
-            plain = requirement.plain
-            if plain <= answer if plain is not None else requirement.missing(answer) is None:
-                return _ALLOWED
+        # judge's allowed case, first: the one nearly every gated request takes.
+        if type(answer) is frozenset and requirement.allows(answer):
+            return _ALLOWED
         verdict = judge(requirement, answer, self.resolver.on_unavailable)
         if verdict.outcome is _DENIED:
             _log_denial(self.resolver, customer, verdict)  # type: ignore[arg-type]  # a str once found
@@ -274,10 +271,8 @@ class Entitlements:
         customer = self._customer
         if customer is None:
             return _NO_CUSTOMER
-        if type(answer) is frozenset:  # as in check
-            plain = requirement.plain
-            if plain <= answer if plain is not None else requirement.missing(answer) is None:
-                return _ALLOWED
+        if type(answer) is frozenset and requirement.allows(answer):  # as in check
+            return _ALLOWED
         verdict = judge(requirement, answer, self.resolver.on_unavailable)
         if verdict.outcome is _DENIED:
             _log_denial(self.resolver, customer, verdict)  # type: ignore[arg-type]  # a str once found

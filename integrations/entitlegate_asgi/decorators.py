@@ -99,14 +99,14 @@ def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P
         index, kind = _connection_parameter(func, user)
         is_async = is_async_callable(func)
 
-        def connection_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
+        def located(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[HTTPConnection, Entitlements]:
             connection = kwargs.get(kind, args[index] if index < len(args) else None)
             if not isinstance(connection, HTTPConnection):
                 raise TypeError(
                     f"{user}: the {kind!r} argument of {func.__qualname__} is {type(connection).__name__}, "
                     "not a Starlette Request or WebSocket"
                 )
-            return connection
+            return connection, entitlements_of(connection.scope, user)
 
         # Each wrapper awaits the gate itself, with no helper coroutine between: on the allowed
         # path (nearly every request's) a coroutine frame is a good part of what a gate costs.
@@ -116,8 +116,7 @@ def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P
 
             @functools.wraps(func)
             async def websocket_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> None:
-                websocket = connection_of(args, kwargs)
-                entitlements = entitlements_of(websocket.scope, user)
+                websocket, entitlements = located(args, kwargs)
                 verdict = await judge(entitlements, websocket)
                 if verdict.allowed:
                     await func(*args, **kwargs)
@@ -133,8 +132,7 @@ def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P
 
             @functools.wraps(func)
             async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
-                connection = connection_of(args, kwargs)
-                entitlements = entitlements_of(connection.scope, user)
+                connection, entitlements = located(args, kwargs)
                 verdict = await judge(entitlements, connection)
                 if verdict.allowed:
                     return await func(*args, **kwargs)
@@ -146,8 +144,7 @@ def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P
         # as Starlette would have run it.
         @functools.wraps(func)
         async def sync_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
-            connection = connection_of(args, kwargs)
-            entitlements = entitlements_of(connection.scope, user)
+            connection, entitlements = located(args, kwargs)
             verdict = await judge(entitlements, connection)
             if verdict.allowed:
                 return await run_in_threadpool(func, *args, **kwargs)
