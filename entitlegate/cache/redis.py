@@ -51,6 +51,10 @@ T = TypeVar("T")
 _FIRST_POLL = 0.002
 _LONGEST_POLL = 0.025
 _ERRORS = (redis.RedisError, OSError, RedisClusterException)  # the last: a cluster with no node to ask
+# redis-py 8.2's "no node of the cluster answered" (a RedisClusterException); older ones raise the base.
+_CLUSTER_UNREACHABLE: tuple[type[BaseException], ...] = tuple(
+    kind for kind in [getattr(redis.exceptions, "RedisClusterUnreachableError", None)] if kind is not None
+)
 
 
 class RedisCache:
@@ -458,11 +462,29 @@ class RedisCache:
         return kept is not None
 
     def _unreachable(self, error: BaseException) -> Breaker | None:
-        # redis-py raises this bare exception when no node of a cluster answered: then the whole
-        # cluster is down, and one request per retry_after pays for finding it out, not one per node.
-        if self.cluster and type(error) is RedisClusterException:
+        # redis-py says so when no node of a cluster answered its topology refresh: up to 8.1 with
+        # this bare exception, from 8.2 with its subclass RedisClusterUnreachableError. Then the
+        # whole cluster is down, and one request per retry_after pays for finding it out.
+        if self.cluster and (type(error) is RedisClusterException or isinstance(error, _CLUSTER_UNREACHABLE)):
             return self._breaker
         return None
+
+    def _node_failed(self, breaker: _NodeBreaker, error: BaseException) -> None:
+        """Record ``error`` on the node's breaker, or on the cluster's if no other primary is up.
+
+        redis-py 8.2 refreshes the slot map at most once a second, so a cluster that went down
+        whole fails node by node: this keeps it from then costing one probe per node per
+        retry_after (and ``unavailable`` from saying no while every node is down).
+        """
+        breakers = self._node_breakers
+        assert isinstance(self._client, RedisCluster)
+        for node in list(self._client.nodes_manager.nodes_cache.values()):
+            if node.server_type == "primary" and node.name != breaker.node:
+                other = breakers.get(node.name)
+                if other is None or not other.down:
+                    Breaker.failed(breaker, error)
+                    return
+        self._breaker.failed(error)
 
     def _breaker_of(self, command: object) -> Breaker:
         """On a cluster, the breaker of the node that serves the command's key: one node down
@@ -476,10 +498,7 @@ class RedisCache:
             return self._breaker
         breaker = self._node_breakers.get(node.name)
         if breaker is None:
-            retry_after = self._breaker.retry_after
-            breaker = self._node_breakers.setdefault(
-                node.name, self._new_breaker(f"Redis node {node.name} of {self.location}", retry_after)
-            )
+            breaker = self._node_breakers.setdefault(node.name, _NodeBreaker(self, node.name))
         return breaker
 
     def _now(self) -> float:
@@ -549,6 +568,25 @@ class RedisCache:
         return Breaker(
             name, retry_after=retry_after, clock=self._now, describe=self._describe, on_recovery=self._local.release
         )
+
+
+class _NodeBreaker(Breaker):
+    """The breaker of one node of a cluster; the failure of the last primary up is the cluster's."""
+
+    def __init__(self, cache: RedisCache, node: str) -> None:
+        template = cache._breaker
+        super().__init__(
+            f"Redis node {node} of {cache.location}",
+            retry_after=template.retry_after,
+            clock=cache._now,
+            describe=cache._describe,
+            on_recovery=cache._local.release,
+        )
+        self.node = node
+        self._cache = cache
+
+    def failed(self, error: BaseException) -> None:
+        self._cache._node_failed(self, error)
 
 
 class _Lease:

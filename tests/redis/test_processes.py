@@ -157,7 +157,9 @@ def test_every_process_answers_in_well_under_a_second_while_redis_is_frozen(
         # A hung cluster costs its one request a timeout on the node, then redis-py asks each of
         # the three masters for the slots (a timeout each) before it gives up.
         assert max(seconds) < (0.5 if redis_kind == "single" else 0.25 * 4 + 0.25)
-        assert sum(second >= 0.2 for second in seconds) <= 1  # the one that paid the timeout
+        # The ones that paid for finding out: one, or on a cluster one per master (redis-py 8.2
+        # finds a cluster that went down whole node by node; see tests/redis/test_outage.py).
+        assert sum(second >= 0.2 for second in seconds) <= (1 if redis_kind == "single" else 3)
 
 
 def test_after_a_restart_no_stale_local_copy_survives_and_sharing_resumes(
