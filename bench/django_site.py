@@ -17,6 +17,7 @@ from collections.abc import Callable
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
+from django.views.decorators.http import require_GET
 
 from bench.overhead import CUSTOMER, FEATURE, FEATURES, NO_FEATURES, Memo
 from entitlegate import MemoryCache, Resolver, StaticSource
@@ -61,20 +62,24 @@ def empty_decorator(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[Ht
     return wrapper
 
 
-def hand_written_gate(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
-    """The check written by hand, with none of the adapter: the CUSTOMER function, then ``has_feature``."""
+def hand_written_gate(func: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The check written by hand, with none of the adapter: the CUSTOMER function, then ``has_feature``.
+
+    Its wrapper takes the URL's arguments, as a view decorator must (``requires_feature``'s does,
+    and so do Django's own, such as ``require_GET``).
+    """
 
     @functools.wraps(func)
-    def wrapper(request: HttpRequest) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         found = customer(request)
         if found is None or not resolver.has_feature(found, FEATURE):
             raise PermissionDenied
-        return func(request)
+        return func(request, *args, **kwargs)
 
     return wrapper
 
 
-def hand_written_memo_gate(func: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+def hand_written_memo_gate(func: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The check written by hand with entitlegate's per-request promise, and none of its code.
 
     The customer function and the resolver are asked once per request, whatever else on the page
@@ -83,20 +88,21 @@ def hand_written_memo_gate(func: Callable[[HttpRequest], HttpResponse]) -> Calla
     """
 
     @functools.wraps(func)
-    def wrapper(request: HttpRequest) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         memo: Memo | None = request.__dict__.get("memo")
         if memo is None:
             found = customer(request)
             memo = request.memo = Memo(found, NO_FEATURES if found is None else resolver.features(found))  # type: ignore[attr-defined]
         if memo.customer is None or FEATURE not in memo.features:
             raise PermissionDenied
-        return func(request)
+        return func(request, *args, **kwargs)
 
     return wrapper
 
 
 gated_view = requires_feature(FEATURE)(view)
 empty_view = empty_decorator(view)
+require_get_view = require_GET(view)  # Django's own gate: the URL's arguments passed on, one check
 hand_written_view = hand_written_gate(view)
 memo_view = hand_written_memo_gate(view)
 _PAGES = {
@@ -104,6 +110,7 @@ _PAGES = {
     "other": view,
     "gated": gated_view,
     "empty": empty_view,
+    "get": require_get_view,
     "hand": hand_written_view,
     "memo": memo_view,
 }

@@ -11,7 +11,7 @@ from django.http import HttpResponse, HttpResponseBase
 from django.test import Client, RequestFactory
 
 from bench._timing import Row
-from bench.django_site import empty_view, gated_view, hand_written_view, memo_view, view
+from bench.django_site import empty_view, gated_view, hand_written_view, memo_view, require_get_view, view
 from bench.overhead import CUSTOMER, added_cost_rows, overhead_rows
 
 HAND_WRITTEN = "a hand-written check (the customer function, then `has_feature`, in a decorator)"
@@ -21,11 +21,12 @@ MEMO_WRITTEN = (
 )
 GOAL_DECORATOR_US = 0.8  # requires_feature adds at most 0.8 µs to a RequestFactory view call
 WHY_DECORATOR = (
-    "the empty decorator costs nothing measurable and the hand-written check (CUSTOMER, then "
-    "`has_feature`) is inside the goal; keeping the answer on the request, as entitlegate promises "
-    "(one CUSTOMER call and one lookup per request however many checks), costs more than the check "
-    "itself (the memo row); what the decorator adds beyond that row is its own work (the "
-    "settings-built config, the entitlements object's lookup bookkeeping, the gate's verdict)"
+    "the floors are timed beside it: an empty decorator; Django's own `require_GET`, whose wrapper "
+    "passes the URL's arguments on as every view decorator must; the hand-written check (CUSTOMER, "
+    "then `has_feature`); and the hand-written check that keeps its answer on the request, as "
+    "entitlegate promises (one CUSTOMER call and one lookup per request however many checks), "
+    "which alone costs more than the goal. What the decorator adds beyond that memo row is its own "
+    "work (the settings-built config, the entitlements object's lookup bookkeeping, the gate's verdict)"
 )
 WHY = (
     "the decorator's own work (the settings-built config, the CUSTOMER call, a resolver hit, the gate's "
@@ -81,6 +82,10 @@ def run(*, quick: bool = False) -> list[Row]:
             called(view, "/plain"),
             [
                 ("an empty decorator (`functools.wraps` pass-through)", called(empty_view, "/empty")),
+                (
+                    "Django's own `require_GET` (a wrapper passing on the URL's arguments, one check)",
+                    called(require_get_view, "/get"),
+                ),
                 (HAND_WRITTEN, called(hand_written_view, "/hand")),
                 (MEMO_WRITTEN, called(memo_view, "/memo")),
             ],
