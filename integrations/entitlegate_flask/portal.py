@@ -121,7 +121,9 @@ def back_from_portal() -> Response | None:
     None, at the cost of one substring test, for every other request.
     """
     raw = request.query_string
-    if _RETURN not in raw:  # every request passes here: no decoding until the marker is seen
+    # Every request passes here: no decoding until the marker is seen, and find() rather than
+    # `in`, which for bytes first tries the operand as a byte value (a TypeError raised and cleared).
+    if not raw or raw.find(_RETURN) < 0:
         return None
     query = raw.decode("latin-1")
     if not upgrade.is_return(query):
