@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from entitlegate.catalog import Limit
 from entitlegate.errors import SourceUnavailable
@@ -30,7 +31,7 @@ from entitlegate.gate import (
 from entitlegate.limits import LimitRequirement, UsageRequirement
 from entitlegate.resolver import Resolver, answer_in_outage
 
-__all__ = ["Entitlements"]
+__all__ = ["CustomerLookup", "Entitlements"]
 
 logger = logging.getLogger("entitlegate")
 
@@ -44,10 +45,42 @@ _NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
 _ALLOWED = Verdict(Outcome.ALLOWED)
 _DENIED = Outcome.DENIED  # read once: an enum member through its class costs ~70 ns
 _UNSET: object = object()
+_new = object.__new__
+_E = TypeVar("_E", bound="Entitlements")
 
 
 def _request_over() -> object:
     raise RuntimeError("the request is over: its customer can be looked up only while it is being handled")
+
+
+class CustomerLookup:
+    """How a site finds a request's customer: made once (per settings, app or middleware) and shared.
+
+    ``resolver`` answers for the customer; ``customer`` is the site's sync callable (None when it
+    has only an async one), ``acustomer`` its async twin; ``where`` names the callable in log lines
+    (``ENTITLEGATE['CUSTOMER']``, ...); exceptions of the types in ``reraise`` pass through the
+    lookup instead of meaning "no customer". :meth:`Entitlements.for_request` binds it to one
+    request: an adapter builds this once, so a request's object costs a handful of stores.
+    """
+
+    __slots__ = ("acustomer", "customer", "reraise", "resolver", "where")
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        customer: Callable[..., object] | None,
+        acustomer: Callable[..., Awaitable[object]] | None = None,
+        where: str = "the customer callable",
+        reraise: tuple[type[Exception], ...] = (),
+    ) -> None:
+        self.resolver = resolver
+        self.customer = customer
+        self.acustomer = acustomer
+        self.where = where
+        self.reraise = reraise
+
+    def __repr__(self) -> str:
+        return f"<CustomerLookup {self.where} resolver={self.resolver!r}>"
 
 
 class Entitlements:
@@ -63,7 +96,8 @@ class Entitlements:
     read by :func:`~entitlegate.gate.read_customer`; if it raises, the error is logged and the
     request has no customer: a 401 / login / 403, never a 500 — except the exception types in
     ``reraise``, which pass through (Django's ``Http404`` / ``PermissionDenied``, which the
-    framework answers itself).
+    framework answers itself). An adapter that makes one per request builds a
+    :class:`CustomerLookup` once and calls :meth:`for_request` instead.
 
     :attr:`features` raises :class:`~entitlegate.SourceUnavailable` in an outage and
     :meth:`has_feature` answers as the resolver's ``on_unavailable`` says; :meth:`check` never
@@ -72,24 +106,33 @@ class Entitlements:
     object belongs to one request and is not thread-safe.
     """
 
-    __slots__ = ("_acustomer", "_answer", "_customer", "_find", "_limits", "_of", "_reraise", "_where", "resolver")
+    __slots__ = ("_answer", "_customer", "_limits", "_lookup", "_of", "resolver")
 
     def __init__(
         self,
         resolver: Resolver,
         customer: Callable[..., object] | None,
-        # Not keyword-only: an adapter making one per request may pass these by position, since
-        # keyword arguments to a class call cost about 0.1 µs more on CPython 3.11 (measured).
         acustomer: Callable[..., Awaitable[object]] | None = None,
         where: str = "the customer callable",
         reraise: tuple[type[Exception], ...] = (),
         of: object = _UNSET,
     ) -> None:
-        self.resolver = resolver
-        self._find = customer
-        self._acustomer = acustomer
-        self._where = where
-        self._reraise = reraise
+        self._bind(CustomerLookup(resolver, customer, acustomer, where, reraise), of)
+
+    @classmethod
+    def for_request(cls: type[_E], lookup: CustomerLookup, of: object = _UNSET) -> _E:
+        """The entitlements of the request (or scope) ``of``, found through a site's shared ``lookup``.
+
+        What an adapter calls once per request: the lookup's callables are called with ``of``
+        (without it, with no argument), as :class:`Entitlements` says.
+        """
+        self = _new(cls)
+        self._bind(lookup, of)
+        return self
+
+    def _bind(self, lookup: CustomerLookup, of: object) -> None:
+        self._lookup: CustomerLookup | None = lookup
+        self.resolver = lookup.resolver
         self._of = of
         self._customer: object = _UNSET
         self._answer: frozenset[str] | SourceUnavailable | None = None
@@ -117,44 +160,46 @@ class Entitlements:
         # path is allowed to make.
         customer = self._customer
         if customer is _UNSET:
-            if self._find is None:
+            lookup: CustomerLookup = self._lookup  # type: ignore[assignment]  # set until the customer is
+            find = lookup.customer
+            if find is None:
                 raise RuntimeError(self._not_found())
             of = self._of
             try:
-                found = self._find() if of is _UNSET else self._find(of)
+                found = find() if of is _UNSET else find(of)
                 # read_customer's first case, inlined: an id as it should be (the common answer).
                 customer = (
                     found
                     if type(found) is str and found and found == found.strip()
-                    else read_customer(found, self._where)
+                    else read_customer(found, lookup.where)
                 )
-            except self._reraise:
+            except lookup.reraise:
                 raise
             except Exception as error:
-                customer_failed(self._where, error)
+                customer_failed(lookup.where, error)
                 customer = None
             self._customer = customer
-            self._find = self._acustomer = self._of = None
+            self._lookup = self._of = None
         return customer  # type: ignore[return-value]  # a str or None once set
 
     async def acustomer(self) -> str | None:
         """Async twin of :attr:`customer`."""
         customer = self._customer
         if customer is _UNSET:
-            if self._acustomer is None:
+            lookup: CustomerLookup = self._lookup  # type: ignore[assignment]  # set until the customer is
+            find = lookup.acustomer
+            if find is None:
                 return self._look_up()
             of = self._of
             try:
-                customer = read_customer(
-                    await (self._acustomer() if of is _UNSET else self._acustomer(of)), self._where
-                )
-            except self._reraise:
+                customer = read_customer(await (find() if of is _UNSET else find(of)), lookup.where)
+            except lookup.reraise:
                 raise
             except Exception as error:
-                customer_failed(self._where, error)
+                customer_failed(lookup.where, error)
                 customer = None
             self._customer = customer
-            self._find = self._acustomer = self._of = None
+            self._lookup = self._of = None
         return customer  # type: ignore[return-value]
 
     @property
@@ -169,8 +214,10 @@ class Entitlements:
         request ends, so no reference cycle is left for the collector. A lookup after it finds
         no customer (logged as a failed lookup).
         """
-        if self._customer is _UNSET:
-            self._find, self._acustomer, self._of = _request_over, None, _UNSET
+        lookup = self._lookup
+        if lookup is not None:
+            self._lookup = CustomerLookup(lookup.resolver, _request_over, None, lookup.where, lookup.reraise)
+            self._of = _UNSET
 
     def _not_found(self) -> str:
         """The message when the customer is read before an async-only lookup ran (adapters may say more)."""
@@ -201,7 +248,7 @@ class Entitlements:
             # and on a hit, this is the only coroutine between the gate and the answer.
             customer = self._customer
             if customer is _UNSET:
-                customer = self._look_up() if self._acustomer is None else await self.acustomer()
+                customer = self._look_up() if self._lookup.acustomer is None else await self.acustomer()  # type: ignore[union-attr]
             if customer is None:
                 answer = _EMPTY
             else:

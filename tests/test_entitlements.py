@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 
 import pytest
 
 from entitlegate import MemoryCache, Resolver, SourceUnavailable, StaticSource, StripeSource
-from entitlegate.entitlements import Entitlements
+from entitlegate.entitlements import CustomerLookup, Entitlements
 from entitlegate.gate import Cause, Outcome, Requirement, Shortfall, UsageShortfall, denial_body
 from entitlegate.limits import LimitRequirement, UsageRequirement
 from tests.doubles import CountingSource, outage
@@ -475,3 +476,78 @@ def test_release_after_the_lookup_keeps_what_was_found(source: CountingSource) -
     entitlements.release()
     assert entitlements.customer == "cus_1"
     assert entitlements.has_feature("analytics")
+
+
+def test_one_shared_lookup_serves_each_request_its_own_customer_and_answer(source: CountingSource) -> None:
+    # What an adapter does: one CustomerLookup for the site, one for_request per request.
+    source.mapping["cus_2"] = frozenset({"analytics"})
+    calls: list[object] = []
+
+    def customer_of(request: dict[str, str]) -> str:
+        calls.append(request)
+        return request["customer"]
+
+    lookup = CustomerLookup(Resolver(source), customer_of, where="the test's customer_of")
+    first, second = {"customer": "cus_1"}, {"customer": "cus_2"}
+    one, two = Entitlements.for_request(lookup, first), Entitlements.for_request(lookup, second)
+    assert one.check(SEATS).allowed
+    assert one.check(SEATS).allowed
+    assert two.check(SEATS).feature == "seats-feature"
+    assert two.has_feature("analytics")
+    assert calls == [first, second]  # each request's customer once, with its own request
+    assert (one.customer, two.customer) == ("cus_1", "cus_2")
+    assert one.resolver is lookup.resolver
+    assert source.calls == 2
+
+
+def test_a_request_made_from_a_lookup_lets_go_of_its_request_once_found(source: CountingSource) -> None:
+    class Request:
+        pass
+
+    request = Request()
+    entitlements = Entitlements.for_request(CustomerLookup(Resolver(source), lambda request: "cus_1"), request)
+    assert entitlements.has_feature("seats-feature")
+    referents = gc.get_referents(*(getattr(entitlements, name) for name in Entitlements.__slots__))
+    assert request not in referents
+    assert all(getattr(entitlements, name) is not request for name in Entitlements.__slots__)
+
+
+def test_a_lookup_keeps_its_reraise_and_names_its_callable_in_the_log(
+    source: CountingSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing(request: object) -> str:
+        raise LookupError("no session store")
+
+    def refusing(request: object) -> str:
+        raise PermissionError("answered by the framework")
+
+    resolver = Resolver(source)
+    with caplog.at_level(logging.ERROR, logger="entitlegate"):
+        assert Entitlements.for_request(CustomerLookup(resolver, failing, where="SITE['CUSTOMER']"), 1).customer is None
+    assert "SITE['CUSTOMER']" in caplog.text
+    refused = Entitlements.for_request(CustomerLookup(resolver, refusing, reraise=(PermissionError,)), 1)
+    with pytest.raises(PermissionError):
+        refused.check(SEATS)
+
+
+@pytest.mark.asyncio
+async def test_an_async_lookup_is_awaited_with_the_request(source: CountingSource) -> None:
+    async def customer_of(request: dict[str, str]) -> str:
+        return request["customer"]
+
+    lookup = CustomerLookup(Resolver(source), None, customer_of)
+    entitlements = Entitlements.for_request(lookup, {"customer": "cus_1"})
+    assert (await entitlements.acheck(SEATS)).allowed
+    assert repr(lookup) == f"<CustomerLookup the customer callable resolver={lookup.resolver!r}>"
+
+
+def test_an_any_of_requirement_allows_one_of_its_features_and_names_them_all_otherwise(
+    source: CountingSource,
+) -> None:
+    either = Requirement.of(any_of=("analytics", "exports"))
+    both = Requirement.of("seats-feature", any_of=("exports", "sso"))
+    entitlements = Entitlements(Resolver(source), Lookups())
+    assert either.allows(frozenset({"exports"}))
+    assert not either.allows(frozenset({"seats-feature"}))
+    assert entitlements.check(either).allowed
+    assert entitlements.check(both).feature == "exports | sso"

@@ -74,7 +74,7 @@ PUBLIC_NAMES = {
         "safe_has_feature",
         "upgrade_body",
     ],
-    "entitlegate.entitlements": ["Entitlements"],
+    "entitlegate.entitlements": ["CustomerLookup", "Entitlements"],
     "entitlegate.registry": ["limit_names", "lookup_keys", "names", "register_limit", "register_lookup_keys"],
     "entitlegate.limits": ["LimitRequirement", "UsageRequirement"],
     "entitlegate_django": [

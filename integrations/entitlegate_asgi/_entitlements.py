@@ -8,13 +8,13 @@ raises ``RuntimeError`` instead of blocking the loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import TypeVar
 
 from entitlegate import entitlements as core
 from entitlegate.catalog import Limit
 from entitlegate.errors import SourceUnavailable
-from entitlegate.resolver import Resolver, answer_in_outage
+from entitlegate.resolver import answer_in_outage
 from entitlegate_asgi._refusals import Refusals
 from entitlegate_asgi._types import Scope
 
@@ -56,21 +56,22 @@ class Entitlements(_Core):
 
     __slots__ = ("_limits_loaded", "raised", "refusals")
 
-    def __init__(
-        self,
-        resolver: Resolver,
-        customer: Callable[[Scope], Any],
-        is_async: bool,
-        scope: Scope,
-        refusals: Refusals,
-        where: str,
-    ) -> None:
-        # ``customer(scope)`` as the base's sync or async callable, the scope as its ``of``: no
-        # object or closure per request to bind them, and a sync one costs no coroutine. The
-        # middleware calls release() when the request ends: the scope holds this object.
-        # The base by name, its arguments by position: half the cost of super() with keywords,
-        # on a path every request takes (measured, CPython 3.11).
-        _Core.__init__(self, resolver, None if is_async else customer, customer if is_async else None, where, (), scope)
+    def __init__(self, lookup: core.CustomerLookup, scope: Scope, refusals: Refusals) -> None:
+        # The middleware makes one per request with for_scope, which skips this.
+        _Core.__init__(self, lookup.resolver, lookup.customer, lookup.acustomer, lookup.where, lookup.reraise, scope)
+        self._serve(refusals)
+
+    @classmethod
+    def for_scope(cls, lookup: core.CustomerLookup, scope: Scope, refusals: Refusals) -> Entitlements:
+        """The entitlements of the request ``scope`` (the middleware's ``customer(scope)`` is the lookup's).
+
+        The middleware calls :meth:`release` when the request ends: the scope holds this object.
+        """
+        self = cls.for_request(lookup, scope)
+        self._serve(refusals)
+        return self
+
+    def _serve(self, refusals: Refusals) -> None:
         self._limits_loaded = False
         #: How a refusal of this request is answered (the middleware's 401 / 403 / on_denied / 503).
         self.refusals = refusals

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import Any, TypeAlias
 
+from entitlegate.entitlements import CustomerLookup
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
 from entitlegate.gate import Requirement, Rules
 from entitlegate.resolver import Resolver
@@ -26,6 +27,7 @@ RulesLike: TypeAlias = (
 
 _GATED = frozenset(("http", "websocket"))
 _RETURN = RETURN_MARKER.encode()
+_for_scope = Entitlements.for_scope  # read once: a classmethod through its class makes a bound method
 
 
 class EntitlementMiddleware:
@@ -81,10 +83,12 @@ class EntitlementMiddleware:
         self._ruled = bool(self.rules)  # read on every request: Rules.__bool__ is a Python call
         self.app = app
         self.resolver = resolver
-        self._customer: Callable[[Scope], Any] = customer
-        self._customer_is_async = is_async_callable(customer)
-        # What the log names when the callable misbehaves: the argument and the function.
-        self._customer_name = f"EntitlementMiddleware customer={qualified_name(customer)}"
+        # What the log names when the callable misbehaves: the argument and the function. Sync,
+        # customer(scope) costs no coroutine; async, it is awaited.
+        where = f"EntitlementMiddleware customer={qualified_name(customer)}"
+        find: Callable[[Scope], Any] = customer
+        is_async = is_async_callable(find)
+        self._lookup = CustomerLookup(resolver, None if is_async else find, find if is_async else None, where)
         self._refusals = Refusals(on_denied)
 
     def __repr__(self) -> str:
@@ -96,9 +100,7 @@ class EntitlementMiddleware:
             return
         state = dict(scope.get("state") or ())
         scope = {**scope, "state": state}
-        entitlements = state["entitlements"] = Entitlements(
-            self.resolver, self._customer, self._customer_is_async, scope, self._refusals, self._customer_name
-        )
+        entitlements = state["entitlements"] = _for_scope(self._lookup, scope, self._refusals)
         # One method, not a helper coroutine per request: every await costs the gated path time.
         try:
             query = scope.get("query_string")

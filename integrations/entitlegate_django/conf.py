@@ -12,18 +12,19 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, TypeVar
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, SynchronousOnlyOperation
 from django.core.signals import setting_changed
-from django.http import HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
 from entitlegate import _settings
+from entitlegate.entitlements import CustomerLookup
 from entitlegate.gate import Rules
 from entitlegate.resolver import OnUnavailable, Resolver
 from entitlegate.webhooks import WebhookHandler
@@ -47,6 +48,9 @@ _OR_RESOLVER: Final = "or set ENTITLEGATE['RESOLVER']"
 CustomerFunc = Callable[[HttpRequest], "str | None"]
 ACustomerFunc = Callable[[HttpRequest], Awaitable["str | None"]]
 DeniedHandler = Callable[[HttpRequest, Any], HttpResponseBase]
+
+#: Django answers these itself (a 404, the site's 403): a CUSTOMER function may raise them.
+DJANGO_ANSWERS: Final = (Http404, PermissionDenied)
 _T = TypeVar("_T")
 
 
@@ -70,6 +74,12 @@ class Config:
     denied: DeniedHandler | None
     webhook_handler: WebhookHandler | None
     owns_cache: bool = False  # built from CACHE (not handed in by RESOLVER): closed on a settings change
+    #: The CUSTOMER function with the resolver, as each request's ``request.entitlements`` uses them.
+    lookup: CustomerLookup = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lookup = CustomerLookup(self.resolver, self.customer, self.acustomer, self.customer_name, DJANGO_ANSWERS)
+        object.__setattr__(self, "lookup", lookup)  # a frozen dataclass: set once, here
 
 
 # -- reading one key ----------------------------------------------------------------------------

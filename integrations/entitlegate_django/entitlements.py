@@ -8,17 +8,12 @@ however many checks it makes, an outage included.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 
 from entitlegate import entitlements
 from entitlegate_django.conf import Config, current
 
 __all__ = ["Entitlements", "entitlements_of"]
-
-# Django answers these itself (a 404, the site's 403): a CUSTOMER function may raise them.
-_DJANGO_ANSWERS = (Http404, PermissionDenied)
-
 
 _Core = entitlements.Entitlements
 
@@ -39,12 +34,9 @@ class Entitlements(_Core):
     __slots__ = ()
 
     def __init__(self, request: HttpRequest, config: Config) -> None:
-        # The CUSTOMER function is handed the request (of=), rather than a closure per request.
-        # One is made for every gated request: the base is called by name with its arguments by
-        # position, which costs half of super().__init__ with keywords (measured, CPython 3.11).
-        _Core.__init__(
-            self, config.resolver, config.customer, config.acustomer, config.customer_name, _DJANGO_ANSWERS, request
-        )
+        # The gated path makes one with for_request(config.lookup, request), which skips this.
+        lookup = config.lookup
+        _Core.__init__(self, lookup.resolver, lookup.customer, lookup.acustomer, lookup.where, lookup.reraise, request)
 
 
 def entitlements_of(request: HttpRequest, config: Config | None = None) -> Entitlements:
@@ -56,7 +48,10 @@ def entitlements_of(request: HttpRequest, config: Config | None = None) -> Entit
     found = request.__dict__.get("entitlements")
     if isinstance(found, Entitlements):
         return found
-    made = Entitlements(request, current() if config is None else config)
+    made = _for_request((current() if config is None else config).lookup, request)
     if found is None:
         request.entitlements = made  # type: ignore[attr-defined]
     return made
+
+
+_for_request = Entitlements.for_request  # read once: a classmethod through its class is a new bound method

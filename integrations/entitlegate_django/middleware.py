@@ -20,6 +20,7 @@ __all__ = ["EntitlementMiddleware", "before_authentication"]
 
 _GetResponse = Callable[[HttpRequest], HttpResponseBase]
 _AGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+_for_request = Entitlements.for_request  # read once: a classmethod through its class makes a bound method
 
 
 class EntitlementMiddleware:
@@ -60,7 +61,7 @@ class EntitlementMiddleware:
         if self.is_async:
             return self.__acall__(request)
         config = current()
-        request.entitlements = Entitlements(request, config)  # type: ignore[attr-defined]
+        request.entitlements = _for_request(config.lookup, request)  # type: ignore[attr-defined]
         if _RETURN in request.META.get("QUERY_STRING", ""):
             back = back_from_portal(request)  # a customer back from the portal: refresh, unmark
             if back is not None:
@@ -75,7 +76,7 @@ class EntitlementMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         config = current()
-        request.entitlements = Entitlements(request, config)  # type: ignore[attr-defined]
+        request.entitlements = _for_request(config.lookup, request)  # type: ignore[attr-defined]
         if _RETURN in request.META.get("QUERY_STRING", ""):
             back = await aback_from_portal(request)
             if back is not None:

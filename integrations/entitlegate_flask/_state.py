@@ -8,12 +8,13 @@ extension or anything else in the package.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
 
 from entitlegate import Resolver, WebhookHandler
+from entitlegate.entitlements import CustomerLookup
 
 __all__ = ["EXTENSION_KEY", "CustomerLoader", "DeniedHandler", "Hooks", "State", "state_of"]
 
@@ -53,6 +54,9 @@ class State:
     webhook: WebhookHandler | None
     webhook_url: str | None
     login_view: str | None
+    #: The registered customer loader with this app's resolver, made on the first request it
+    #: serves (``current.request_entitlements``) and shared by the app's requests after.
+    lookups: dict[CustomerLoader, CustomerLookup] = field(default_factory=dict, repr=False, compare=False)
 
 
 def state_of(app: Flask) -> State:
