@@ -63,7 +63,7 @@ class CustomerLookup:
     request: an adapter builds this once, so a request's object costs a handful of stores.
     """
 
-    __slots__ = ("acustomer", "customer", "reraise", "resolver", "where")
+    __slots__ = ("_over", "acustomer", "customer", "reraise", "resolver", "where")
 
     def __init__(
         self,
@@ -78,9 +78,18 @@ class CustomerLookup:
         self.acustomer = acustomer
         self.where = where
         self.reraise = reraise
+        self._over: CustomerLookup | None = None
 
     def __repr__(self) -> str:
         return f"<CustomerLookup {self.where} resolver={self.resolver!r}>"
+
+    def over(self) -> CustomerLookup:
+        """This lookup once its request is over: finding the customer then fails (and is logged
+        under the same name). Made once, so letting go of a request allocates nothing."""
+        over = self._over
+        if over is None:
+            over = self._over = CustomerLookup(self.resolver, _request_over, None, self.where, self.reraise)
+        return over
 
 
 class Entitlements:
@@ -130,6 +139,29 @@ class Entitlements:
         self._bind(lookup, of)
         return self
 
+    @classmethod
+    def answered(cls: type[_E], lookup: CustomerLookup, of: object = _UNSET) -> _E:
+        """:meth:`for_request`, with the customer looked up and the resolver asked now (sync).
+
+        What a gate calls on a request that has no object yet, since it reads both at once: the
+        same answer (an outage included) and the same one lookup as the lazy object, in fewer
+        steps. The lookup needs a sync customer callable.
+        """
+        if lookup.customer is None:
+            raise TypeError("Entitlements.answered needs a sync customer callable: use for_request() and acheck()")
+        self = _new(cls)
+        self.resolver = resolver = lookup.resolver
+        self._lookup = self._of = self._limits = None
+        customer = self._customer = _find(lookup, of)
+        if customer is None:
+            self._answer = _EMPTY
+        else:
+            try:
+                self._answer = resolver.features(customer)
+            except SourceUnavailable as error:
+                self._answer = error
+        return self
+
     def _bind(self, lookup: CustomerLookup, of: object) -> None:
         self._lookup: CustomerLookup | None = lookup
         self.resolver = lookup.resolver
@@ -161,24 +193,9 @@ class Entitlements:
         customer = self._customer
         if customer is _UNSET:
             lookup: CustomerLookup = self._lookup  # type: ignore[assignment]  # set until the customer is
-            find = lookup.customer
-            if find is None:
+            if lookup.customer is None:
                 raise RuntimeError(self._not_found())
-            of = self._of
-            try:
-                found = find() if of is _UNSET else find(of)
-                # read_customer's first case, inlined: an id as it should be (the common answer).
-                customer = (
-                    found
-                    if type(found) is str and found and found == found.strip()
-                    else read_customer(found, lookup.where)
-                )
-            except lookup.reraise:
-                raise
-            except Exception as error:
-                customer_failed(lookup.where, error)
-                customer = None
-            self._customer = customer
+            customer = self._customer = _find(lookup, self._of)
             self._lookup = self._of = None
         return customer  # type: ignore[return-value]  # a str or None once set
 
@@ -216,8 +233,7 @@ class Entitlements:
         """
         lookup = self._lookup
         if lookup is not None:
-            self._lookup = CustomerLookup(lookup.resolver, _request_over, None, lookup.where, lookup.reraise)
-            self._of = _UNSET
+            self._lookup, self._of = lookup._over or lookup.over(), _UNSET  # made once per lookup
 
     def _not_found(self) -> str:
         """The message when the customer is read before an async-only lookup ran (adapters may say more)."""
@@ -244,20 +260,33 @@ class Entitlements:
         """Async twin of :meth:`answer`."""
         answer = self._answer
         if answer is None:
-            # Each await of a coroutine costs the gated path time: with a sync customer callable,
-            # and on a hit, this is the only coroutine between the gate and the answer.
+            answer = self._at_hand()
+        if answer is None:
             customer = self._customer
-            if customer is _UNSET:
-                customer = self._look_up() if self._lookup.acustomer is None else await self.acustomer()  # type: ignore[union-attr]
-            if customer is None:
-                answer = _EMPTY
-            else:
-                answer = self.resolver.cached_features(customer)  # type: ignore[arg-type]  # a str once set
-                if answer is None:
-                    try:
-                        answer = await self.resolver.afeatures(customer)  # type: ignore[arg-type]
-                    except SourceUnavailable as error:
-                        answer = error
+            if customer is _UNSET:  # an async lookup: _at_hand could not make it
+                customer = await self.acustomer()
+                answer = _EMPTY if customer is None else self.resolver.cached_features(customer)
+            if answer is None:
+                try:
+                    answer = await self.resolver.afeatures(customer)  # type: ignore[arg-type]  # a str here
+                except SourceUnavailable as error:
+                    answer = error
+            self._answer = answer
+        return answer
+
+    def _at_hand(self) -> frozenset[str] | None:
+        """The answer, if it can be had without awaiting (a sync lookup, then a hit or no customer), kept.
+
+        None when it cannot: the lookup is async, or the cache has no fresh answer. The async reads
+        try it first, so a gate on a hit awaits no coroutine of ours but its own.
+        """
+        customer = self._customer
+        if customer is _UNSET:
+            if self._lookup.acustomer is not None:  # type: ignore[union-attr]  # set until the customer is
+                return None
+            customer = self._look_up()
+        answer = _EMPTY if customer is None else self.resolver.cached_features(customer)  # type: ignore[arg-type]
+        if answer is not None:
             self._answer = answer
         return answer
 
@@ -314,7 +343,9 @@ class Entitlements:
         """Async twin of :meth:`check`."""
         answer = self._answer
         if answer is None:
-            answer = await self.aanswer()  # finds the customer first: one await for both
+            answer = self._at_hand()  # a hit, without awaiting a coroutine
+            if answer is None:
+                answer = await self.aanswer()  # finds the customer first: one await for both
         customer = self._customer
         if customer is None:
             return _NO_CUSTOMER
@@ -487,6 +518,22 @@ class Entitlements:
         """:attr:`features` for a template: the empty set without a customer or in an outage."""
         answer = self.answer()
         return _EMPTY if isinstance(answer, SourceUnavailable) else answer
+
+
+def _find(lookup: CustomerLookup, of: object) -> str | None:
+    """The customer of ``of`` through the lookup's sync callable, read by the one rule; None if it fails."""
+    find: Callable[..., object] = lookup.customer  # type: ignore[assignment]  # the caller checked
+    try:
+        found = find() if of is _UNSET else find(of)
+    except lookup.reraise:
+        raise
+    except Exception as error:
+        customer_failed(lookup.where, error)
+        return None
+    # read_customer's first case, inlined: an id as it should be (the common answer).
+    if type(found) is str and found and found == found.strip():
+        return found
+    return read_customer(found, lookup.where)
 
 
 def _limit_in(

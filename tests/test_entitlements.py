@@ -551,3 +551,64 @@ def test_an_any_of_requirement_allows_one_of_its_features_and_names_them_all_oth
     assert not either.allows(frozenset({"seats-feature"}))
     assert entitlements.check(either).allowed
     assert entitlements.check(both).feature == "exports | sso"
+
+
+@pytest.mark.parametrize(
+    ("found", "customer"),
+    [("cus_1", "cus_1"), (None, None), ("", None), ("  ", None), (" cus_1", None), (42, None), (LookupError(), None)],
+)
+def test_an_answered_request_agrees_with_the_lazy_one_having_asked_once(
+    source: CountingSource, found: object, customer: str | None
+) -> None:
+    # The gate's eager path (Entitlements.answered) reads what the lazy one would: the same rule
+    # for what the callable returns, one call of it, one of the source, the same verdict.
+    eager_lookups, lazy_lookups = Lookups(found), Lookups(found)
+    resolver = Resolver(source)
+    eager = Entitlements.answered(CustomerLookup(resolver, lambda request: eager_lookups()), object())
+    lazy = Entitlements.for_request(CustomerLookup(resolver, lambda request: lazy_lookups()), object())
+    assert eager.found
+    assert eager_lookups.calls == 1
+    assert source.calls == (1 if customer else 0)
+    assert eager.check(SEATS) == lazy.check(SEATS)
+    assert (eager.customer, eager.features, repr(eager)) == (lazy.customer, lazy.features, repr(lazy))
+    assert eager_lookups.calls == lazy_lookups.calls == 1
+    eager.release()  # nothing is held to let go of
+    assert eager.customer == customer
+
+
+def test_an_answered_request_keeps_an_outage_and_passes_reraise(source: CountingSource) -> None:
+    lookup = CustomerLookup(Resolver(down(source), on_unavailable="deny"), lambda request: "cus_1")
+    entitlements = Entitlements.answered(lookup, object())
+    assert source.calls == 1
+    assert entitlements.check(SEATS).outcome is Outcome.DENIED
+    assert not entitlements.has_feature("seats-feature")
+    assert repr(entitlements) == "<Entitlements customer='cus_1' unavailable>"
+    assert source.calls == 1
+
+    def refusing(request: object) -> str:
+        raise PermissionError("answered by the framework")
+
+    with pytest.raises(PermissionError):
+        Entitlements.answered(CustomerLookup(Resolver(source), refusing, reraise=(PermissionError,)), object())
+
+
+def test_an_answered_request_needs_a_sync_customer_callable(source: CountingSource) -> None:
+    async def customer_of(request: object) -> str:
+        return "cus_1"
+
+    with pytest.raises(TypeError, match="sync customer callable"):
+        Entitlements.answered(CustomerLookup(Resolver(source), None, customer_of), object())
+
+
+def test_letting_go_of_requests_shares_one_over_lookup_that_still_names_the_callable(
+    source: CountingSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    lookup = CustomerLookup(Resolver(source), lambda request: "cus_1", where="SITE['CUSTOMER']")
+    one, two = Entitlements.for_request(lookup, object()), Entitlements.for_request(lookup, object())
+    one.release()
+    two.release()
+    assert lookup.over() is lookup.over()  # made once: a request's release allocates nothing
+    with caplog.at_level(logging.ERROR, logger="entitlegate"):
+        assert two.customer is None
+    assert "SITE['CUSTOMER'] raised RuntimeError" in caplog.text
+    assert source.calls == 0

@@ -59,7 +59,8 @@ class Entitlements(_Core):
     def __init__(self, lookup: core.CustomerLookup, scope: Scope, refusals: Refusals) -> None:
         # The middleware makes one per request with for_scope, which skips this.
         _Core.__init__(self, lookup.resolver, lookup.customer, lookup.acustomer, lookup.where, lookup.reraise, scope)
-        self._serve(refusals)
+        self._limits_loaded = self.raised = False
+        self.refusals = refusals
 
     @classmethod
     def for_scope(cls, lookup: core.CustomerLookup, scope: Scope, refusals: Refusals) -> Entitlements:
@@ -68,16 +69,13 @@ class Entitlements(_Core):
         The middleware calls :meth:`release` when the request ends: the scope holds this object.
         """
         self = cls.for_request(lookup, scope)
-        self._serve(refusals)
-        return self
-
-    def _serve(self, refusals: Refusals) -> None:
-        self._limits_loaded = False
         #: How a refusal of this request is answered (the middleware's 401 / 403 / on_denied / 503).
         self.refusals = refusals
         #: Whether an outage or a refusal has been raised into the app: the middleware then holds
         #: back the response the app's own error handling makes of it (FastAPI's: a 500).
         self.raised = False
+        self._limits_loaded = False
+        return self
 
     def __repr__(self) -> str:
         return super().__repr__() if self.found else "<Entitlements not loaded>"

@@ -9,7 +9,7 @@ from typing import Any, ParamSpec
 
 try:
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import HTTPConnection
+    from starlette.requests import HTTPConnection, Request
     from starlette.websockets import WebSocket
 except ImportError as error:  # pragma: no cover - exercised in a subprocess without Starlette
     raise ImportError(
@@ -17,7 +17,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
         'pip install "entitlegate[asgi]"'
     ) from error
 
-from entitlegate.gate import Requirement, Verdict
+from entitlegate.gate import Outcome, Requirement, Verdict
 from entitlegate.limits import LimitRequirement, UsageRequirement
 from entitlegate_asgi._entitlements import Entitlements, entitlements_of
 from entitlegate_asgi._utils import is_async_callable
@@ -25,6 +25,7 @@ from entitlegate_asgi._utils import is_async_callable
 __all__ = ["requires_feature", "requires_limit", "requires_usage"]
 
 _P = ParamSpec("_P")
+_ALLOWED = Outcome.ALLOWED  # read once: Verdict.allowed is a property, a Python call per request
 # The gate a decorator runs on a request's entitlements: its verdict, given the connection. A plain
 # function returning the core's coroutine, so a check awaits one frame less.
 _Judge = Callable[[Entitlements, HTTPConnection], Awaitable[Verdict]]
@@ -101,7 +102,8 @@ def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P
 
         def located(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[HTTPConnection, Entitlements]:
             connection = kwargs.get(kind, args[index] if index < len(args) else None)
-            if not isinstance(connection, HTTPConnection):
+            # Starlette's own Request first: isinstance against HTTPConnection, a Mapping ABC, is slower.
+            if type(connection) is not Request and not isinstance(connection, HTTPConnection):
                 raise TypeError(
                     f"{user}: the {kind!r} argument of {func.__qualname__} is {type(connection).__name__}, "
                     "not a Starlette Request or WebSocket"
@@ -118,7 +120,7 @@ def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P
             async def websocket_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> None:
                 websocket, entitlements = located(args, kwargs)
                 verdict = await judge(entitlements, websocket)
-                if verdict.allowed:
+                if verdict.outcome is _ALLOWED:
                     await func(*args, **kwargs)
                     return
                 refusal = await entitlements.refusals.answer(websocket.scope, verdict)
@@ -134,7 +136,7 @@ def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P
             async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
                 connection, entitlements = located(args, kwargs)
                 verdict = await judge(entitlements, connection)
-                if verdict.allowed:
+                if verdict.outcome is _ALLOWED:
                     return await func(*args, **kwargs)
                 return await entitlements.refusals.answer(connection.scope, verdict)  # an ASGI app: all Starlette asks
 
@@ -146,7 +148,7 @@ def _gate(user: str, judge: _Judge) -> Callable[[Callable[_P, Any]], Callable[_P
         async def sync_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
             connection, entitlements = located(args, kwargs)
             verdict = await judge(entitlements, connection)
-            if verdict.allowed:
+            if verdict.outcome is _ALLOWED:
                 return await run_in_threadpool(func, *args, **kwargs)
             return await entitlements.refusals.answer(connection.scope, verdict)
 

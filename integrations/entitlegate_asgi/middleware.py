@@ -7,7 +7,7 @@ from typing import Any, TypeAlias
 
 from entitlegate.entitlements import CustomerLookup
 from entitlegate.errors import CacheUnavailable, SourceUnavailable
-from entitlegate.gate import Requirement, Rules
+from entitlegate.gate import Outcome, Requirement, Rules
 from entitlegate.resolver import Resolver
 from entitlegate.upgrade import RETURN_MARKER
 from entitlegate_asgi import _responses
@@ -26,6 +26,7 @@ RulesLike: TypeAlias = (
 )
 
 _GATED = frozenset(("http", "websocket"))
+_ALLOWED = Outcome.ALLOWED  # read once: Verdict.allowed is a property, a Python call per request
 _RETURN = RETURN_MARKER.encode()
 _for_scope = Entitlements.for_scope  # read once: a classmethod through its class makes a bound method
 
@@ -114,7 +115,7 @@ class EntitlementMiddleware:
             requirement = self.rules.match(route_path(scope)) if self._ruled else None
             if requirement is not None:
                 verdict = await entitlements.acheck(requirement)
-                if not verdict.allowed:
+                if verdict.outcome is not _ALLOWED:
                     refusal = await self._refusals.answer(scope, verdict)
                     await refusal(scope, receive, send)
                     return

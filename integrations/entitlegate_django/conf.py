@@ -273,23 +273,25 @@ def _build_resolver(raw: Mapping[str, Any]) -> Resolver:
 # -- the one current Config ---------------------------------------------------------------------
 
 _lock = threading.Lock()
-_config: Config | None = None
+#: The Config of the current settings once :func:`current` has built it, else None (a settings
+#: change empties it). Read-only: the gated path reads it without a call, then calls current().
+built: Config | None = None
 
 
 def current() -> Config:
     """The Config of the current settings, built on first use; raises :class:`Invalid` if wrong."""
-    config = _config
+    config = built
     if config is None:
         config = _build_current()
     return config
 
 
 def _build_current() -> Config:
-    global _config
+    global built
     with _lock:
-        if _config is None:
-            _config = build(raw_settings())
-        return _config
+        if built is None:
+            built = build(raw_settings())
+        return built
 
 
 def get_resolver() -> Resolver:
@@ -302,11 +304,11 @@ def get_resolver() -> Resolver:
 
 
 def _reset(*, setting: str, **kwargs: object) -> None:
-    global _config
+    global built
     if setting != "ENTITLEGATE":
         return
     with _lock:
-        old, _config = _config, None
+        old, built = built, None
     # A Redis cache built from CACHE has connections and a listener thread of its own.
     close = getattr(old.resolver.cache, "close", None) if old is not None and old.owns_cache else None
     if close is not None:

@@ -55,7 +55,8 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
             denial = enforce(request, requirement)
             if denial is not None:
                 return denial
-            return view(request, *args, **kwargs)
+            # A URL without arguments (the common gated page) calls the view without packing them again.
+            return view(request, *args, **kwargs) if args or kwargs else view(request)
 
         gated.required_features = requirement  # type: ignore[attr-defined]
         return gated  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 from entitlegate.gate import Outcome, Requirement, Verdict
 from entitlegate.limits import LimitRequirement, UsageRequirement
+from entitlegate_django import conf
 from entitlegate_django._http import UNAVAILABLE_MESSAGE, unavailable
 from entitlegate_django.conf import Config, current
 from entitlegate_django.denied import FeatureDenied
@@ -33,7 +34,7 @@ __all__ = [
 
 _ALLOWED = Outcome.ALLOWED  # an enum member read through its class costs ~70 ns: read it once
 _NO_CUSTOMER = Verdict(Outcome.NO_CUSTOMER)
-_for_request = Entitlements.for_request  # read once: a classmethod through its class makes a bound method
+_answered = Entitlements.answered  # read once: a classmethod through its class makes a bound method
 
 
 def enforce(request: HttpRequest, requirement: Requirement, config: Config | None = None) -> HttpResponseBase | None:
@@ -42,11 +43,11 @@ def enforce(request: HttpRequest, requirement: Requirement, config: Config | Non
     Raises :class:`FeatureDenied` (a ``PermissionDenied``: the site's 403) when ``DENIED`` is unset.
     """
     if config is None:
-        config = current()
+        config = conf.built or current()  # current() without its call, once built: the gated path of every view
     # entitlements_of, inlined: this is the gated path of every decorated view.
     entitlements = request.__dict__.get("entitlements")
     if entitlements is None:
-        entitlements = request.entitlements = _for_request(config.lookup, request)  # type: ignore[attr-defined]
+        entitlements = request.entitlements = _answered(config.lookup, request)  # type: ignore[attr-defined]
     elif not isinstance(entitlements, Entitlements):
         entitlements = entitlements_of(request, config)
     verdict = entitlements.check(requirement)

@@ -49,7 +49,7 @@ def requires_feature(*features: str, any_of: Iterable[str] = ()) -> Callable[[_V
     wraps a function Flask never calls; the extension then gates the view at the first request and
     logs an error naming it.
     """
-    return _gate(Entitlements.check, Requirement.of(*features, any_of=any_of))
+    return _gate(Entitlements.check, Requirement.of(*features, any_of=any_of), answered=True)
 
 
 def requires_limit(name: str, need: int | Callable[[], int] = 1) -> Callable[[_View], _View]:
@@ -95,16 +95,17 @@ _Requirement = TypeVar("_Requirement", Requirement, LimitRequirement, UsageRequi
 
 
 def _gate(
-    judge: Callable[[Entitlements, _Requirement], Verdict], requirement: _Requirement
+    judge: Callable[[Entitlements, _Requirement], Verdict], requirement: _Requirement, *, answered: bool = False
 ) -> Callable[[_View], _View]:
     # judge is called with the request's Entitlements and the requirement, not wrapped in a
     # closure: for a feature it is Entitlements.check itself, one Python call fewer per check.
+    # answered: judge reads the features at once, so a request's first object is made with them.
     def decorate(view: _View) -> _View:
         if iscoroutinefunction(view):
 
             @functools.wraps(view)
             def gated_async(*args: Any, **kwargs: Any) -> Any:
-                verdict = judge(request_entitlements(), requirement)
+                verdict = judge(request_entitlements(answered), requirement)
                 if verdict.outcome is _ALLOWED:
                     return current_app.ensure_sync(view)(*args, **kwargs)
                 return _deny(verdict)
@@ -114,9 +115,10 @@ def _gate(
 
         @functools.wraps(view)
         def gated(*args: Any, **kwargs: Any) -> Any:
-            verdict = judge(request_entitlements(), requirement)
+            verdict = judge(request_entitlements(answered), requirement)
             if verdict.outcome is _ALLOWED:
-                return view(*args, **kwargs)
+                # A URL without variables (the common gated page) calls the view without packing them again.
+                return view(*args, **kwargs) if args or kwargs else view()
             return _deny(verdict)
 
         _remember(view, gated)
