@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LINTED := entitlegate $(wildcard integrations/entitlegate_*) example_app
 
-.PHONY: test test-compat lint format demo bench redis-server run-django run-flask run-asgi clean
+.PHONY: test test-compat lint format demo bench bench-instructions redis-server run-django run-flask run-asgi clean
 
 # One virtualenv for everything: the test suite also smoke-tests the benchmarks, which compare
 # with django-waffle (the bench extra).
@@ -58,6 +58,12 @@ run-asgi: $(STAMP)
 
 bench: $(STAMP) redis-server
 	$(PY) -m bench
+
+# What each gate adds per request in instructions (callgrind), beside the same floors: exact
+# where timings on a shared VM are noisy. Needs valgrind; about 10 minutes.
+bench-instructions: $(STAMP)
+	@command -v valgrind >/dev/null 2>&1 || { echo "bench-instructions needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+	$(PY) -m bench.instructions
 
 clean:
 	rm -rf $(VENV) .venv-compat-* .mypy_cache .ruff_cache .hypothesis

@@ -157,28 +157,31 @@ async def no_op() -> None:
     """A FastAPI dependency that does nothing: the floor of resolving any dependency."""
 
 
-def _resolver() -> Resolver:
+def cached_resolver() -> Resolver:
+    """A resolver on a StaticSource with the bench customer already cached."""
     resolver = Resolver(StaticSource({CUSTOMER: FEATURES}), MemoryCache())
     resolver.features(CUSTOMER)
     return resolver
 
 
-def _entitlegate(rules: dict[str, str]) -> Middleware:
-    return Middleware(EntitlementMiddleware, resolver=_resolver(), customer=customer, rules=rules)
+def entitlegate_middleware(rules: dict[str, str]) -> Middleware:
+    """EntitlementMiddleware on a cached resolver, with ``rules``."""
+    return Middleware(EntitlementMiddleware, resolver=cached_resolver(), customer=customer, rules=rules)
 
 
 def make_app(*, gated: bool) -> Starlette:
     """A Starlette app serving ``/pro``; gated, it has the middleware with a rule for ``/pro``."""
-    middleware = [_entitlegate({"/pro": FEATURE})] if gated else []
+    middleware = [entitlegate_middleware({"/pro": FEATURE})] if gated else []
     return Starlette(routes=[Route("/pro", view)], middleware=middleware)
 
 
-def _starlette(middleware: Sequence[Middleware], endpoint: Callable[[Request], Awaitable[Response]]) -> Starlette:
+def starlette_app(middleware: Sequence[Middleware], endpoint: Callable[[Request], Awaitable[Response]]) -> Starlette:
+    """A Starlette app serving ``endpoint`` at ``/pro`` behind ``middleware``."""
     return Starlette(routes=[Route("/pro", endpoint)], middleware=list(middleware))
 
 
 def _fastapi(dependencies: Sequence[Any]) -> FastAPI:
-    app = FastAPI(middleware=[_entitlegate({})])
+    app = FastAPI(middleware=[entitlegate_middleware({})])
 
     @app.get("/pro", dependencies=list(dependencies), response_class=PlainTextResponse)
     async def pro() -> str:
@@ -195,10 +198,10 @@ def run(*, quick: bool = False) -> list[Row]:
     try:
 
         def requests(app: Any) -> Callable[[int], object]:
-            return _requests(loop, app)
+            return requests_of(loop, app)
 
         # Endpoints behind @requires_feature need the middleware (no rule: the decorator loads).
-        beneath = [_entitlegate({})]
+        beneath = [entitlegate_middleware({})]
         return (
             overhead_rows(
                 "Starlette, raw ASGI call",
@@ -210,18 +213,24 @@ def run(*, quick: bool = False) -> list[Row]:
             )
             + added_cost_rows(
                 "Starlette raw call, a middleware",
-                requests(_starlette([], view)),
+                requests(starlette_app([], view)),
                 [
-                    ("a pass-through ASGI middleware", requests(_starlette([Middleware(PassThrough)], view))),
+                    ("a pass-through ASGI middleware", requests(starlette_app([Middleware(PassThrough)], view))),
                     (
                         "a hand-written ASGI middleware (the customer, then `ahas_feature`)",
-                        requests(_starlette([Middleware(HandWrittenGate, resolver=_resolver(), prefix="/pro")], view)),
+                        requests(
+                            starlette_app(
+                                [Middleware(HandWrittenGate, resolver=cached_resolver(), prefix="/pro")], view
+                            )
+                        ),
                     ),
                     (
                         "a hand-written ASGI middleware that keeps its answer in a copy of the scope's state "
                         "(once per request, as `request.state.entitlements` promises)",
                         requests(
-                            _starlette([Middleware(HandWrittenMemoGate, resolver=_resolver(), prefix="/pro")], view)
+                            starlette_app(
+                                [Middleware(HandWrittenMemoGate, resolver=cached_resolver(), prefix="/pro")], view
+                            )
                         ),
                     ),
                 ],
@@ -233,18 +242,18 @@ def run(*, quick: bool = False) -> list[Row]:
             )
             + added_cost_rows(
                 "Starlette endpoint, a decorator",
-                requests(_starlette(beneath, view)),
+                requests(starlette_app(beneath, view)),
                 [
                     (
                         "an empty async decorator (`functools.wraps`)",
-                        requests(_starlette(beneath, empty_decorator(view))),
+                        requests(starlette_app(beneath, empty_decorator(view))),
                     ),
                     (
                         "a hand-written check (the customer, then `ahas_feature`, in a decorator)",
-                        requests(_starlette(beneath, hand_written_gate(_resolver())(view))),
+                        requests(starlette_app(beneath, hand_written_gate(cached_resolver())(view))),
                     ),
                 ],
-                requests(_starlette(beneath, requires_feature(FEATURE)(view))),
+                requests(starlette_app(beneath, requires_feature(FEATURE)(view))),
                 number=number,
                 rounds=rounds,
                 goal_us=GOAL_DECORATOR_US,
@@ -264,7 +273,8 @@ def run(*, quick: bool = False) -> list[Row]:
         loop.close()
 
 
-def _requests(loop: asyncio.AbstractEventLoop, app: Any) -> Callable[[int], object]:
+def requests_of(loop: asyncio.AbstractEventLoop, app: Any) -> Callable[[int], object]:
+    """A batch runner of ``count`` raw ASGI requests for ``/pro`` into ``app`` (checked once to answer 200)."""
     sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

@@ -152,7 +152,17 @@ class Entitlements:
         self = _new(cls)
         self.resolver = resolver = lookup.resolver
         self._lookup = self._of = self._limits = None
-        customer = self._customer = _find(lookup, of)
+        find = lookup.customer  # _find, inlined: a Python call fewer on every gated request
+        try:
+            found = find() if of is _UNSET else find(of)
+        except lookup.reraise:
+            raise
+        except Exception as error:
+            customer_failed(lookup.where, error)
+            found = None
+        customer = self._customer = (
+            found if type(found) is str and found and found == found.strip() else read_customer(found, lookup.where)
+        )
         if customer is None:
             self._answer = _EMPTY
         else:

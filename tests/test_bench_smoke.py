@@ -5,6 +5,9 @@ No timing is asserted here: only that each section runs to the end and reports i
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from bench.__main__ import main
@@ -144,3 +147,13 @@ def test_report_names_the_command_and_the_machine(report: str) -> None:
 )
 def test_the_scale_section_reports_its_rows(report: str, measurement: str) -> None:
     assert f"| {measurement} |" in report
+
+
+def test_every_instruction_count_target_runs_and_is_let_through() -> None:
+    # make bench-instructions runs each target under callgrind; here each runs a few times
+    # without it, in a child (Django's settings belong to a whole process), raising if a gate
+    # or a floor refused its request.
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "--run", "all", "3"], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, child.stderr
