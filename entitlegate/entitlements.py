@@ -273,17 +273,26 @@ class Entitlements:
         answer = self._answer
         if answer is None:
             answer = self._at_hand()
-        if answer is None:
-            customer = self._customer
-            if customer is _UNSET:  # an async lookup: _at_hand could not make it
-                customer = await self.acustomer()
-                answer = _EMPTY if customer is None else self.resolver.cached_features(customer)
             if answer is None:
-                try:
-                    answer = await self.resolver.afeatures(customer)  # type: ignore[arg-type]  # a str here
-                except SourceUnavailable as error:
-                    answer = error
-            self._answer = answer
+                answer = await self._awaited_answer()
+        return answer
+
+    async def _awaited_answer(self) -> frozenset[str] | SourceUnavailable:
+        # What _at_hand could not answer: an async lookup, or a miss. Asked once, and kept.
+        customer = self._customer
+        found: frozenset[str] | None = None
+        if customer is _UNSET:
+            customer = await self.acustomer()
+            found = _EMPTY if customer is None else self.resolver.cached_features(customer)
+        answer: frozenset[str] | SourceUnavailable
+        if found is not None:
+            answer = found
+        else:
+            try:
+                answer = await self.resolver.afeatures(customer)  # type: ignore[arg-type]  # a str here
+            except SourceUnavailable as error:
+                answer = error
+        self._answer = answer
         return answer
 
     def _at_hand(self) -> frozenset[str] | None:
@@ -357,7 +366,7 @@ class Entitlements:
         if answer is None:
             answer = self._at_hand()  # a hit, without awaiting a coroutine
             if answer is None:
-                answer = await self.aanswer()  # finds the customer first: one await for both
+                answer = await self._awaited_answer()  # finds the customer first: one await for both
         customer = self._customer
         if customer is None:
             return _NO_CUSTOMER
